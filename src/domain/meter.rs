@@ -1,0 +1,176 @@
+//! Meter value normalisation: any measurand, unit, multiplier, phase and
+//! context becomes a `Sample` in integer milli-units of a base unit.
+
+use super::model::{Sample, SignedMeter};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+pub const ENERGY_IMPORT: &str = "Energy.Active.Import.Register";
+
+/// A sampled value as either OCPP version delivers it, before normalisation.
+#[derive(Debug, Clone)]
+pub struct RawSample {
+    pub value: String,
+    pub measurand: Option<String>,
+    pub phase: Option<String>,
+    pub context: Option<String>,
+    pub location: Option<String>,
+    pub unit: Option<String>,
+    /// 2.0.1 `unitOfMeasure.multiplier` (power of ten).
+    pub multiplier: i32,
+    /// 1.6 `format == SignedData`: `value` is the signed blob itself.
+    pub value_is_signed: bool,
+    pub signed: Option<SignedMeter>,
+    pub raw: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{field}: {reason}")]
+pub struct SampleError {
+    pub field: String,
+    pub reason: String,
+}
+
+/// Normalise one sampled value. `index` names the value in error messages.
+pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, SampleError> {
+    let measurand = s.measurand.unwrap_or_else(|| ENERGY_IMPORT.to_string());
+    let unit_in = s.unit.unwrap_or_else(|| default_unit(&measurand).to_string());
+    let (unit, scale) = base_unit(&unit_in);
+    let value_milli = if s.value_is_signed {
+        0
+    } else {
+        let v = parse_number(&s.value).ok_or_else(|| SampleError {
+            field: format!("{index}.value"),
+            reason: format!("{:?} is not a number", s.value),
+        })?;
+        let factor = Decimal::from(scale) * pow10(s.multiplier) * Decimal::from(1000);
+        (v * factor).round().try_into().map_err(|_| SampleError {
+            field: format!("{index}.value"),
+            reason: format!("{:?} is out of range", s.value),
+        })?
+    };
+    let signed = if s.value_is_signed {
+        Some(SignedMeter { data: s.value, signing_method: None, encoding_method: None, public_key: None })
+    } else {
+        s.signed
+    };
+    Ok(Sample {
+        t,
+        measurand,
+        phase: s.phase,
+        context: s.context.unwrap_or_else(|| "Sample.Periodic".into()),
+        location: s.location.unwrap_or_else(|| "Outlet".into()),
+        unit: unit.to_string(),
+        value_milli,
+        raw: s.raw,
+        signed,
+    })
+}
+
+fn parse_number(s: &str) -> Option<Decimal> {
+    let s = s.trim();
+    Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
+}
+
+fn pow10(exp: i32) -> Decimal {
+    let mut d = Decimal::ONE;
+    let ten = Decimal::from(10);
+    for _ in 0..exp.unsigned_abs().min(20) {
+        d = if exp >= 0 { d * ten } else { d / ten };
+    }
+    d
+}
+
+/// OCPP defaults the unit to Wh whatever the measurand; nobody means Wh for
+/// a current, so the default follows the measurand.
+fn default_unit(measurand: &str) -> &'static str {
+    match measurand.split('.').next().unwrap_or("") {
+        "Energy" if measurand.contains("Reactive") => "varh",
+        "Energy" => "Wh",
+        "Power" if measurand.starts_with("Power.Factor") => "",
+        "Power" if measurand.contains("Reactive") => "var",
+        "Power" => "W",
+        "Current" => "A",
+        "Voltage" => "V",
+        "SoC" => "Percent",
+        "Frequency" => "Hz",
+        "Temperature" => "Celsius",
+        "RPM" => "RPM",
+        _ => "",
+    }
+}
+
+/// Map a unit to its base unit and the factor to get there.
+fn base_unit(unit: &str) -> (&str, i64) {
+    match unit {
+        "kWh" => ("Wh", 1000),
+        "kW" => ("W", 1000),
+        "kvarh" => ("varh", 1000),
+        "kvar" => ("var", 1000),
+        "kVA" => ("VA", 1000),
+        other => (other, 1),
+    }
+}
+
+/// The total (phase-less) import register among `samples`, in Wh.
+pub fn energy_register_wh(samples: &[Sample]) -> Option<i64> {
+    samples
+        .iter()
+        .filter(|s| s.measurand == ENERGY_IMPORT && s.signed.is_none() && s.unit == "Wh")
+        .filter(|s| s.phase.is_none() || s.phase.as_deref() == Some("N"))
+        .filter(|s| s.location != "EV")
+        .map(|s| s.value_milli.div_euclid(1000))
+        .next_back()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(value: &str, measurand: Option<&str>, unit: Option<&str>, mult: i32) -> RawSample {
+        RawSample {
+            value: value.into(),
+            measurand: measurand.map(Into::into),
+            phase: None,
+            context: None,
+            location: None,
+            unit: unit.map(Into::into),
+            multiplier: mult,
+            value_is_signed: false,
+            signed: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn units_and_multipliers_normalise_to_milli_base_units() {
+        let t = Utc::now();
+        let s = normalise(t, raw("12.3456", None, Some("kWh"), 0), "v").unwrap();
+        assert_eq!((s.unit.as_str(), s.value_milli), ("Wh", 12_345_600));
+        let s = normalise(t, raw("7.4", Some("Power.Active.Import"), Some("kW"), 0), "v").unwrap();
+        assert_eq!((s.unit.as_str(), s.value_milli), ("W", 7_400_000));
+        let s = normalise(t, raw("16", Some("Current.Import"), None, 0), "v").unwrap();
+        assert_eq!((s.unit.as_str(), s.value_milli), ("A", 16_000));
+        let s = normalise(t, raw("15", None, Some("Wh"), 3), "v").unwrap();
+        assert_eq!(s.value_milli, 15_000_000, "2.0.1 multiplier 3 means kWh");
+        let s = normalise(t, raw("1.5e3", None, None, 0), "v").unwrap();
+        assert_eq!(s.value_milli, 1_500_000);
+        assert_eq!(energy_register_wh(&[s]), Some(1500));
+    }
+
+    #[test]
+    fn garbage_values_name_the_field() {
+        let e = normalise(Utc::now(), raw("12,5", None, None, 0), "meterValue[0].sampledValue[1]").unwrap_err();
+        assert_eq!(e.field, "meterValue[0].sampledValue[1].value");
+    }
+
+    #[test]
+    fn signed_values_keep_the_blob() {
+        let mut r = raw("OCMF|{}|{}", None, None, 0);
+        r.value_is_signed = true;
+        let s = normalise(Utc::now(), r, "v").unwrap();
+        assert_eq!(s.signed.unwrap().data, "OCMF|{}|{}");
+        assert_eq!(s.value_milli, 0);
+    }
+}

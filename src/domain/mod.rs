@@ -1,0 +1,11 @@
+//! The version-neutral domain model: chargers, connectors, tokens, sites,
+//! sessions and meter samples, plus the pure rules over them (authorization,
+//! meter normalisation, session lifecycle). Nothing here reads a clock, a
+//! socket or a file: time and state come in as arguments.
+
+pub mod auth;
+pub mod meter;
+pub mod model;
+pub mod session;
+
+pub use model::*;
