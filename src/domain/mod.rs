@@ -4,8 +4,10 @@
 //! socket or a file: time and state come in as arguments.
 
 pub mod auth;
+pub mod message;
 pub mod meter;
 pub mod model;
+pub mod password;
 pub mod session;
 
 pub use model::*;

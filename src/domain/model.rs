@@ -2,7 +2,7 @@ use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// The OCPP dialect a charger speaks on its current (or last) connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Protocol {
     #[serde(rename = "ocpp1.6")]
     V16,
@@ -243,7 +243,12 @@ pub enum ClosedBy {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ChargerTxRef {
     /// 1.6: the StartTransaction content identifies a retry.
-    V16 { connector: u32, timestamp: DateTime<Utc>, meter_start: i64, id_tag: String },
+    V16 {
+        connector: u32,
+        timestamp: DateTime<Utc>,
+        meter_start: i64,
+        id_tag: String,
+    },
     /// 2.0.1: the charger's own transactionId.
     V201 { transaction_id: String },
 }
@@ -252,11 +257,18 @@ impl ChargerTxRef {
     /// Key of the idempotency index, scoped to one charger.
     pub fn index_key(&self, charger: &str) -> String {
         match self {
-            ChargerTxRef::V16 { connector, timestamp, meter_start, id_tag } => format!(
+            ChargerTxRef::V16 {
+                connector,
+                timestamp,
+                meter_start,
+                id_tag,
+            } => format!(
                 "{charger}\u{1f}16\u{1f}{connector}\u{1f}{}\u{1f}{meter_start}\u{1f}{id_tag}",
                 timestamp.timestamp_millis()
             ),
-            ChargerTxRef::V201 { transaction_id } => format!("{charger}\u{1f}201\u{1f}{transaction_id}"),
+            ChargerTxRef::V201 { transaction_id } => {
+                format!("{charger}\u{1f}201\u{1f}{transaction_id}")
+            }
         }
     }
 }
@@ -374,4 +386,3 @@ pub enum Direction {
     In,
     Out,
 }
-

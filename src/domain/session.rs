@@ -42,7 +42,14 @@ pub struct TxMessage {
 }
 
 /// Open a new session from a message that starts (or first mentions) it.
-pub fn open(id: u64, charger: &str, msg: &TxMessage, tx_ref: ChargerTxRef, auth: AuthStatus, now: DateTime<Utc>) -> Session {
+pub fn open(
+    id: u64,
+    charger: &str,
+    msg: &TxMessage,
+    tx_ref: ChargerTxRef,
+    auth: AuthStatus,
+    now: DateTime<Utc>,
+) -> Session {
     let mut s = Session {
         id,
         charger: charger.to_string(),
@@ -113,7 +120,9 @@ pub fn apply(s: &mut Session, msg: &TxMessage, now: DateTime<Utc>) -> bool {
 /// sample must not roll the last reading back.
 pub fn add_samples(s: &mut Session, samples: &[Sample]) {
     s.samples += samples.len() as u64;
-    let Some(last_t) = samples.iter().map(|x| x.t).max() else { return };
+    let Some(last_t) = samples.iter().map(|x| x.t).max() else {
+        return;
+    };
     if let Some(wh) = energy_register_wh(samples) {
         if s.meter_start_wh.is_none() {
             s.meter_start_wh = Some(wh);
@@ -128,7 +137,10 @@ pub fn add_samples(s: &mut Session, samples: &[Sample]) {
 }
 
 fn end_by_charger(s: &mut Session, msg: &TxMessage, now: DateTime<Utc>) {
-    let stop_wh = msg.meter_wh.or_else(|| energy_register_wh(&msg.samples)).or(s.meter_last_wh);
+    let stop_wh = msg
+        .meter_wh
+        .or_else(|| energy_register_wh(&msg.samples))
+        .or(s.meter_last_wh);
     if let Some(ClosedBy::Inference { evidence }) = &s.closed_by {
         s.notes.push(format!(
             "{now}: the charger's own stop ({} at {}) replaced the inferred end ({evidence}; {} Wh at {})",
@@ -160,9 +172,12 @@ pub fn close_by_inference(s: &mut Session, evidence: &str, now: DateTime<Utc>) {
     s.stopped_at = Some(end);
     s.meter_stop_wh = s.meter_last_wh;
     s.stop_reason = Some("Inferred".into());
-    s.closed_by = Some(ClosedBy::Inference { evidence: evidence.to_string() });
+    s.closed_by = Some(ClosedBy::Inference {
+        evidence: evidence.to_string(),
+    });
     s.suspect_since = None;
-    s.notes.push(format!("{now}: closed by inference: {evidence}"));
+    s.notes
+        .push(format!("{now}: closed by inference: {evidence}"));
 }
 
 #[cfg(test)]
@@ -194,7 +209,9 @@ mod tests {
 
     fn session() -> Session {
         let m = msg(TxPhase::Started, 0, Some(1000), Some(0));
-        let r = ChargerTxRef::V201 { transaction_id: "x".into() };
+        let r = ChargerTxRef::V201 {
+            transaction_id: "x".into(),
+        };
         open(1, "CP1", &m, r, AuthStatus::Accepted, t(0))
     }
 
@@ -206,7 +223,11 @@ mod tests {
         close_by_inference(&mut s, "connector available after reboot", t(40));
         assert_eq!(s.stopped_at, Some(t(30)));
         assert_eq!(s.energy_wh(), 4000);
-        assert!(apply(&mut s, &msg(TxPhase::Ended, 35, Some(5600), Some(9)), t(50)));
+        assert!(apply(
+            &mut s,
+            &msg(TxPhase::Ended, 35, Some(5600), Some(9)),
+            t(50)
+        ));
         assert_eq!(s.closed_by, Some(ClosedBy::Charger));
         assert_eq!(s.stopped_at, Some(t(35)));
         assert_eq!(s.energy_wh(), 4600);
@@ -224,7 +245,15 @@ mod tests {
     #[test]
     fn duplicate_seq_no_is_not_applied_twice() {
         let mut s = session();
-        assert!(apply(&mut s, &msg(TxPhase::Updated, 5, None, Some(1)), t(5)));
-        assert!(!apply(&mut s, &msg(TxPhase::Updated, 5, None, Some(1)), t(6)));
+        assert!(apply(
+            &mut s,
+            &msg(TxPhase::Updated, 5, None, Some(1)),
+            t(5)
+        ));
+        assert!(!apply(
+            &mut s,
+            &msg(TxPhase::Updated, 5, None, Some(1)),
+            t(6)
+        ));
     }
 }

@@ -1,0 +1,365 @@
+use super::{Ctx, output};
+use crate::control::client::ClientError;
+use crate::control::proto::{ChargerAdd, Request};
+use crate::domain::message::Command;
+use clap::{Subcommand, ValueEnum};
+use serde_json::Value;
+
+#[derive(Subcommand)]
+pub enum ChargerCmd {
+    /// Register a charger so it is Accepted when it boots.
+    #[command(
+        after_help = "Example:\n  voltyard charger add CP-001 --max-current 32 --phases 3 --password 's3cret-pass'"
+    )]
+    Add {
+        id: String,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        circuit: Option<String>,
+        /// Per-phase current limit of the charger, in A.
+        #[arg(long, value_name = "A")]
+        max_current: Option<u32>,
+        #[arg(long, value_parser = ["1", "3"])]
+        phases: Option<String>,
+        #[arg(long, value_parser = ["L1L2L3", "L2L3L1", "L3L1L2"])]
+        phase_rotation: Option<String>,
+        /// HTTP Basic password the charger must present (security profile 1).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List chargers with their connection and connector states.
+    #[command(after_help = "Example:\n  voltyard charger list --json")]
+    List,
+    /// Show one charger.
+    #[command(after_help = "Example:\n  voltyard charger show CP-001")]
+    Show { id: String },
+    /// Accept a pending charger.
+    #[command(after_help = "Example:\n  voltyard charger accept CP-NEW-7")]
+    Accept { id: String },
+    /// Forget a charger.
+    #[command(after_help = "Example:\n  voltyard charger remove CP-001")]
+    Remove { id: String },
+    /// Reset a charger (soft by default).
+    #[command(after_help = "Example:\n  voltyard charger reset CP-001 --hard")]
+    Reset {
+        id: String,
+        #[arg(long)]
+        hard: bool,
+    },
+    /// Unlock a connector.
+    #[command(after_help = "Example:\n  voltyard charger unlock CP-001 --connector 1")]
+    Unlock {
+        id: String,
+        /// Connector (1.6) or EVSE (2.0.1) number.
+        #[arg(long)]
+        connector: u32,
+        /// Connector within the EVSE (2.0.1).
+        #[arg(long, default_value_t = 1)]
+        connector_id: u32,
+    },
+    /// Ask a charger to send a message now (OCPP name, e.g. StatusNotification).
+    #[command(
+        after_help = "Example:\n  voltyard charger trigger CP-001 StatusNotification --connector 1"
+    )]
+    Trigger {
+        id: String,
+        message: String,
+        #[arg(long)]
+        connector: Option<u32>,
+    },
+    /// Make a charger or connector operative or inoperative.
+    #[command(
+        after_help = "Example:\n  voltyard charger availability CP-001 inoperative --connector 2"
+    )]
+    Availability {
+        id: String,
+        state: AvailabilityState,
+        #[arg(long)]
+        connector: Option<u32>,
+    },
+    /// Read or change configuration (2.0.1 keys are Component.Variable).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Show the raw OCPP frames of a charger.
+    #[command(
+        after_help = "Examples:\n  voltyard charger logs CP-001 --since 10m\n  voltyard charger logs CP-001 --follow"
+    )]
+    Logs {
+        id: String,
+        /// RFC 3339 time or a duration ago such as 15m, 2h, 1day.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Keep printing new frames as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AvailabilityState {
+    Operative,
+    Inoperative,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Read configuration keys (all keys on 1.6 when none are given).
+    #[command(
+        after_help = "Examples:\n  voltyard charger config get CP-001 HeartbeatInterval\n  voltyard charger config get CP-201 OCPPCommCtrlr.HeartbeatInterval --json"
+    )]
+    Get { id: String, keys: Vec<String> },
+    /// Change one configuration key.
+    #[command(
+        after_help = "Examples:\n  voltyard charger config set CP-001 HeartbeatInterval 120\n  voltyard charger config set CP-201 OCPPCommCtrlr.HeartbeatInterval 120"
+    )]
+    Set {
+        id: String,
+        key: String,
+        value: String,
+    },
+}
+
+const COLUMNS: &[(&str, &str)] = &[
+    ("ID", "/id"),
+    ("STATUS", "/status"),
+    ("CONNECTED", "/connected"),
+    ("PROTOCOL", "/protocol"),
+    ("VENDOR", "/vendor"),
+    ("MODEL", "/model"),
+    ("FIRMWARE", "/firmware"),
+    ("LAST SEEN", "/last_seen"),
+];
+
+pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
+    let command = |id: String, command: Command| Request::ChargerCommand { id, command };
+    match cmd {
+        ChargerCmd::Add {
+            id,
+            site,
+            circuit,
+            max_current,
+            phases,
+            phase_rotation,
+            password,
+        } => {
+            let phases = phases.and_then(|p| p.parse().ok());
+            let v = ctx
+                .call(Request::ChargerAdd(ChargerAdd {
+                    id: id.clone(),
+                    site,
+                    circuit,
+                    max_current,
+                    phases,
+                    phase_rotation,
+                    password,
+                }))
+                .await?;
+            output::done(ctx, &v, &format!("charger {id} registered"));
+        }
+        ChargerCmd::List => {
+            let v = ctx.call(Request::ChargerList).await?;
+            if ctx.json {
+                output::json(&v);
+            } else {
+                let mut rows = v.clone();
+                for row in rows.as_array_mut().into_iter().flatten() {
+                    row["conn"] = Value::String(connectors(row));
+                }
+                let mut cols = COLUMNS.to_vec();
+                cols.insert(4, ("CONNECTORS", "/conn"));
+                output::table(ctx, &rows, &cols);
+            }
+        }
+        ChargerCmd::Show { id } => {
+            let mut v = ctx.call(Request::ChargerShow { id }).await?;
+            if !ctx.json {
+                v["connectors"] = Value::String(connectors(&v));
+            }
+            output::object(
+                ctx,
+                &v,
+                &[
+                    "id",
+                    "status",
+                    "connected",
+                    "protocol",
+                    "vendor",
+                    "model",
+                    "serial",
+                    "firmware",
+                    "site",
+                    "circuit",
+                    "max_current",
+                    "phases",
+                    "phase_rotation",
+                    "password",
+                    "connectors",
+                    "last_seen",
+                    "last_boot",
+                    "connected_since",
+                ],
+            );
+        }
+        ChargerCmd::Accept { id } => {
+            let v = ctx.call(Request::ChargerAccept { id: id.clone() }).await?;
+            output::done(ctx, &v, &format!("charger {id} accepted"));
+        }
+        ChargerCmd::Remove { id } => {
+            let v = ctx.call(Request::ChargerRemove { id: id.clone() }).await?;
+            output::done(ctx, &v, &format!("charger {id} removed"));
+        }
+        ChargerCmd::Reset { id, hard } => {
+            result(ctx, ctx.call(command(id, Command::Reset { hard })).await?)
+        }
+        ChargerCmd::Unlock {
+            id,
+            connector,
+            connector_id,
+        } => result(
+            ctx,
+            ctx.call(command(
+                id,
+                Command::Unlock {
+                    evse: connector,
+                    connector: connector_id,
+                },
+            ))
+            .await?,
+        ),
+        ChargerCmd::Trigger {
+            id,
+            message,
+            connector,
+        } => result(
+            ctx,
+            ctx.call(command(
+                id,
+                Command::Trigger {
+                    message,
+                    evse: connector,
+                },
+            ))
+            .await?,
+        ),
+        ChargerCmd::Availability {
+            id,
+            state,
+            connector,
+        } => {
+            let operative = matches!(state, AvailabilityState::Operative);
+            result(
+                ctx,
+                ctx.call(command(
+                    id,
+                    Command::Availability {
+                        operative,
+                        evse: connector,
+                    },
+                ))
+                .await?,
+            )
+        }
+        ChargerCmd::Config(ConfigCmd::Get { id, keys }) => {
+            let v = ctx.call(command(id, Command::GetConfig { keys })).await?;
+            if ctx.json {
+                output::json(&v);
+            } else {
+                output::table(
+                    ctx,
+                    &v["entries"],
+                    &[
+                        ("KEY", "/key"),
+                        ("VALUE", "/value"),
+                        ("READONLY", "/readonly"),
+                        ("STATUS", "/status"),
+                    ],
+                );
+                if let Some(unknown) = v["unknown"].as_array().filter(|u| !u.is_empty()) {
+                    println!(
+                        "unknown keys: {}",
+                        output::cell(Some(&Value::Array(unknown.clone())))
+                    );
+                }
+            }
+        }
+        ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => result(
+            ctx,
+            ctx.call(command(id, Command::SetConfig { key, value }))
+                .await?,
+        ),
+        ChargerCmd::Logs {
+            id,
+            since,
+            limit,
+            follow,
+        } => {
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let req = Request::ChargerLogs {
+                id,
+                since,
+                limit,
+                follow,
+            };
+            let mut client = ctx.client().await?;
+            let history = client.call(req).await?;
+            for entry in history.as_array().into_iter().flatten() {
+                print_frame(ctx, entry);
+            }
+            while follow {
+                let item = client.next_item().await?;
+                print_frame(ctx, &serde_json::to_value(item.journal).unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn connectors(v: &Value) -> String {
+    v["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["evse"].as_u64() != Some(0))
+        .map(|c| format!("{}:{}", c["evse"], c["status"].as_str().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn result(ctx: &Ctx, v: Value) {
+    let status = v
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("Accepted");
+    output::done(ctx, &v, status);
+}
+
+fn print_frame(ctx: &Ctx, e: &Value) {
+    if ctx.json {
+        println!("{e}");
+    } else {
+        let arrow = if e["dir"] == "in" { "<-" } else { "->" };
+        println!(
+            "{} {arrow} {}",
+            e["t"].as_str().unwrap_or("?"),
+            e["frame"].as_str().unwrap_or("")
+        );
+    }
+}
+
+/// "15m" / "2h" ago, or an RFC 3339 time.
+pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, ClientError> {
+    if let Some(t) = crate::ocpp::parse_time(s) {
+        return Ok(t);
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        ClientError::Api(crate::control::proto::ApiError::new(
+            crate::control::proto::ErrorKind::Invalid,
+            format!("--since: {s:?} is neither an RFC 3339 time nor a duration like 15m ({e})"),
+        ))
+    })?;
+    let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+    Ok(chrono::Utc::now() - d)
+}

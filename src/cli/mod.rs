@@ -1,0 +1,233 @@
+//! The command line: parse, call the control API, print a table or JSON.
+//! Exit codes: 0 success, 1 refused or failed, 2 bad usage, 3 no server.
+
+mod charger;
+mod output;
+mod session;
+mod site;
+mod token;
+
+use crate::control::client::{Client, ClientError};
+use crate::control::proto::{ErrorKind, Request};
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "voltyard",
+    version,
+    about = "A complete Charge Point Management System in one binary",
+    after_help = "Examples:\n  voltyard serve --listen 0.0.0.0:9000 --data-dir /var/lib/voltyard\n  voltyard charger add CP-001\n  voltyard --json charger list\n  voltyard session list --json"
+)]
+pub struct Cli {
+    /// Data directory of the server to use (holds the database and control.sock).
+    #[arg(long, global = true, env = "VOLTYARD_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of a table (also accepted after the verb).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server: OCPP endpoint, store and control socket.
+    #[command(
+        after_help = "Example:\n  voltyard serve --listen 0.0.0.0:9000 --data-dir ./voltyard-data\n\nChargers connect to ws://HOST:PORT/ocpp/{chargePointId} with subprotocol ocpp1.6 or ocpp2.0.1."
+    )]
+    Serve {
+        /// Address to listen on [default: 0.0.0.0:9000].
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// TOML file with server settings (see docs/configuration.md).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Chargers: register, accept, inspect and command them.
+    #[command(subcommand)]
+    Charger(charger::ChargerCmd),
+    /// Tokens (RFID cards, vehicle ids, contracts, app users).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Charging sessions: list, inspect, remote start and stop.
+    #[command(subcommand)]
+    Session(session::SessionCmd),
+    /// Sites: time zone and access policy.
+    #[command(subcommand)]
+    Site(site::SiteCmd),
+    /// Server health: version, connected chargers, commits.
+    #[command(after_help = "Example:\n  voltyard status --json")]
+    Status,
+    /// Recent notable events: boots, faults, inferred session ends, orphan stops.
+    #[command(after_help = "Example:\n  voltyard events --limit 20")]
+    Events {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// The demo: a server with simulated chargers (arrives with the simulator).
+    Demo,
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  voltyard completions bash > /etc/bash_completion.d/voltyard"
+    )]
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Entry point for `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let data_dir = cli.data_dir.clone();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.cmd {
+        Cmd::Serve { listen, config } => {
+            init_logging();
+            match runtime.block_on(serve(listen, config, data_dir)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "voltyard",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Cmd::Demo => {
+            eprintln!(
+                "The demo (simulated chargers and cars) arrives with the simulator.\n\
+                 Meanwhile: `voltyard serve` and point a charger at ws://HOST:9000/ocpp/<id>; see README.md."
+            );
+            ExitCode::SUCCESS
+        }
+        cmd => {
+            let ctx = Ctx {
+                socket: data_dir
+                    .unwrap_or_else(|| PathBuf::from("voltyard-data"))
+                    .join("control.sock"),
+                json,
+            };
+            match runtime.block_on(run(&ctx, cmd)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let code = exit_code(&e);
+                    eprintln!("error: {e}");
+                    if let ClientError::Api(api) = &e
+                        && let Some(r) = &api.result
+                        && json
+                    {
+                        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+                    }
+                    ExitCode::from(code)
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Unreachable { .. } => 3,
+        ClientError::Api(api) if api.kind == ErrorKind::Invalid => 2,
+        _ => 1,
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOLTYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(
+    listen: Option<SocketAddr>,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut cfg = match &config {
+        Some(path) => crate::config::ServerConfig::load(path)?,
+        None => crate::config::ServerConfig::default(),
+    };
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    crate::server::run(cfg).await
+}
+
+pub(crate) struct Ctx {
+    socket: PathBuf,
+    json: bool,
+}
+
+impl Ctx {
+    async fn call(&self, req: Request) -> Result<Value, ClientError> {
+        Client::connect(&self.socket).await?.call(req).await
+    }
+    async fn client(&self) -> Result<Client, ClientError> {
+        Client::connect(&self.socket).await
+    }
+}
+
+async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
+    match cmd {
+        Cmd::Charger(c) => charger::run(ctx, c).await,
+        Cmd::Token(c) => token::run(ctx, c).await,
+        Cmd::Session(c) => session::run(ctx, c).await,
+        Cmd::Site(c) => site::run(ctx, c).await,
+        Cmd::Status => {
+            let v = ctx.call(Request::Status).await?;
+            output::object(
+                ctx,
+                &v,
+                &[
+                    "version",
+                    "listen",
+                    "data_dir",
+                    "chargers_connected",
+                    "commits",
+                ],
+            );
+            Ok(())
+        }
+        Cmd::Events { limit } => {
+            let v = ctx.call(Request::Events { limit }).await?;
+            output::table(
+                ctx,
+                &v,
+                &[
+                    ("TIME", "/t"),
+                    ("CHARGER", "/charger"),
+                    ("KIND", "/kind"),
+                    ("DETAIL", "/detail"),
+                ],
+            );
+            Ok(())
+        }
+        Cmd::Serve { .. } | Cmd::Completions { .. } | Cmd::Demo => Ok(()),
+    }
+}

@@ -1,0 +1,124 @@
+//! `serve` settings: defaults, then the `--config` TOML file, then flags.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownChargers {
+    /// Let them connect; they boot as Pending until `charger accept`.
+    Pending,
+    /// Refuse the WebSocket handshake (HTTP 404).
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub unknown_chargers: UnknownChargers,
+    /// Interval given to chargers in BootNotification.
+    pub heartbeat_interval_s: u32,
+    /// WebSocket ping period.
+    pub ping_interval_s: u64,
+    /// A connection with no frame (pong included) for this long is dead.
+    pub idle_timeout_s: u64,
+    /// Largest OCPP message processed; larger ones get a CALLERROR.
+    pub max_message_bytes: usize,
+    /// How long a charger may take to answer one of our CALLs.
+    pub call_timeout_s: u64,
+    pub handshake_timeout_s: u64,
+    pub backlog: i32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            data_dir: PathBuf::from("voltyard-data"),
+            unknown_chargers: UnknownChargers::Pending,
+            heartbeat_interval_s: 300,
+            ping_interval_s: 30,
+            idle_timeout_s: 90,
+            max_message_bytes: 64 * 1024,
+            call_timeout_s: 60,
+            handshake_timeout_s: 10,
+            backlog: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Parse { path: PathBuf, err: toml::de::Error },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.into(),
+            err,
+        })?;
+        let cfg: ServerConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.into(),
+            err,
+        })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.ping_interval_s == 0 {
+            return bad("ping_interval_s", "must be at least 1");
+        }
+        if self.idle_timeout_s <= self.ping_interval_s {
+            return bad(
+                "idle_timeout_s",
+                "must be longer than ping_interval_s, or live connections would be dropped",
+            );
+        }
+        if self.max_message_bytes < 1024 {
+            return bad("max_message_bytes", "must be at least 1024");
+        }
+        if self.call_timeout_s == 0 || self.heartbeat_interval_s == 0 {
+            return bad(
+                "call_timeout_s",
+                "timeouts and intervals must be at least 1 s",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_s)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_s)
+    }
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.call_timeout_s)
+    }
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_s)
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("voltyard.redb")
+    }
+    pub fn control_socket(&self) -> PathBuf {
+        self.data_dir.join("control.sock")
+    }
+}

@@ -1,0 +1,298 @@
+//! Request and response types, shared by both ends of the control socket.
+
+use crate::domain::message::{Command, CommandResult};
+use crate::domain::{
+    Access, AuthStatus, Charger, ChargerTxRef, ClosedBy, ConnectorStatus, JournalEntry, Protocol,
+    Registration, Sample, Session, SessionStatus, TokenKind,
+};
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version; bumped on an incompatible change.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    ChargerList,
+    ChargerShow {
+        id: String,
+    },
+    ChargerAdd(ChargerAdd),
+    ChargerAccept {
+        id: String,
+    },
+    ChargerRemove {
+        id: String,
+    },
+    /// A command sent to the charger over OCPP.
+    ChargerCommand {
+        id: String,
+        command: Command,
+    },
+    ChargerLogs {
+        id: String,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+        follow: bool,
+    },
+    TokenList,
+    TokenAdd(TokenAdd),
+    TokenBlock {
+        uid: String,
+        blocked: bool,
+    },
+    TokenRemove {
+        uid: String,
+    },
+    SiteList,
+    SiteAdd {
+        name: String,
+        timezone: String,
+        access: Access,
+    },
+    SiteAllow {
+        name: String,
+        groups: Vec<String>,
+        days: Vec<Weekday>,
+        from: Option<NaiveTime>,
+        to: Option<NaiveTime>,
+    },
+    SiteClearRules {
+        name: String,
+    },
+    SessionList {
+        charger: Option<String>,
+        status: Option<SessionStatus>,
+        limit: Option<usize>,
+    },
+    SessionShow {
+        id: u64,
+    },
+    SessionStart {
+        charger: String,
+        token: String,
+        evse: Option<u32>,
+    },
+    SessionStop {
+        id: u64,
+    },
+    Events {
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChargerAdd {
+    pub id: String,
+    pub site: Option<String>,
+    pub circuit: Option<String>,
+    pub max_current: Option<u32>,
+    pub phases: Option<u8>,
+    pub phase_rotation: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenAdd {
+    pub uid: String,
+    pub kind: TokenKind,
+    pub group: Option<String>,
+    pub expires: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+}
+
+/// One response line: `{"ok": true, "result": …}` or `{"ok": false,
+/// "error": {"kind", "message"}}`. A streaming request (`follow`) is then
+/// followed by `{"journal": …}` lines until the client hangs up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamItem {
+    pub journal: JournalEntry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request itself is wrong (bad field): CLI exit 2.
+    Invalid,
+    NotFound,
+    Conflict,
+    NotConnected,
+    /// The charger answered, but not with Accepted.
+    Rejected,
+    Timeout,
+    Busy,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The charger's answer, when it refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<CommandResult>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+            result: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub version: String,
+    pub api: u32,
+    pub listen: String,
+    pub data_dir: String,
+    pub chargers_connected: usize,
+    pub commits: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub evse: u32,
+    pub connector: u32,
+    pub status: ConnectorStatus,
+    pub error_code: Option<String>,
+    pub info: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A charger as the operator sees it: stored record plus live connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChargerView {
+    pub id: String,
+    pub status: Registration,
+    pub connected: bool,
+    pub protocol: Option<Protocol>,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub firmware: Option<String>,
+    pub site: String,
+    pub circuit: Option<String>,
+    pub max_current: Option<u32>,
+    pub phases: u8,
+    pub phase_rotation: String,
+    pub password: bool,
+    pub connectors: Vec<ConnectorView>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub last_boot: Option<DateTime<Utc>>,
+    pub connected_since: Option<DateTime<Utc>>,
+}
+
+impl ChargerView {
+    pub fn new(c: Charger, live: Option<crate::ocpp::registry::Live>) -> Self {
+        ChargerView {
+            status: c.registration,
+            connected: live.is_some(),
+            protocol: live.as_ref().map(|l| l.protocol).or(c.protocol),
+            last_seen: live.as_ref().map(|l| l.last_seen).or(c.last_seen),
+            connected_since: live.map(|l| l.since),
+            password: c.password_hash.is_some(),
+            connectors: c
+                .connectors
+                .into_iter()
+                .map(|k| ConnectorView {
+                    evse: k.evse,
+                    connector: k.connector,
+                    status: k.status,
+                    error_code: k.error_code,
+                    info: k.info,
+                    updated_at: (k.updated_at > DateTime::<Utc>::MIN_UTC).then_some(k.updated_at),
+                })
+                .collect(),
+            id: c.id,
+            vendor: c.vendor,
+            model: c.model,
+            serial: c.serial,
+            firmware: c.firmware,
+            site: c.site,
+            circuit: c.circuit,
+            max_current: c.max_current,
+            phases: c.phases,
+            phase_rotation: c.phase_rotation,
+            last_boot: c.last_boot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: u64,
+    pub charger: String,
+    pub evse: u32,
+    pub connector: u32,
+    pub token: Option<String>,
+    pub auth: AuthStatus,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub energy_wh: i64,
+    pub status: SessionStatus,
+    pub meter_start_wh: Option<i64>,
+    pub meter_stop_wh: Option<i64>,
+    pub stop_reason: Option<String>,
+    pub closed_by: Option<ClosedBy>,
+    /// The charger's own transaction id (2.0.1), or ours (1.6).
+    pub transaction_id: String,
+    pub suspect_since: Option<DateTime<Utc>>,
+    pub offline: bool,
+    pub samples: u64,
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter_values: Option<Vec<Sample>>,
+}
+
+impl SessionView {
+    pub fn new(s: Session, meter_values: Option<Vec<Sample>>) -> Self {
+        SessionView {
+            energy_wh: s.energy_wh(),
+            transaction_id: match &s.tx_ref {
+                ChargerTxRef::V16 { .. } => s.id.to_string(),
+                ChargerTxRef::V201 { transaction_id } => transaction_id.clone(),
+            },
+            id: s.id,
+            charger: s.charger,
+            evse: s.evse,
+            connector: s.connector,
+            token: s.token,
+            auth: s.auth,
+            started_at: s.started_at,
+            stopped_at: s.stopped_at,
+            status: s.status,
+            meter_start_wh: s.meter_start_wh,
+            meter_stop_wh: s.meter_stop_wh,
+            stop_reason: s.stop_reason,
+            closed_by: s.closed_by,
+            suspect_since: s.suspect_since,
+            offline: s.offline,
+            samples: s.samples,
+            notes: s.notes,
+            meter_values,
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The server side of the control socket. Each client connection is its
+//! own task; a slow client only ever slows itself.
+
+use super::proto::*;
+use crate::domain::message::{Command, CommandResult};
+use crate::domain::{AccessRule, Charger, Registration, Site, Token};
+use crate::server::Shared;
+use crate::store::{AdminOp, AdminResult, SessionFilter, StoreError};
+use chrono::Utc;
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// Largest request line accepted.
+const MAX_LINE: usize = 1 << 20;
+
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another voltyard server is already using {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client(stream, shared).await {
+                        tracing::debug!("control client: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("control accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines)
+            .take(MAX_LINE as u64)
+            .read_line(&mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let reply = match serde_json::from_str::<Envelope>(&line) {
+            Ok(env) if env.v != VERSION => Err(ApiError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "control API version {} is not supported (server speaks {VERSION}); use the matching voltyard binary",
+                    env.v
+                ),
+            )),
+            Ok(Envelope {
+                request:
+                    Request::ChargerLogs {
+                        id,
+                        since,
+                        limit,
+                        follow: true,
+                    },
+                ..
+            }) => {
+                return follow_logs(&shared, &id, since, limit, &mut write).await;
+            }
+            Ok(env) => handle(&shared, env.request).await,
+            Err(e) => Err(ApiError::new(
+                ErrorKind::Invalid,
+                format!("bad request: {e}"),
+            )),
+        };
+        write_line(&mut write, &to_reply(reply)).await?;
+    }
+}
+
+fn to_reply(r: Result<Value, ApiError>) -> Reply {
+    match r {
+        Ok(result) => Reply {
+            ok: true,
+            result: Some(result),
+            error: None,
+        },
+        Err(error) => Reply {
+            ok: false,
+            result: None,
+            error: Some(error),
+        },
+    }
+}
+
+async fn write_line<T: serde::Serialize>(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    v: &T,
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(v).map_err(std::io::Error::other)?;
+    text.push('\n');
+    w.write_all(text.as_bytes()).await
+}
+
+async fn follow_logs(
+    shared: &Shared,
+    id: &str,
+    since: Option<chrono::DateTime<Utc>>,
+    limit: usize,
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    // Subscribe before reading history so no frame falls between the two.
+    let mut feed = shared.store.subscribe_journal();
+    let history = shared
+        .store
+        .journal(id, since, 0, limit)
+        .map_err(std::io::Error::other)?;
+    let last = history.last().map_or(0, |j| j.seq);
+    write_line(w, &to_reply(Ok(json!(history)))).await?;
+    loop {
+        match feed.recv().await {
+            Ok(j) if j.charger == id && j.seq > last => {
+                write_line(w, &StreamItem { journal: j }).await?
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!("log follower lagged by {n} frames");
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::new(ErrorKind::Internal, e.to_string())
+}
+
+fn admin_result(r: AdminResult) -> Result<Value, ApiError> {
+    match r {
+        AdminResult::Done => Ok(json!({})),
+        AdminResult::Charger(Some(c)) => Ok(json!(ChargerView::new(*c, None))),
+        AdminResult::Charger(None) => Err(ApiError::new(ErrorKind::NotFound, "no such charger")),
+        AdminResult::NotFound(m) => Err(ApiError::new(ErrorKind::NotFound, m)),
+        AdminResult::Conflict(m) => Err(ApiError::new(ErrorKind::Conflict, m)),
+    }
+}
+
+async fn admin(shared: &Shared, op: AdminOp) -> Result<Value, ApiError> {
+    admin_result(shared.store.admin(op, Utc::now()).await.map_err(internal)?)
+}
+
+fn view(shared: &Shared, c: Charger) -> ChargerView {
+    let live = shared.registry.live(&c.id);
+    ChargerView::new(c, live)
+}
+
+async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
+    if shared.store.charger(id).map_err(internal)?.is_none() {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no charger {id}"),
+        ));
+    }
+    // The connection enforces the call timeout; this bound only covers a queue.
+    let wait = shared.config.call_timeout() * 2 + std::time::Duration::from_secs(5);
+    let result = shared.registry.call(id, cmd, wait).await.map_err(|e| {
+        use crate::ocpp::registry::CallError as C;
+        let kind = match &e {
+            C::NotConnected(_) | C::Closed => ErrorKind::NotConnected,
+            C::Busy(_) => ErrorKind::Busy,
+            C::Timeout(_) => ErrorKind::Timeout,
+            C::Remote { .. } => ErrorKind::Rejected,
+            C::Invalid(_) => ErrorKind::Invalid,
+        };
+        ApiError::new(kind, e.to_string())
+    })?;
+    if result.accepted() {
+        Ok(result)
+    } else {
+        let status = match &result {
+            CommandResult::Status { status, .. } => status.clone(),
+            _ => "not accepted".into(),
+        };
+        Err(ApiError {
+            kind: ErrorKind::Rejected,
+            message: format!("charger {id} answered {status}"),
+            result: Some(result),
+        })
+    }
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorKind::Invalid, format!("{field}: {reason}"))
+}
+
+async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
+    let store = &shared.store;
+    match req {
+        Request::Status => Ok(json!(ServerStatus {
+            version: env!("CARGO_PKG_VERSION").into(),
+            api: VERSION,
+            listen: shared.config.listen.to_string(),
+            data_dir: shared.config.data_dir.display().to_string(),
+            chargers_connected: shared.registry.connected(),
+            commits: store.commits(),
+        })),
+        Request::ChargerList => {
+            let list: Vec<ChargerView> = store
+                .chargers()
+                .map_err(internal)?
+                .into_iter()
+                .map(|c| view(shared, c))
+                .collect();
+            Ok(json!(list))
+        }
+        Request::ChargerShow { id } => match store.charger(&id).map_err(internal)? {
+            Some(c) => Ok(json!(view(shared, c))),
+            None => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no charger {id}"),
+            )),
+        },
+        Request::ChargerAdd(a) => {
+            let now = Utc::now();
+            let mut c = Charger::new(&a.id, Registration::Accepted, now);
+            if !a.id.chars().all(|ch| ch.is_ascii_graphic() && ch != '/')
+                || a.id.is_empty()
+                || a.id.len() > 48
+            {
+                return Err(invalid(
+                    "id",
+                    "1 to 48 printable ASCII characters without '/'",
+                ));
+            }
+            if let Some(site) = a.site {
+                c.site = site;
+            }
+            c.circuit = a.circuit;
+            c.max_current = a.max_current;
+            if let Some(p) = a.phases {
+                if p != 1 && p != 3 {
+                    return Err(invalid("phases", "must be 1 or 3"));
+                }
+                c.phases = p;
+            }
+            if let Some(r) = a.phase_rotation {
+                if !["L1L2L3", "L2L3L1", "L3L1L2"].contains(&r.as_str()) {
+                    return Err(invalid(
+                        "phase_rotation",
+                        "must be L1L2L3, L2L3L1 or L3L1L2",
+                    ));
+                }
+                c.phase_rotation = r;
+            }
+            if let Some(pw) = a.password {
+                if pw.len() < 8 {
+                    return Err(invalid("password", "must be at least 8 characters"));
+                }
+                let mut salt = [0u8; 16];
+                getrandom::fill(&mut salt)
+                    .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+                c.password_hash = Some(crate::domain::password::hash(&pw, &salt));
+            }
+            admin(shared, AdminOp::ChargerAdd(Box::new(c))).await
+        }
+        Request::ChargerAccept { id } => {
+            let r = admin(
+                shared,
+                AdminOp::SetRegistration {
+                    id: id.clone(),
+                    registration: Registration::Accepted,
+                },
+            )
+            .await?;
+            // A connected pending charger re-boots now instead of at its retry interval.
+            if shared.registry.live(&id).is_some() {
+                let cmd = Command::Trigger {
+                    message: "BootNotification".into(),
+                    evse: None,
+                };
+                if let Err(e) = shared
+                    .registry
+                    .call(&id, cmd, shared.config.call_timeout())
+                    .await
+                {
+                    tracing::info!(charger = id, "could not trigger a boot after accept: {e}");
+                }
+            }
+            Ok(r)
+        }
+        Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
+        Request::ChargerCommand { id, command: cmd } => {
+            command(shared, &id, cmd).await.map(|r| json!(r))
+        }
+        Request::ChargerLogs {
+            id, since, limit, ..
+        } => {
+            if store.charger(&id).map_err(internal)?.is_none() {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no charger {id}"),
+                ));
+            }
+            Ok(json!(
+                store.journal(&id, since, 0, limit).map_err(internal)?
+            ))
+        }
+        Request::TokenList => Ok(json!(store.tokens().map_err(internal)?)),
+        Request::TokenAdd(t) => {
+            if t.uid.is_empty() || t.uid.len() > 36 {
+                return Err(invalid("uid", "must be 1 to 36 characters (OCPP IdToken)"));
+            }
+            let token = Token {
+                uid: t.uid,
+                kind: t.kind,
+                group: t.group,
+                blocked: false,
+                expires: t.expires,
+                note: t.note,
+                created_at: Utc::now(),
+            };
+            admin(shared, AdminOp::TokenAdd(token)).await
+        }
+        Request::TokenBlock { uid, blocked } => {
+            admin(shared, AdminOp::TokenBlocked { uid, blocked }).await
+        }
+        Request::TokenRemove { uid } => admin(shared, AdminOp::TokenRemove { uid }).await,
+        Request::SiteList => Ok(json!(store.sites().map_err(internal)?)),
+        Request::SiteAdd {
+            name,
+            timezone,
+            access,
+        } => {
+            if timezone.parse::<chrono_tz::Tz>().is_err() {
+                return Err(invalid(
+                    "timezone",
+                    format!("{timezone:?} is not an IANA time zone such as Europe/Berlin"),
+                ));
+            }
+            admin(
+                shared,
+                AdminOp::SiteAdd(Site {
+                    name,
+                    timezone,
+                    access,
+                    rules: vec![],
+                    created_at: Utc::now(),
+                }),
+            )
+            .await
+        }
+        Request::SiteAllow {
+            name,
+            groups,
+            days,
+            from,
+            to,
+        } => {
+            if from.is_some() != to.is_some() {
+                return Err(invalid("window", "give both ends, e.g. 08:00-18:00"));
+            }
+            admin(
+                shared,
+                AdminOp::SiteRule {
+                    site: name,
+                    rule: Some(AccessRule {
+                        groups,
+                        days,
+                        from,
+                        to,
+                    }),
+                },
+            )
+            .await
+        }
+        Request::SiteClearRules { name } => {
+            admin(
+                shared,
+                AdminOp::SiteRule {
+                    site: name,
+                    rule: None,
+                },
+            )
+            .await
+        }
+        Request::SessionList {
+            charger,
+            status,
+            limit,
+        } => {
+            let f = SessionFilter {
+                charger,
+                status,
+                limit,
+            };
+            let list: Vec<SessionView> = store
+                .sessions(&f)
+                .map_err(internal)?
+                .into_iter()
+                .map(|s| SessionView::new(s, None))
+                .collect();
+            Ok(json!(list))
+        }
+        Request::SessionShow { id } => match store.session(id).map_err(internal)? {
+            Some(s) => {
+                let samples = store.samples(id).map_err(internal)?;
+                Ok(json!(SessionView::new(s, Some(samples))))
+            }
+            None => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no session {id}"),
+            )),
+        },
+        Request::SessionStart {
+            charger,
+            token,
+            evse,
+        } => {
+            let remote_start_id = (Utc::now().timestamp_millis() % i64::from(i32::MAX)).max(1);
+            let cmd = Command::RemoteStart {
+                token,
+                evse,
+                remote_start_id,
+            };
+            command(shared, &charger, cmd).await.map(|r| json!(r))
+        }
+        Request::SessionStop { id } => {
+            let Some(s) = store.session(id).map_err(internal)? else {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no session {id}"),
+                ));
+            };
+            if s.status != crate::domain::SessionStatus::Active {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("session {id} has already ended"),
+                ));
+            }
+            let charger = s.charger.clone();
+            command(
+                shared,
+                &charger,
+                Command::RemoteStop {
+                    session: Box::new(s),
+                },
+            )
+            .await
+            .map(|r| json!(r))
+        }
+        Request::Events { limit } => Ok(json!(store.events(limit).map_err(internal)?)),
+    }
+}

@@ -1,0 +1,153 @@
+//! Version-neutral messages: what a charger told us (`Inbound`), what we
+//! answer (`Reply`), and what the operator asks a charger to do (`Command`).
+
+use super::model::{AuthStatus, ConnectorStatus, Registration, Sample, Session};
+use super::session::TxMessage;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    Boot {
+        vendor: String,
+        model: String,
+        serial: Option<String>,
+        firmware: Option<String>,
+        reason: Option<String>,
+    },
+    Heartbeat,
+    Authorize {
+        token: String,
+    },
+    Status {
+        evse: u32,
+        connector: u32,
+        status: ConnectorStatus,
+        error_code: Option<String>,
+        info: Option<String>,
+        t: DateTime<Utc>,
+    },
+    /// Meter values outside a transaction (site or charger meters).
+    Meter {
+        evse: u32,
+        samples: Vec<Sample>,
+    },
+    Tx(TxMessage),
+    /// Anything we record and acknowledge without acting on it yet
+    /// (firmware, diagnostics, log and security notifications, DataTransfer, reports).
+    Notice {
+        kind: String,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Boot {
+        status: Registration,
+        interval: u32,
+        now: DateTime<Utc>,
+    },
+    Heartbeat {
+        now: DateTime<Utc>,
+    },
+    Auth {
+        status: AuthStatus,
+    },
+    TxStarted {
+        session: u64,
+        auth: AuthStatus,
+    },
+    /// Transaction message acknowledged; `auth` when it carried a token.
+    Tx {
+        auth: Option<AuthStatus>,
+    },
+    Ack,
+}
+
+/// An operator's request to a charger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+pub enum Command {
+    Reset {
+        hard: bool,
+    },
+    Unlock {
+        evse: u32,
+        connector: u32,
+    },
+    Trigger {
+        message: String,
+        evse: Option<u32>,
+    },
+    GetConfig {
+        keys: Vec<String>,
+    },
+    SetConfig {
+        key: String,
+        value: String,
+    },
+    RemoteStart {
+        token: String,
+        evse: Option<u32>,
+        remote_start_id: i64,
+    },
+    RemoteStop {
+        session: Box<Session>,
+    },
+    Availability {
+        operative: bool,
+        evse: Option<u32>,
+    },
+    GetTransactionStatus {
+        transaction_id: String,
+    },
+}
+
+/// A charger's answer to a `Command`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CommandResult {
+    /// Accepted / Rejected / NotSupported / RebootRequired / Unlocked ...
+    Status {
+        status: String,
+        accepted: bool,
+        detail: Option<String>,
+    },
+    Config {
+        entries: Vec<ConfigEntry>,
+        unknown: Vec<String>,
+        accepted: bool,
+    },
+    TransactionStatus {
+        ongoing: Option<bool>,
+        messages_in_queue: bool,
+        accepted: bool,
+    },
+}
+
+impl CommandResult {
+    pub fn accepted(&self) -> bool {
+        match self {
+            CommandResult::Status { accepted, .. }
+            | CommandResult::Config { accepted, .. }
+            | CommandResult::TransactionStatus { accepted, .. } => *accepted,
+        }
+    }
+    pub fn status(status: &str, accepted_when: &[&str]) -> Self {
+        CommandResult::Status {
+            status: status.to_string(),
+            accepted: accepted_when.contains(&status),
+            detail: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub value: Option<String>,
+    pub readonly: bool,
+    /// 2.0.1 attribute status when not Accepted.
+    pub status: Option<String>,
+}

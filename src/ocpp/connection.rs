@@ -1,0 +1,393 @@
+//! One task per connected charger: reads frames, answers CALLs after their
+//! effect is durable, sends our CALLs one at a time, keeps the socket alive
+//! and notices when it is dead.
+
+use super::frame::{self, ErrorCode, Frame, FrameError};
+use super::registry::{CallError, CallRequest, Registration};
+use super::schema::{self, Part};
+use crate::domain::Protocol;
+use crate::domain::message::{Command, CommandResult};
+use crate::domain::{Direction, message::Inbound};
+use crate::server::Shared;
+use crate::store::AdminOp;
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+struct Pending {
+    id: String,
+    action: &'static str,
+    req: CallRequest,
+    deadline: Instant,
+}
+
+/// Journal at most this much of an oversized frame.
+const JOURNAL_CLIP: usize = 1024;
+
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    charger: String,
+    proto: Protocol,
+    shared: Arc<Shared>,
+    reg: Registration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let cfg = &shared.config;
+    let (mut sink, mut stream) = ws.split();
+    let Registration {
+        generation,
+        mut calls,
+        mut replaced,
+        last_seen,
+    } = reg;
+    let mut queue: VecDeque<CallRequest> = VecDeque::new();
+    let mut pending: Option<Pending> = None;
+    let mut next_id: u64 = 0;
+    let mut ping = tokio::time::interval(cfg.ping_interval());
+    ping.reset();
+    let mut idle_deadline = Instant::now() + cfg.idle_timeout();
+    let close_reason;
+
+    loop {
+        if pending.is_none()
+            && let Some(req) = queue.pop_front()
+        {
+            match super::encode_command(proto, &req.cmd) {
+                Ok((action, payload)) => {
+                    next_id += 1;
+                    let id = format!("vy{next_id}");
+                    let text = frame::call(&id, action, &payload);
+                    shared
+                        .store
+                        .record_frame(&charger, Direction::Out, text.clone(), Utc::now());
+                    if sink.send(Message::text(text)).await.is_err() {
+                        let _ = req.reply.send(Err(CallError::Closed));
+                        close_reason = "send failed";
+                        break;
+                    }
+                    pending = Some(Pending {
+                        id,
+                        action,
+                        req,
+                        deadline: Instant::now() + cfg.call_timeout(),
+                    });
+                }
+                Err(e) => {
+                    let _ = req.reply.send(Err(CallError::Invalid(e)));
+                }
+            }
+            continue;
+        }
+        let call_deadline = pending.as_ref().map(|p| p.deadline);
+        tokio::select! {
+            msg = stream.next() => {
+                let now = Utc::now();
+                last_seen.store(now.timestamp_millis(), Ordering::Relaxed);
+                idle_deadline = Instant::now() + cfg.idle_timeout();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let outcome = handle_text(text.as_str(), &charger, proto, &shared, &mut pending).await;
+                        for f in outcome.followups {
+                            queue.push_back(f);
+                        }
+                        if let Some(reply) = outcome.reply {
+                            shared.store.record_frame(&charger, Direction::Out, reply.clone(), Utc::now());
+                            if sink.send(Message::text(reply)).await.is_err() {
+                                close_reason = "send failed";
+                                break;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        tracing::debug!(charger, "binary frame ignored: OCPP-J is text only");
+                    }
+                    Some(Ok(Message::Close(_))) | None => { close_reason = "closed by charger"; break; }
+                    Some(Ok(_)) => {} // ping (auto-answered), pong, raw frames
+                    Some(Err(e)) => {
+                        tracing::info!(charger, "websocket error: {e}");
+                        close_reason = "websocket error";
+                        break;
+                    }
+                }
+            }
+            Some(req) = calls.recv() => queue.push_back(req),
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    close_reason = "ping failed";
+                    break;
+                }
+            }
+            _ = sleep_until(idle_deadline) => {
+                tracing::info!(charger, "no frame for {:?}; closing dead connection", cfg.idle_timeout());
+                close_reason = "idle timeout";
+                break;
+            }
+            _ = sleep_until(call_deadline.unwrap_or_else(Instant::now)), if call_deadline.is_some() => {
+                if let Some(p) = pending.take() {
+                    let _ = p.req.reply.send(Err(CallError::Timeout(cfg.call_timeout().as_secs())));
+                }
+            }
+            _ = &mut replaced => {
+                let _ = sink.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Policy,
+                    reason: "replaced by a newer connection".into(),
+                }))).await;
+                close_reason = "replaced";
+                break;
+            }
+        }
+    }
+
+    tracing::info!(charger, reason = close_reason, "disconnected");
+    shared.registry.unregister(&charger, generation);
+    if let Some(p) = pending {
+        let _ = p.req.reply.send(Err(CallError::Closed));
+    }
+    for req in queue {
+        let _ = req.reply.send(Err(CallError::Closed));
+    }
+    let seen = chrono::DateTime::from_timestamp_millis(last_seen.load(Ordering::Relaxed))
+        .unwrap_or_else(Utc::now);
+    let _ = shared
+        .store
+        .admin(
+            AdminOp::Disconnected {
+                id: charger,
+                last_seen: seen,
+            },
+            Utc::now(),
+        )
+        .await;
+}
+
+#[derive(Default)]
+struct Handled {
+    reply: Option<String>,
+    followups: Vec<CallRequest>,
+}
+
+async fn handle_text(
+    text: &str,
+    charger: &str,
+    proto: Protocol,
+    shared: &Arc<Shared>,
+    pending: &mut Option<Pending>,
+) -> Handled {
+    let now = Utc::now();
+    let limit = shared.config.max_message_bytes;
+    if text.len() > limit {
+        let mut clipped: String = text.chars().take(JOURNAL_CLIP).collect();
+        clipped.push_str(&format!("… ({} bytes, clipped)", text.len()));
+        shared
+            .store
+            .record_frame(charger, Direction::In, clipped, now);
+        let id = frame::sniff_id(text).unwrap_or_else(|| "-1".into());
+        let desc = format!(
+            "message of {} bytes exceeds this server's limit of {limit} bytes",
+            text.len()
+        );
+        return Handled {
+            reply: Some(frame::error(
+                proto,
+                &id,
+                ErrorCode::Formation,
+                &desc,
+                json!({}),
+            )),
+            ..Default::default()
+        };
+    }
+    let parsed = frame::parse(text);
+    let (id, action, payload) = match parsed {
+        Ok(Frame::Call {
+            id,
+            action,
+            payload,
+        }) => (id, action, payload),
+        Ok(Frame::Result { id, payload }) => {
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now);
+            complete(pending, &id, proto, Ok(payload));
+            return Handled::default();
+        }
+        Ok(Frame::Error {
+            id,
+            code,
+            description,
+            ..
+        }) => {
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now);
+            complete(
+                pending,
+                &id,
+                proto,
+                Err(CallError::Remote { code, description }),
+            );
+            return Handled::default();
+        }
+        Err(e) => {
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now);
+            return Handled {
+                reply: frame_error_reply(proto, &e),
+                ..Default::default()
+            };
+        }
+    };
+    let inbound = match super::decode_call(proto, &action, &payload, now) {
+        Ok(i) => i,
+        Err(rej) => {
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now);
+            return Handled {
+                reply: Some(frame::error(
+                    proto,
+                    &id,
+                    rej.code,
+                    &rej.description,
+                    json!({}),
+                )),
+                ..Default::default()
+            };
+        }
+    };
+    let is_boot = matches!(inbound, Inbound::Boot { .. });
+    let hb = shared.config.heartbeat_interval_s;
+    match shared
+        .store
+        .inbound(charger, text.to_string(), now, inbound, hb)
+        .await
+    {
+        Ok(Ok(outcome)) => {
+            let payload = super::encode_reply(proto, &action, &outcome.reply);
+            let mut followups = Vec::new();
+            for (cmd, session) in outcome.followups {
+                followups.push(evidence_call(shared.clone(), cmd, session));
+            }
+            if is_boot {
+                tracing::info!(charger, "boot answered");
+            }
+            Handled {
+                reply: Some(frame::result(&id, &payload)),
+                followups,
+            }
+        }
+        Ok(Err(rej)) => Handled {
+            reply: Some(frame::error(
+                proto,
+                &id,
+                rej.code,
+                &rej.description,
+                json!({}),
+            )),
+            ..Default::default()
+        },
+        Err(e) => {
+            tracing::error!(charger, "store failed: {e}");
+            let desc =
+                "the server could not store this message; nothing was acknowledged, please retry";
+            Handled {
+                reply: Some(frame::error(
+                    proto,
+                    &id,
+                    ErrorCode::InternalError,
+                    desc,
+                    json!({}),
+                )),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// A follow-up call whose answer is evidence about an open session.
+fn evidence_call(shared: Arc<Shared>, cmd: Command, session: u64) -> CallRequest {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let is_status = matches!(cmd, Command::GetTransactionStatus { .. });
+    tokio::spawn(async move {
+        let Ok(Ok(CommandResult::TransactionStatus {
+            ongoing: Some(false),
+            messages_in_queue: false,
+            ..
+        })) = rx.await
+        else {
+            return;
+        };
+        if is_status {
+            let evidence = "after a reboot the charger reported the transaction is no longer ongoing and has no queued messages".to_string();
+            let _ = shared
+                .store
+                .admin(AdminOp::InferEnd { session, evidence }, Utc::now())
+                .await;
+        }
+    });
+    CallRequest { cmd, reply }
+}
+
+fn complete(
+    pending: &mut Option<Pending>,
+    id: &str,
+    proto: Protocol,
+    result: Result<Value, CallError>,
+) {
+    if pending.as_ref().is_none_or(|p| p.id != id) {
+        tracing::debug!(
+            id,
+            "answer to a call that is not outstanding (late or unknown); ignored"
+        );
+        return;
+    }
+    let Some(p) = pending.take() else { return };
+    let outcome = result.and_then(|payload| {
+        schema::validate(proto, p.action, Part::Response, &payload).map_err(|v| {
+            CallError::Invalid(format!(
+                "charger answered {} with an invalid payload: {v}",
+                p.action
+            ))
+        })?;
+        Ok(super::decode_result(proto, &p.req.cmd, &payload))
+    });
+    let _ = p.req.reply.send(outcome);
+}
+
+/// The answer to a frame that is not a valid CALL/CALLRESULT/CALLERROR.
+fn frame_error_reply(proto: Protocol, e: &FrameError) -> Option<String> {
+    match e {
+        FrameError::Malformed { id, reason } => {
+            let id = id.clone().unwrap_or_else(|| "-1".into());
+            let code = if id == "-1" {
+                ErrorCode::RpcFrameworkError
+            } else {
+                ErrorCode::Formation
+            };
+            Some(frame::error(proto, &id, code, reason, json!({})))
+        }
+        // 1.6 says to ignore unknown message types; 2.0.1 names an error for them.
+        FrameError::UnknownType {
+            id: Some(id),
+            type_id,
+        } if proto == Protocol::V201 => Some(frame::error(
+            proto,
+            id,
+            ErrorCode::MessageTypeNotSupported,
+            &format!("message type {type_id} is not supported"),
+            json!({}),
+        )),
+        FrameError::UnknownType { .. } => None,
+    }
+}

@@ -1,0 +1,266 @@
+//! The OCPP-J edge: framing, schema validation, the 1.6 and 2.0.1
+//! translations to the domain model, and the WebSocket connections.
+
+pub mod connection;
+pub mod frame;
+pub mod listener;
+pub mod registry;
+pub mod schema;
+pub mod v16;
+pub mod v201;
+
+use crate::domain::Protocol;
+use crate::domain::message::{Command, CommandResult, Inbound, Reply};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use frame::ErrorCode;
+use schema::{Part, Violation, ViolationKind};
+use serde_json::Value;
+
+/// What a charger-initiated CALL turned into.
+#[derive(Debug)]
+pub enum Decoded {
+    Inbound(Inbound),
+    /// A known action this server does not support (yet): NotSupported.
+    Unsupported,
+    /// A known action of this version that a charger does not send (it is
+    /// one the CSMS sends): NotSupported too.
+    NotOurs,
+}
+
+/// A CALL we answer with a CALLERROR.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code:?}: {description}")]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            description: description.into(),
+        }
+    }
+    pub fn formation(detail: &str) -> Self {
+        Rejection::new(ErrorCode::Formation, detail)
+    }
+    pub fn property(field: &str, reason: &str) -> Self {
+        Rejection::new(
+            ErrorCode::PropertyConstraintViolation,
+            format!("{field}: {reason}"),
+        )
+    }
+}
+
+impl From<Violation> for Rejection {
+    fn from(v: Violation) -> Self {
+        let code = match v.kind {
+            ViolationKind::Formation => ErrorCode::Formation,
+            ViolationKind::Type => ErrorCode::TypeConstraintViolation,
+            ViolationKind::Occurrence => ErrorCode::Occurrence,
+            ViolationKind::Property => ErrorCode::PropertyConstraintViolation,
+        };
+        Rejection::new(code, v.to_string())
+    }
+}
+
+/// Validate and decode a charger-initiated CALL.
+pub fn decode_call(
+    proto: Protocol,
+    action: &str,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Inbound, Rejection> {
+    if !schema::knows(proto, action) {
+        return Err(Rejection::new(
+            ErrorCode::NotImplemented,
+            format!("unknown action {action:?} for {proto}"),
+        ));
+    }
+    schema::validate(proto, action, Part::Request, payload)?;
+    let decoded = match proto {
+        Protocol::V16 => v16::decode(action, payload, now)?,
+        Protocol::V201 => v201::decode(action, payload)?,
+    };
+    match decoded {
+        Decoded::Inbound(i) => Ok(i),
+        Decoded::Unsupported => Err(Rejection::new(
+            ErrorCode::NotSupported,
+            format!("{action} is not supported by this server yet"),
+        )),
+        Decoded::NotOurs => Err(Rejection::new(
+            ErrorCode::NotSupported,
+            format!("{action} is sent by the CSMS, not by a charger"),
+        )),
+    }
+}
+
+pub fn encode_reply(proto: Protocol, action: &str, reply: &Reply) -> Value {
+    match proto {
+        Protocol::V16 => v16::encode_reply(action, reply),
+        Protocol::V201 => v201::encode_reply(action, reply),
+    }
+}
+
+/// Turn a command into a CALL (action, payload), checked against the schema
+/// so an operator's typo is refused before it reaches the charger.
+pub fn encode_command(proto: Protocol, cmd: &Command) -> Result<(&'static str, Value), String> {
+    let (action, payload) = match proto {
+        Protocol::V16 => v16::encode_command(cmd)?,
+        Protocol::V201 => v201::encode_command(cmd)?,
+    };
+    schema::validate(proto, action, Part::Request, &payload)
+        .map_err(|v| format!("{action} {v}"))?;
+    Ok((action, payload))
+}
+
+pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
+    match proto {
+        Protocol::V16 => v16::decode_result(cmd, payload),
+        Protocol::V201 => v201::decode_result(cmd, payload),
+    }
+}
+
+/// RFC 3339; a timestamp without offset (seen on real chargers) is taken as UTC.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_with_and_without_offset() {
+        assert!(parse_time("2026-01-01T10:00:00+01:00").is_some());
+        assert_eq!(
+            parse_time("2026-01-01T10:00:00"),
+            parse_time("2026-01-01T10:00:00Z")
+        );
+        assert!(parse_time("2026-13-01T10:00:00Z").is_none());
+    }
+
+    #[test]
+    fn every_ack_reply_validates_against_its_response_schema() {
+        let now = Utc::now();
+        for proto in [Protocol::V16, Protocol::V201] {
+            for action in [
+                "DataTransfer",
+                "NotifyEVChargingNeeds",
+                "NotifyEVChargingSchedule",
+                "NotifyReport",
+                "StatusNotification",
+                "FirmwareStatusNotification",
+                "SecurityEventNotification",
+                "DiagnosticsStatusNotification",
+                "MeterValues",
+                "LogStatusNotification",
+                "NotifyEvent",
+            ] {
+                if !schema::knows(proto, action) {
+                    continue;
+                }
+                let payload = encode_reply(proto, action, &Reply::Ack);
+                schema::validate(proto, action, Part::Response, &payload)
+                    .unwrap_or_else(|e| panic!("{proto} {action}: {e}"));
+            }
+            for (action, reply) in [
+                (
+                    "BootNotification",
+                    Reply::Boot {
+                        status: crate::domain::Registration::Pending,
+                        interval: 30,
+                        now,
+                    },
+                ),
+                ("Heartbeat", Reply::Heartbeat { now }),
+                (
+                    "Authorize",
+                    Reply::Auth {
+                        status: crate::domain::AuthStatus::NotAtThisTime,
+                    },
+                ),
+            ] {
+                let payload = encode_reply(proto, action, &reply);
+                schema::validate(proto, action, Part::Response, &payload)
+                    .unwrap_or_else(|e| panic!("{proto} {action}: {e}"));
+            }
+        }
+        let p = encode_reply(
+            Protocol::V16,
+            "StartTransaction",
+            &Reply::TxStarted {
+                session: 7,
+                auth: crate::domain::AuthStatus::Accepted,
+            },
+        );
+        schema::validate(Protocol::V16, "StartTransaction", Part::Response, &p).unwrap();
+        let p = encode_reply(
+            Protocol::V201,
+            "TransactionEvent",
+            &Reply::Tx {
+                auth: Some(crate::domain::AuthStatus::Accepted),
+            },
+        );
+        schema::validate(Protocol::V201, "TransactionEvent", Part::Response, &p).unwrap();
+    }
+
+    #[test]
+    fn decode_classifies_unknown_and_unsupported_actions() {
+        let now = Utc::now();
+        let e = decode_call(Protocol::V16, "FlyToTheMoon", &json!({}), now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotImplemented);
+        let e = decode_call(Protocol::V16, "Reset", &json!({"type": "Hard"}), now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotSupported);
+        let e =
+            decode_call(Protocol::V201, "SignCertificate", &json!({"csr": "x"}), now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotSupported);
+        let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
+        let e = decode_call(Protocol::V16, "MeterValues", &mv, now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
+        assert!(
+            e.description
+                .contains("meterValue[0].sampledValue[0].value"),
+            "{}",
+            e.description
+        );
+    }
+
+    #[test]
+    fn commands_are_schema_checked() {
+        let cmd = Command::Trigger {
+            message: "Nonsense".into(),
+            evse: None,
+        };
+        assert!(
+            encode_command(Protocol::V16, &cmd)
+                .unwrap_err()
+                .contains("requestedMessage")
+        );
+        let cmd = Command::SetConfig {
+            key: "NoDot".into(),
+            value: "1".into(),
+        };
+        assert!(encode_command(Protocol::V201, &cmd).is_err());
+        let cmd = Command::GetConfig {
+            keys: vec!["OCPPCommCtrlr.HeartbeatInterval".into()],
+        };
+        let (action, p) = encode_command(Protocol::V201, &cmd).unwrap();
+        assert_eq!(action, "GetVariables");
+        assert_eq!(
+            p["getVariableData"][0]["component"]["name"],
+            "OCPPCommCtrlr"
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! OCPP 1.6J: typed charger-initiated messages, their translation into the
+//! domain model, and the translation of domain replies and commands back.
+
+use super::{Decoded, Rejection, parse_time};
+use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
+use crate::domain::meter::{RawSample, normalise};
+use crate::domain::session::{TxMessage, TxPhase, TxTarget};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration, Sample};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BootNotification {
+    charge_point_vendor: String,
+    charge_point_model: String,
+    charge_point_serial_number: Option<String>,
+    charge_box_serial_number: Option<String>,
+    firmware_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Authorize {
+    id_tag: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusNotification {
+    connector_id: u32,
+    error_code: String,
+    info: Option<String>,
+    status: String,
+    timestamp: Option<String>,
+    vendor_error_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartTransaction {
+    connector_id: u32,
+    id_tag: String,
+    meter_start: i64,
+    timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopTransaction {
+    id_tag: Option<String>,
+    meter_stop: i64,
+    timestamp: String,
+    transaction_id: i64,
+    reason: Option<String>,
+    #[serde(default)]
+    transaction_data: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValues {
+    connector_id: u32,
+    transaction_id: Option<i64>,
+    meter_value: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValue {
+    timestamp: String,
+    sampled_value: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SampledValue {
+    value: String,
+    context: Option<String>,
+    format: Option<String>,
+    measurand: Option<String>,
+    phase: Option<String>,
+    location: Option<String>,
+    unit: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataTransfer {
+    vendor_id: String,
+    message_id: Option<String>,
+    data: Option<String>,
+}
+
+/// Charger-initiated actions we record and acknowledge with `{}`.
+const NOTICES: &[&str] = &[
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "LogStatusNotification",
+    "SecurityEventNotification",
+    "SignedFirmwareStatusNotification",
+];
+
+/// Known charger-initiated actions that need parts not built yet.
+const UNSUPPORTED: &[&str] = &["SignCertificate"];
+
+pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decoded, Rejection> {
+    let inbound = match action {
+        "BootNotification" => {
+            let m: BootNotification = typed(payload)?;
+            Inbound::Boot {
+                vendor: m.charge_point_vendor,
+                model: m.charge_point_model,
+                serial: m.charge_point_serial_number.or(m.charge_box_serial_number),
+                firmware: m.firmware_version,
+                reason: None,
+            }
+        }
+        "Heartbeat" => Inbound::Heartbeat,
+        "Authorize" => Inbound::Authorize {
+            token: typed::<Authorize>(payload)?.id_tag,
+        },
+        "StatusNotification" => {
+            let m: StatusNotification = typed(payload)?;
+            let t = m
+                .timestamp
+                .as_deref()
+                .map(|s| time(s, "timestamp"))
+                .transpose()?
+                .unwrap_or(now);
+            let error_code = (m.error_code != "NoError").then_some(m.error_code);
+            let info = match (m.info, m.vendor_error_code) {
+                (Some(i), Some(v)) => Some(format!("{i} (vendor code {v})")),
+                (i, v) => i.or(v.map(|v| format!("vendor code {v}"))),
+            };
+            Inbound::Status {
+                evse: m.connector_id,
+                connector: 1,
+                status: status(&m.status),
+                error_code,
+                info,
+                t,
+            }
+        }
+        "StartTransaction" => {
+            let m: StartTransaction = typed(payload)?;
+            let t = time(&m.timestamp, "timestamp")?;
+            let tx_ref = ChargerTxRef::V16 {
+                connector: m.connector_id,
+                timestamp: t,
+                meter_start: m.meter_start,
+                id_tag: m.id_tag.clone(),
+            };
+            Inbound::Tx(TxMessage {
+                target: TxTarget::Charger(tx_ref),
+                phase: TxPhase::Started,
+                t,
+                evse: Some(m.connector_id),
+                connector: Some(1),
+                token: Some(m.id_tag),
+                meter_wh: Some(m.meter_start),
+                samples: vec![],
+                seq_no: None,
+                charging_state: None,
+                stop_reason: None,
+                offline: false,
+                remote_start_id: None,
+            })
+        }
+        "StopTransaction" => {
+            let m: StopTransaction = typed(payload)?;
+            let session = u64::try_from(m.transaction_id).map_err(|_| {
+                Rejection::property(
+                    "transactionId",
+                    "is not a transaction id this server issued",
+                )
+            })?;
+            Inbound::Tx(TxMessage {
+                target: TxTarget::Session(session),
+                phase: TxPhase::Ended,
+                t: time(&m.timestamp, "timestamp")?,
+                evse: None,
+                connector: None,
+                token: m.id_tag,
+                meter_wh: Some(m.meter_stop),
+                samples: samples(&m.transaction_data, "transactionData")?,
+                seq_no: None,
+                charging_state: None,
+                stop_reason: m.reason,
+                offline: false,
+                remote_start_id: None,
+            })
+        }
+        "MeterValues" => {
+            let m: MeterValues = typed(payload)?;
+            let samples = samples(&m.meter_value, "meterValue")?;
+            match m.transaction_id.map(u64::try_from) {
+                Some(Ok(id)) => Inbound::Tx(TxMessage {
+                    target: TxTarget::Session(id),
+                    phase: TxPhase::Updated,
+                    t: samples.iter().map(|s| s.t).max().unwrap_or(now),
+                    evse: Some(m.connector_id),
+                    connector: Some(1),
+                    token: None,
+                    meter_wh: None,
+                    samples,
+                    seq_no: None,
+                    charging_state: None,
+                    stop_reason: None,
+                    offline: false,
+                    remote_start_id: None,
+                }),
+                Some(Err(_)) => {
+                    return Err(Rejection::property(
+                        "transactionId",
+                        "is not a transaction id this server issued",
+                    ));
+                }
+                None => Inbound::Meter {
+                    evse: m.connector_id,
+                    samples,
+                },
+            }
+        }
+        "DataTransfer" => {
+            let m: DataTransfer = typed(payload)?;
+            Inbound::Notice {
+                kind: "DataTransfer".into(),
+                detail: format!(
+                    "vendor {} message {} data {}",
+                    m.vendor_id,
+                    m.message_id.unwrap_or_default(),
+                    m.data.unwrap_or_default()
+                ),
+            }
+        }
+        a if NOTICES.contains(&a) => Inbound::Notice {
+            kind: a.to_string(),
+            detail: payload.to_string(),
+        },
+        a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
+        _ => return Ok(Decoded::NotOurs),
+    };
+    Ok(Decoded::Inbound(inbound))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
+    T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
+}
+
+fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
+    parse_time(s).ok_or_else(|| Rejection::property(field, "is not an RFC 3339 date-time"))
+}
+
+fn samples(values: &[MeterValue], field: &str) -> Result<Vec<Sample>, Rejection> {
+    let mut out = Vec::new();
+    for (i, mv) in values.iter().enumerate() {
+        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
+        for (j, raw) in mv.sampled_value.iter().enumerate() {
+            let name = format!("{field}[{i}].sampledValue[{j}]");
+            let sv: SampledValue = typed(raw)?;
+            let value_is_signed = sv.format.as_deref() == Some("SignedData");
+            let r = RawSample {
+                value: sv.value,
+                measurand: sv.measurand,
+                phase: sv.phase,
+                context: sv.context,
+                location: sv.location,
+                unit: sv.unit,
+                multiplier: 0,
+                value_is_signed,
+                signed: None,
+                raw: raw.clone(),
+            };
+            out.push(normalise(t, r, &name).map_err(|e| Rejection::property(&e.field, &e.reason))?);
+        }
+    }
+    Ok(out)
+}
+
+fn status(s: &str) -> ConnectorStatus {
+    match s {
+        "Available" => ConnectorStatus::Available,
+        "Preparing" => ConnectorStatus::Preparing,
+        "Charging" => ConnectorStatus::Charging,
+        "SuspendedEV" => ConnectorStatus::SuspendedEv,
+        "SuspendedEVSE" => ConnectorStatus::SuspendedEvse,
+        "Finishing" => ConnectorStatus::Finishing,
+        "Reserved" => ConnectorStatus::Reserved,
+        "Unavailable" => ConnectorStatus::Unavailable,
+        "Faulted" => ConnectorStatus::Faulted,
+        _ => ConnectorStatus::Unknown,
+    }
+}
+
+fn auth(status: AuthStatus) -> &'static str {
+    match status {
+        AuthStatus::Accepted => "Accepted",
+        AuthStatus::Blocked => "Blocked",
+        AuthStatus::Expired => "Expired",
+        AuthStatus::ConcurrentTx => "ConcurrentTx",
+        AuthStatus::Unknown | AuthStatus::NotAtThisLocation | AuthStatus::NotAtThisTime => {
+            "Invalid"
+        }
+    }
+}
+
+fn registration(r: Registration) -> &'static str {
+    match r {
+        Registration::Accepted => "Accepted",
+        Registration::Pending => "Pending",
+        Registration::Rejected => "Rejected",
+    }
+}
+
+pub fn encode_reply(action: &str, reply: &Reply) -> Value {
+    match reply {
+        Reply::Boot {
+            status,
+            interval,
+            now,
+        } => {
+            json!({"status": registration(*status), "currentTime": super::format_time(*now), "interval": interval})
+        }
+        Reply::Heartbeat { now } => json!({"currentTime": super::format_time(*now)}),
+        Reply::Auth { status } => json!({"idTagInfo": {"status": auth(*status)}}),
+        Reply::TxStarted { session, auth: a } => {
+            json!({"transactionId": session, "idTagInfo": {"status": auth(*a)}})
+        }
+        Reply::Tx { auth: Some(a) } if action == "StopTransaction" => {
+            json!({"idTagInfo": {"status": auth(*a)}})
+        }
+        Reply::Tx { .. } => json!({}),
+        Reply::Ack if action == "DataTransfer" => json!({"status": "UnknownVendorId"}),
+        Reply::Ack => json!({}),
+    }
+}
+
+pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
+    Ok(match cmd {
+        Command::Reset { hard } => (
+            "Reset",
+            json!({"type": if *hard { "Hard" } else { "Soft" }}),
+        ),
+        Command::Unlock { evse, .. } => ("UnlockConnector", json!({"connectorId": evse})),
+        Command::Trigger { message, evse } => {
+            let mut p = json!({"requestedMessage": message});
+            if let Some(e) = evse {
+                p["connectorId"] = json!(e);
+            }
+            ("TriggerMessage", p)
+        }
+        Command::GetConfig { keys } if keys.is_empty() => ("GetConfiguration", json!({})),
+        Command::GetConfig { keys } => ("GetConfiguration", json!({"key": keys})),
+        Command::SetConfig { key, value } => {
+            ("ChangeConfiguration", json!({"key": key, "value": value}))
+        }
+        Command::RemoteStart { token, evse, .. } => {
+            let mut p = json!({"idTag": token});
+            if let Some(e) = evse {
+                p["connectorId"] = json!(e);
+            }
+            ("RemoteStartTransaction", p)
+        }
+        Command::RemoteStop { session } => (
+            "RemoteStopTransaction",
+            json!({"transactionId": session.id}),
+        ),
+        Command::Availability { operative, evse } => (
+            "ChangeAvailability",
+            json!({"connectorId": evse.unwrap_or(0), "type": if *operative { "Operative" } else { "Inoperative" }}),
+        ),
+        Command::GetTransactionStatus { .. } => {
+            return Err("OCPP 1.6 has no GetTransactionStatus".into());
+        }
+    })
+}
+
+pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
+    let status = payload.get("status").and_then(Value::as_str).unwrap_or("");
+    match cmd {
+        Command::GetConfig { .. } => {
+            let entries = payload
+                .get("configurationKey")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|e| ConfigEntry {
+                            key: e
+                                .get("key")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            value: e.get("value").and_then(Value::as_str).map(str::to_string),
+                            readonly: e.get("readonly").and_then(Value::as_bool).unwrap_or(false),
+                            status: None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let unknown = payload
+                .get("unknownKey")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            CommandResult::Config {
+                entries,
+                unknown,
+                accepted: true,
+            }
+        }
+        Command::SetConfig { .. } => CommandResult::status(status, &["Accepted", "RebootRequired"]),
+        Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
+        Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
+        _ => CommandResult::status(status, &["Accepted"]),
+    }
+}

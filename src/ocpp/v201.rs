@@ -1,0 +1,508 @@
+//! OCPP 2.0.1: typed charger-initiated messages, their translation into the
+//! domain model, and the translation of domain replies and commands back.
+
+use super::{Decoded, Rejection, parse_time};
+use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
+use crate::domain::meter::{RawSample, normalise};
+use crate::domain::session::{TxMessage, TxPhase, TxTarget};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration, Sample, SignedMeter};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BootNotification {
+    charging_station: ChargingStation,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargingStation {
+    serial_number: Option<String>,
+    model: String,
+    vendor_name: String,
+    firmware_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdToken {
+    id_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Authorize {
+    id_token: IdToken,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusNotification {
+    timestamp: String,
+    connector_status: String,
+    evse_id: u32,
+    connector_id: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValues {
+    evse_id: u32,
+    meter_value: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValue {
+    timestamp: String,
+    sampled_value: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SampledValue {
+    value: serde_json::Number,
+    context: Option<String>,
+    measurand: Option<String>,
+    phase: Option<String>,
+    location: Option<String>,
+    signed_meter_value: Option<SignedMeterValue>,
+    unit_of_measure: Option<UnitOfMeasure>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedMeterValue {
+    signed_meter_data: String,
+    signing_method: String,
+    encoding_method: String,
+    public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnitOfMeasure {
+    unit: Option<String>,
+    #[serde(default)]
+    multiplier: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionEvent {
+    event_type: String,
+    timestamp: String,
+    trigger_reason: String,
+    seq_no: u64,
+    #[serde(default)]
+    offline: bool,
+    transaction_info: TransactionInfo,
+    id_token: Option<IdToken>,
+    evse: Option<Evse>,
+    #[serde(default)]
+    meter_value: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionInfo {
+    transaction_id: String,
+    charging_state: Option<String>,
+    stopped_reason: Option<String>,
+    remote_start_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Evse {
+    id: u32,
+    connector_id: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataTransfer {
+    vendor_id: String,
+    message_id: Option<String>,
+    data: Option<Value>,
+}
+
+/// Charger-initiated actions we record and acknowledge.
+const NOTICES: &[&str] = &[
+    "ClearedChargingLimit",
+    "FirmwareStatusNotification",
+    "LogStatusNotification",
+    "NotifyChargingLimit",
+    "NotifyCustomerInformation",
+    "NotifyDisplayMessages",
+    "NotifyEVChargingNeeds",
+    "NotifyEVChargingSchedule",
+    "NotifyEvent",
+    "NotifyMonitoringReport",
+    "NotifyReport",
+    "PublishFirmwareStatusNotification",
+    "ReportChargingProfiles",
+    "ReservationStatusUpdate",
+    "SecurityEventNotification",
+];
+
+/// Known charger-initiated actions that need the PKI (not built yet).
+const UNSUPPORTED: &[&str] = &[
+    "Get15118EVCertificate",
+    "GetCertificateStatus",
+    "SignCertificate",
+];
+
+pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
+    let inbound = match action {
+        "BootNotification" => {
+            let m: BootNotification = typed(payload)?;
+            Inbound::Boot {
+                vendor: m.charging_station.vendor_name,
+                model: m.charging_station.model,
+                serial: m.charging_station.serial_number,
+                firmware: m.charging_station.firmware_version,
+                reason: Some(m.reason),
+            }
+        }
+        "Heartbeat" => Inbound::Heartbeat,
+        "Authorize" => Inbound::Authorize {
+            token: typed::<Authorize>(payload)?.id_token.id_token,
+        },
+        "StatusNotification" => {
+            let m: StatusNotification = typed(payload)?;
+            Inbound::Status {
+                evse: m.evse_id,
+                connector: m.connector_id,
+                status: status(&m.connector_status),
+                error_code: None,
+                info: None,
+                t: time(&m.timestamp, "timestamp")?,
+            }
+        }
+        "MeterValues" => {
+            let m: MeterValues = typed(payload)?;
+            Inbound::Meter {
+                evse: m.evse_id,
+                samples: samples(&m.meter_value, "meterValue")?,
+            }
+        }
+        "TransactionEvent" => {
+            let m: TransactionEvent = typed(payload)?;
+            let phase = match m.event_type.as_str() {
+                "Started" => TxPhase::Started,
+                "Ended" => TxPhase::Ended,
+                _ => TxPhase::Updated,
+            };
+            let stop_reason = m
+                .transaction_info
+                .stopped_reason
+                .or_else(|| (phase == TxPhase::Ended).then(|| m.trigger_reason.clone()));
+            Inbound::Tx(TxMessage {
+                target: TxTarget::Charger(ChargerTxRef::V201 {
+                    transaction_id: m.transaction_info.transaction_id,
+                }),
+                phase,
+                t: time(&m.timestamp, "timestamp")?,
+                evse: m.evse.as_ref().map(|e| e.id),
+                connector: m.evse.as_ref().map(|e| e.connector_id.unwrap_or(1)),
+                token: m.id_token.map(|t| t.id_token),
+                meter_wh: None,
+                samples: samples(&m.meter_value, "meterValue")?,
+                seq_no: Some(m.seq_no),
+                charging_state: m.transaction_info.charging_state,
+                stop_reason,
+                offline: m.offline,
+                remote_start_id: m.transaction_info.remote_start_id,
+            })
+        }
+        "DataTransfer" => {
+            let m: DataTransfer = typed(payload)?;
+            Inbound::Notice {
+                kind: "DataTransfer".into(),
+                detail: format!(
+                    "vendor {} message {} data {}",
+                    m.vendor_id,
+                    m.message_id.unwrap_or_default(),
+                    m.data.unwrap_or(Value::Null)
+                ),
+            }
+        }
+        a if NOTICES.contains(&a) => Inbound::Notice {
+            kind: a.to_string(),
+            detail: payload.to_string(),
+        },
+        a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
+        _ => return Ok(Decoded::NotOurs),
+    };
+    Ok(Decoded::Inbound(inbound))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
+    T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
+}
+
+fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
+    parse_time(s).ok_or_else(|| Rejection::property(field, "is not an RFC 3339 date-time"))
+}
+
+fn samples(values: &[MeterValue], field: &str) -> Result<Vec<Sample>, Rejection> {
+    let mut out = Vec::new();
+    for (i, mv) in values.iter().enumerate() {
+        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
+        for (j, raw) in mv.sampled_value.iter().enumerate() {
+            let name = format!("{field}[{i}].sampledValue[{j}]");
+            let sv: SampledValue = typed(raw)?;
+            let (unit, multiplier) = sv
+                .unit_of_measure
+                .map_or((None, 0), |u| (u.unit, u.multiplier));
+            let r = RawSample {
+                value: sv.value.to_string(),
+                measurand: sv.measurand,
+                phase: sv.phase,
+                context: sv.context,
+                location: sv.location,
+                unit,
+                multiplier,
+                value_is_signed: false,
+                signed: sv.signed_meter_value.map(|s| SignedMeter {
+                    data: s.signed_meter_data,
+                    signing_method: Some(s.signing_method),
+                    encoding_method: Some(s.encoding_method),
+                    public_key: Some(s.public_key).filter(|k| !k.is_empty()),
+                }),
+                raw: raw.clone(),
+            };
+            out.push(normalise(t, r, &name).map_err(|e| Rejection::property(&e.field, &e.reason))?);
+        }
+    }
+    Ok(out)
+}
+
+fn status(s: &str) -> ConnectorStatus {
+    match s {
+        "Available" => ConnectorStatus::Available,
+        "Occupied" => ConnectorStatus::Occupied,
+        "Reserved" => ConnectorStatus::Reserved,
+        "Unavailable" => ConnectorStatus::Unavailable,
+        "Faulted" => ConnectorStatus::Faulted,
+        _ => ConnectorStatus::Unknown,
+    }
+}
+
+fn auth(status: AuthStatus) -> &'static str {
+    match status {
+        AuthStatus::Accepted => "Accepted",
+        AuthStatus::Blocked => "Blocked",
+        AuthStatus::Expired => "Expired",
+        AuthStatus::Unknown => "Unknown",
+        AuthStatus::ConcurrentTx => "ConcurrentTx",
+        AuthStatus::NotAtThisLocation => "NotAtThisLocation",
+        AuthStatus::NotAtThisTime => "NotAtThisTime",
+    }
+}
+
+fn registration(r: Registration) -> &'static str {
+    match r {
+        Registration::Accepted => "Accepted",
+        Registration::Pending => "Pending",
+        Registration::Rejected => "Rejected",
+    }
+}
+
+pub fn encode_reply(action: &str, reply: &Reply) -> Value {
+    match reply {
+        Reply::Boot {
+            status,
+            interval,
+            now,
+        } => {
+            json!({"status": registration(*status), "currentTime": super::format_time(*now), "interval": interval})
+        }
+        Reply::Heartbeat { now } => json!({"currentTime": super::format_time(*now)}),
+        Reply::Auth { status } => json!({"idTokenInfo": {"status": auth(*status)}}),
+        Reply::TxStarted { auth: a, .. } | Reply::Tx { auth: Some(a) } => {
+            json!({"idTokenInfo": {"status": auth(*a)}})
+        }
+        Reply::Tx { auth: None } => json!({}),
+        Reply::Ack => match action {
+            "DataTransfer" => json!({"status": "UnknownVendorId"}),
+            "NotifyEVChargingNeeds" | "NotifyEVChargingSchedule" => json!({"status": "Accepted"}),
+            _ => json!({}),
+        },
+    }
+}
+
+/// `Component.Variable` (optionally `Component.Variable.Instance`; an
+/// EVSE-scoped component is written `Component@evse`).
+fn component_variable(key: &str) -> Result<Value, String> {
+    let mut parts = key.splitn(3, '.');
+    let (Some(component), Some(variable)) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "{key:?}: OCPP 2.0.1 variables are written Component.Variable, e.g. OCPPCommCtrlr.HeartbeatInterval"
+        ));
+    };
+    let mut comp = json!({"name": component});
+    if let Some((name, evse)) = component.split_once('@') {
+        let id: u32 = evse
+            .parse()
+            .map_err(|_| format!("{key:?}: EVSE after @ must be a number"))?;
+        comp = json!({"name": name, "evse": {"id": id}});
+    }
+    let mut var = json!({"name": variable});
+    if let Some(instance) = parts.next() {
+        var["instance"] = json!(instance);
+    }
+    Ok(json!({"component": comp, "variable": var}))
+}
+
+fn key_of(item: &Value) -> String {
+    let comp = item
+        .pointer("/component/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let evse = item.pointer("/component/evse/id").and_then(Value::as_u64);
+    let var = item
+        .pointer("/variable/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let inst = item.pointer("/variable/instance").and_then(Value::as_str);
+    let mut k = match evse {
+        Some(e) => format!("{comp}@{e}.{var}"),
+        None => format!("{comp}.{var}"),
+    };
+    if let Some(i) = inst {
+        k = format!("{k}.{i}");
+    }
+    k
+}
+
+pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
+    Ok(match cmd {
+        Command::Reset { hard } => (
+            "Reset",
+            json!({"type": if *hard { "Immediate" } else { "OnIdle" }}),
+        ),
+        Command::Unlock { evse, connector } => (
+            "UnlockConnector",
+            json!({"evseId": evse, "connectorId": connector}),
+        ),
+        Command::Trigger { message, evse } => {
+            let mut p = json!({"requestedMessage": message});
+            if let Some(e) = evse {
+                p["evse"] = json!({"id": e});
+            }
+            ("TriggerMessage", p)
+        }
+        Command::GetConfig { keys } if keys.is_empty() => {
+            return Err(
+                "OCPP 2.0.1 reads variables by name: give keys as Component.Variable".into(),
+            );
+        }
+        Command::GetConfig { keys } => {
+            let items = keys
+                .iter()
+                .map(|k| component_variable(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            ("GetVariables", json!({"getVariableData": items}))
+        }
+        Command::SetConfig { key, value } => {
+            let mut item = component_variable(key)?;
+            item["attributeValue"] = json!(value);
+            ("SetVariables", json!({"setVariableData": [item]}))
+        }
+        Command::RemoteStart {
+            token,
+            evse,
+            remote_start_id,
+        } => {
+            let mut p = json!({"idToken": {"idToken": token, "type": "Central"}, "remoteStartId": remote_start_id});
+            if let Some(e) = evse {
+                p["evseId"] = json!(e);
+            }
+            ("RequestStartTransaction", p)
+        }
+        Command::RemoteStop { session } => match &session.tx_ref {
+            ChargerTxRef::V201 { transaction_id } => (
+                "RequestStopTransaction",
+                json!({"transactionId": transaction_id}),
+            ),
+            ChargerTxRef::V16 { .. } => {
+                return Err(format!("session {} was started over OCPP 1.6", session.id));
+            }
+        },
+        Command::Availability { operative, evse } => {
+            let mut p =
+                json!({"operationalStatus": if *operative { "Operative" } else { "Inoperative" }});
+            if let Some(e) = evse {
+                p["evse"] = json!({"id": e});
+            }
+            ("ChangeAvailability", p)
+        }
+        Command::GetTransactionStatus { transaction_id } => (
+            "GetTransactionStatus",
+            json!({"transactionId": transaction_id}),
+        ),
+    })
+}
+
+pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
+    let status = payload.get("status").and_then(Value::as_str).unwrap_or("");
+    match cmd {
+        Command::GetConfig { .. } => {
+            let mut entries = Vec::new();
+            let mut unknown = Vec::new();
+            for r in payload
+                .get("getVariableResult")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let st = r
+                    .get("attributeStatus")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let key = key_of(r);
+                if st == "UnknownComponent" || st == "UnknownVariable" {
+                    unknown.push(key);
+                    continue;
+                }
+                entries.push(ConfigEntry {
+                    key,
+                    value: r
+                        .get("attributeValue")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    readonly: false,
+                    status: (st != "Accepted").then(|| st.to_string()),
+                });
+            }
+            CommandResult::Config {
+                entries,
+                unknown,
+                accepted: true,
+            }
+        }
+        Command::SetConfig { .. } => {
+            let st = payload
+                .pointer("/setVariableResult/0/attributeStatus")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            CommandResult::status(st, &["Accepted", "RebootRequired"])
+        }
+        Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
+        Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
+        Command::GetTransactionStatus { .. } => CommandResult::TransactionStatus {
+            ongoing: payload.get("ongoingIndicator").and_then(Value::as_bool),
+            messages_in_queue: payload
+                .get("messagesInQueue")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            accepted: true,
+        },
+        _ => CommandResult::status(status, &["Accepted"]),
+    }
+}

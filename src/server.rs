@@ -1,0 +1,92 @@
+//! `voltyard serve`: opens the store, binds the OCPP listener and the
+//! control socket, and runs until Ctrl-C / SIGTERM.
+
+pub use crate::config::{ServerConfig, UnknownChargers};
+use crate::ocpp::{listener, registry::Registry};
+use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What every connection and control request shares.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub registry: Registry,
+}
+
+/// A started server: where it listens, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(self.shared.config.control_socket());
+    }
+}
+
+/// Start serving in the current runtime and return at once.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    config.check()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.db_path())
+        .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
+    let tcp = listener::bind(config.listen, config.backlog)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = tcp.local_addr()?;
+    let control = crate::control::server::bind(&config.control_socket())?;
+    let shared = Arc::new(Shared {
+        config,
+        store,
+        registry: Registry::default(),
+    });
+    let tasks = vec![
+        tokio::spawn(listener::serve(tcp, shared.clone())),
+        tokio::spawn(crate::control::server::serve(control, shared.clone())),
+    ];
+    tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
+    Ok(Running {
+        addr,
+        shared,
+        tasks,
+    })
+}
+
+/// Run until interrupted.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    eprintln!(
+        "voltyard: OCPP at ws://{}/ocpp/{{chargePointId}}, control socket {}",
+        running.addr,
+        running.shared.config.control_socket().display()
+    );
+    shutdown_signal().await;
+    eprintln!("voltyard: shutting down");
+    running.stop();
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

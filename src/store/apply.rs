@@ -1,0 +1,731 @@
+//! Changes applied inside the writer's transaction. The decisions are the
+//! domain's pure functions; this file loads their inputs and saves their
+//! outputs.
+
+use super::tables::*;
+use super::{Result, decode, encode};
+use crate::domain::message::{Command, Inbound, Reply};
+use crate::domain::session::{self, TxMessage, TxPhase, TxTarget};
+use crate::domain::{
+    AccessRule, AuthStatus, Charger, ChargerTxRef, DEFAULT_SITE, Direction, Event, JournalEntry,
+    Protocol, Registration, Sample, Session, SessionStatus, Site, Token, auth,
+};
+use crate::ocpp::Rejection;
+use crate::ocpp::frame::ErrorCode;
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+/// What the connection sends back, and what it should ask the charger next.
+#[derive(Debug)]
+pub struct InboundOutcome {
+    pub reply: Reply,
+    /// Evidence to collect (after a reboot with open sessions): the
+    /// command and the session it is about.
+    pub followups: Vec<(Command, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AdminOp {
+    Noop,
+    /// A charger connected: create it as pending when unknown, note its protocol.
+    Connected {
+        id: String,
+        protocol: Protocol,
+        create_pending: bool,
+    },
+    ChargerAdd(Box<Charger>),
+    SetRegistration {
+        id: String,
+        registration: Registration,
+    },
+    ChargerRemove {
+        id: String,
+    },
+    Disconnected {
+        id: String,
+        last_seen: DateTime<Utc>,
+    },
+    TokenAdd(Token),
+    TokenBlocked {
+        uid: String,
+        blocked: bool,
+    },
+    TokenRemove {
+        uid: String,
+    },
+    SiteAdd(Site),
+    SiteRule {
+        site: String,
+        rule: Option<AccessRule>,
+    },
+    InferEnd {
+        session: u64,
+        evidence: String,
+    },
+    Record(Event),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminResult {
+    Done,
+    Charger(Option<Box<Charger>>),
+    NotFound(String),
+    Conflict(String),
+}
+
+pub(super) struct Ctx<'t> {
+    meta: Table<'t, &'static str, u64>,
+    chargers: Table<'t, &'static str, &'static [u8]>,
+    tokens: Table<'t, &'static str, &'static [u8]>,
+    sites: Table<'t, &'static str, &'static [u8]>,
+    sessions: Table<'t, u64, &'static [u8]>,
+    tx_index: Table<'t, &'static str, u64>,
+    active: Table<'t, u64, &'static str>,
+    samples: Table<'t, (u64, u64), &'static [u8]>,
+    charger_samples: Table<'t, (&'static str, u64), &'static [u8]>,
+    journal: Table<'t, (&'static str, u64), &'static [u8]>,
+    events: Table<'t, u64, &'static [u8]>,
+    next_seq: u64,
+}
+
+impl<'t> Ctx<'t> {
+    pub fn open(w: &'t WriteTransaction) -> Result<Self> {
+        let meta = w.open_table(META)?;
+        let next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
+        Ok(Ctx {
+            meta,
+            chargers: w.open_table(CHARGERS)?,
+            tokens: w.open_table(TOKENS)?,
+            sites: w.open_table(SITES)?,
+            sessions: w.open_table(SESSIONS)?,
+            tx_index: w.open_table(TX_INDEX)?,
+            active: w.open_table(ACTIVE)?,
+            samples: w.open_table(SAMPLES)?,
+            charger_samples: w.open_table(CHARGER_SAMPLES)?,
+            journal: w.open_table(JOURNAL)?,
+            events: w.open_table(EVENTS)?,
+            next_seq,
+        })
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.meta.insert("next_seq", self.next_seq)?;
+        Ok(())
+    }
+
+    fn seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub fn journal(
+        &mut self,
+        charger: &str,
+        dir: Direction,
+        frame: String,
+        t: DateTime<Utc>,
+    ) -> Result<JournalEntry> {
+        let entry = JournalEntry {
+            seq: self.seq(),
+            t,
+            charger: charger.to_string(),
+            dir,
+            frame,
+        };
+        self.journal
+            .insert((charger, entry.seq), encode(&entry).as_slice())?;
+        Ok(entry)
+    }
+
+    fn event(
+        &mut self,
+        t: DateTime<Utc>,
+        charger: Option<&str>,
+        kind: &str,
+        detail: String,
+    ) -> Result<()> {
+        let e = Event {
+            t,
+            charger: charger.map(str::to_string),
+            kind: kind.to_string(),
+            detail,
+        };
+        let seq = self.seq();
+        self.events.insert(seq, encode(&e).as_slice())?;
+        Ok(())
+    }
+
+    fn charger(&self, id: &str) -> Result<Option<Charger>> {
+        self.chargers
+            .get(id)?
+            .map(|v| decode("chargers", v.value()))
+            .transpose()
+    }
+
+    fn put_charger(&mut self, c: &Charger) -> Result<()> {
+        self.chargers.insert(c.id.as_str(), encode(c).as_slice())?;
+        Ok(())
+    }
+
+    fn token(&self, uid: &str) -> Result<Option<Token>> {
+        self.tokens
+            .get(uid)?
+            .map(|v| decode("tokens", v.value()))
+            .transpose()
+    }
+
+    fn site(&self, name: &str) -> Result<Option<Site>> {
+        self.sites
+            .get(name)?
+            .map(|v| decode("sites", v.value()))
+            .transpose()
+    }
+
+    fn session(&self, id: u64) -> Result<Option<Session>> {
+        self.sessions
+            .get(id)?
+            .map(|v| decode("sessions", v.value()))
+            .transpose()
+    }
+
+    fn put_session(&mut self, s: &Session) -> Result<()> {
+        self.sessions.insert(s.id, encode(s).as_slice())?;
+        if s.status == SessionStatus::Active {
+            let entry = active_entry(s);
+            self.active.insert(s.id, entry.as_str())?;
+        } else {
+            self.active.remove(s.id)?;
+        }
+        Ok(())
+    }
+
+    fn add_samples(&mut self, session: u64, samples: &[Sample]) -> Result<()> {
+        for s in samples {
+            let seq = self.seq();
+            self.samples.insert((session, seq), encode(s).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn next_session_id(&mut self) -> Result<u64> {
+        let id = self
+            .meta
+            .get("next_session")?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        self.meta.insert("next_session", id + 1)?;
+        Ok(id)
+    }
+
+    /// Open sessions as (id, charger, evse, token).
+    fn active_sessions(&self) -> Result<Vec<(u64, String, u32, String)>> {
+        let mut out = Vec::new();
+        for e in self.active.iter()? {
+            let (k, v) = e?;
+            let mut parts = v.value().split('\u{1f}');
+            let charger = parts.next().unwrap_or_default().to_string();
+            let evse = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+            let token = parts.next().unwrap_or_default().to_string();
+            out.push((k.value(), charger, evse, token));
+        }
+        Ok(out)
+    }
+
+    fn authorize(
+        &self,
+        charger: &Charger,
+        uid: &str,
+        t: DateTime<Utc>,
+        except: Option<u64>,
+    ) -> Result<AuthStatus> {
+        let token = self.token(uid)?;
+        let site = self.site(&charger.site)?.or(self.site(DEFAULT_SITE)?);
+        let busy = self
+            .active_sessions()?
+            .iter()
+            .any(|(id, c, _, tok)| tok == uid && Some(*id) != except && c != &charger.id);
+        Ok(match site {
+            Some(site) => auth::authorize(token.as_ref(), &site, t, busy),
+            None => AuthStatus::Unknown,
+        })
+    }
+}
+
+fn active_entry(s: &Session) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        s.charger,
+        s.evse,
+        s.token.as_deref().unwrap_or("")
+    )
+}
+
+fn security(ch: &Charger) -> Rejection {
+    let state = match ch.registration {
+        Registration::Pending => "pending",
+        Registration::Rejected => "rejected",
+        Registration::Accepted => "accepted",
+    };
+    Rejection::new(
+        ErrorCode::SecurityError,
+        format!(
+            "charger {} is {state}: only BootNotification and Heartbeat are answered until an operator accepts it",
+            ch.id
+        ),
+    )
+}
+
+pub(super) fn inbound(
+    ctx: &mut Ctx,
+    charger_id: &str,
+    msg: Inbound,
+    t: DateTime<Utc>,
+    heartbeat_interval: u32,
+) -> Result<std::result::Result<InboundOutcome, Rejection>> {
+    let Some(mut ch) = ctx.charger(charger_id)? else {
+        return Ok(Err(Rejection::new(
+            ErrorCode::SecurityError,
+            format!("charger {charger_id} is not registered"),
+        )));
+    };
+    let reply = |reply| {
+        Ok(Ok(InboundOutcome {
+            reply,
+            followups: vec![],
+        }))
+    };
+    let accepted = ch.registration == Registration::Accepted;
+    match msg {
+        Inbound::Boot {
+            vendor,
+            model,
+            serial,
+            firmware,
+            reason,
+        } => {
+            ch.vendor = Some(vendor);
+            ch.model = Some(model);
+            ch.serial = serial;
+            ch.firmware = firmware;
+            ch.last_boot = Some(t);
+            ch.last_seen = Some(t);
+            ctx.put_charger(&ch)?;
+            let mut followups = Vec::new();
+            if accepted {
+                followups = reboot_evidence(ctx, &ch.id, t)?;
+            }
+            let detail = format!(
+                "boot ({}), answered {:?}",
+                reason.as_deref().unwrap_or("no reason given"),
+                ch.registration
+            );
+            ctx.event(t, Some(&ch.id), "boot", detail)?;
+            // A pending charger retries sooner so that an accept takes effect quickly.
+            let interval = if accepted {
+                heartbeat_interval
+            } else {
+                heartbeat_interval.min(30)
+            };
+            Ok(Ok(InboundOutcome {
+                reply: Reply::Boot {
+                    status: ch.registration,
+                    interval,
+                    now: t,
+                },
+                followups,
+            }))
+        }
+        Inbound::Heartbeat => {
+            ch.last_seen = Some(t);
+            ctx.put_charger(&ch)?;
+            reply(Reply::Heartbeat { now: t })
+        }
+        _ if !accepted => Ok(Err(security(&ch))),
+        Inbound::Authorize { token } => {
+            let status = ctx.authorize(&ch, &token, t, None)?;
+            reply(Reply::Auth { status })
+        }
+        Inbound::Status {
+            evse,
+            connector,
+            status,
+            error_code,
+            info,
+            t: at,
+        } => {
+            let c = ch.connector_mut(evse, connector);
+            // Offline replays can arrive out of order: keep the newest.
+            if at >= c.updated_at {
+                c.status = status;
+                c.error_code = error_code.clone();
+                c.info = info;
+                c.updated_at = at;
+            }
+            ch.last_seen = Some(t);
+            ctx.put_charger(&ch)?;
+            if let Some(code) = error_code {
+                ctx.event(
+                    at,
+                    Some(&ch.id),
+                    "fault",
+                    format!("EVSE {evse} connector {connector}: {code}"),
+                )?;
+            }
+            if status.vehicle_absent() {
+                for (id, c, e, _) in ctx.active_sessions()? {
+                    if c != ch.id || e != evse {
+                        continue;
+                    }
+                    if let Some(mut s) = ctx.session(id)?
+                        && let Some(since) = s.suspect_since
+                    {
+                        let evidence = format!(
+                            "EVSE {evse} reported {} at {} after the charger rebooted at {}",
+                            status.as_str(),
+                            at.to_rfc3339(),
+                            since.to_rfc3339()
+                        );
+                        session::close_by_inference(&mut s, &evidence, t);
+                        ctx.put_session(&s)?;
+                        ctx.event(
+                            t,
+                            Some(&ch.id),
+                            "inferred_end",
+                            format!("session {id}: {evidence}"),
+                        )?;
+                    }
+                }
+            }
+            reply(Reply::Ack)
+        }
+        Inbound::Meter { evse, samples } => {
+            for s in &samples {
+                let seq = ctx.seq();
+                ctx.charger_samples
+                    .insert((ch.id.as_str(), seq), encode(&(evse, s)).as_slice())?;
+            }
+            reply(Reply::Ack)
+        }
+        Inbound::Tx(m) => tx(ctx, &ch, m, t).map(|r| {
+            r.map(|reply| InboundOutcome {
+                reply,
+                followups: vec![],
+            })
+        }),
+        Inbound::Notice { kind, detail } => {
+            ctx.event(t, Some(&ch.id), &kind, detail)?;
+            reply(Reply::Ack)
+        }
+    }
+}
+
+/// A reboot does not prove a session ended: mark the open sessions suspect
+/// and ask the charger for evidence.
+fn reboot_evidence(ctx: &mut Ctx, charger: &str, t: DateTime<Utc>) -> Result<Vec<(Command, u64)>> {
+    let mut cmds = Vec::new();
+    for (id, c, evse, _) in ctx.active_sessions()? {
+        if c != charger {
+            continue;
+        }
+        let Some(mut s) = ctx.session(id)? else {
+            continue;
+        };
+        s.suspect_since = Some(t);
+        s.notes.push(format!(
+            "{t}: the charger rebooted while this session was open; asking for evidence"
+        ));
+        let cmd = match &s.tx_ref {
+            ChargerTxRef::V16 { .. } => Command::Trigger {
+                message: "StatusNotification".into(),
+                evse: Some(evse),
+            },
+            ChargerTxRef::V201 { transaction_id } => Command::GetTransactionStatus {
+                transaction_id: transaction_id.clone(),
+            },
+        };
+        cmds.push((cmd, id));
+        ctx.put_session(&s)?;
+    }
+    Ok(cmds)
+}
+
+fn tx(
+    ctx: &mut Ctx,
+    ch: &Charger,
+    m: TxMessage,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Reply, Rejection>> {
+    let token_auth = |ctx: &Ctx, except| -> Result<Option<AuthStatus>> {
+        m.token
+            .as_deref()
+            .map(|uid| ctx.authorize(ch, uid, m.t.max(now), except))
+            .transpose()
+    };
+    let r = match &m.target {
+        TxTarget::Charger(r) => r.clone(),
+        TxTarget::Session(id) => {
+            let Some(mut s) = ctx.session(*id)?.filter(|s| s.charger == ch.id) else {
+                let what = if m.phase == TxPhase::Ended {
+                    "StopTransaction"
+                } else {
+                    "MeterValues"
+                };
+                ctx.event(
+                    now,
+                    Some(&ch.id),
+                    "unknown_transaction",
+                    format!("{what} for transaction {id}, which this charger never started here"),
+                )?;
+                for smp in &m.samples {
+                    let seq = ctx.seq();
+                    ctx.charger_samples.insert(
+                        (ch.id.as_str(), seq),
+                        encode(&(m.evse.unwrap_or(0), smp)).as_slice(),
+                    )?;
+                }
+                return Ok(Ok(Reply::Tx {
+                    auth: token_auth(ctx, None)?,
+                }));
+            };
+            if session::apply(&mut s, &m, now) {
+                ctx.add_samples(s.id, &m.samples)?;
+                ctx.put_session(&s)?;
+            }
+            return Ok(Ok(Reply::Tx {
+                auth: token_auth(ctx, Some(s.id))?,
+            }));
+        }
+    };
+    let key = r.index_key(&ch.id);
+    let known = ctx.tx_index.get(key.as_str())?.map(|v| v.value());
+    if let Some(id) = known {
+        let Some(mut s) = ctx.session(id)? else {
+            return Ok(Err(Rejection::new(
+                ErrorCode::InternalError,
+                format!("transaction index points at missing session {id}"),
+            )));
+        };
+        if m.phase == TxPhase::Started && matches!(r, ChargerTxRef::V16 { .. }) {
+            return Ok(Ok(Reply::TxStarted {
+                session: id,
+                auth: s.auth,
+            }));
+        }
+        let before_token = s.token.clone();
+        if session::apply(&mut s, &m, now) {
+            if s.token != before_token
+                && let Some(uid) = s.token.clone()
+            {
+                s.auth = ctx.authorize(ch, &uid, m.t.max(now), Some(id))?;
+            }
+            ctx.add_samples(s.id, &m.samples)?;
+            ctx.put_session(&s)?;
+        }
+        return Ok(Ok(Reply::Tx {
+            auth: m.token.as_ref().map(|_| s.auth),
+        }));
+    }
+    // A transaction we have not seen: open a session.
+    let auth = token_auth(ctx, None)?.unwrap_or(AuthStatus::Accepted);
+    let evse = m.evse.unwrap_or(0);
+    for (id, c, e, _) in ctx.active_sessions()? {
+        if c == ch.id
+            && e == evse
+            && evse != 0
+            && let Some(mut old) = ctx.session(id)?
+        {
+            let evidence = format!(
+                "a new transaction started on EVSE {evse} at {}",
+                m.t.to_rfc3339()
+            );
+            session::close_by_inference(&mut old, &evidence, now);
+            ctx.put_session(&old)?;
+            ctx.event(
+                now,
+                Some(&ch.id),
+                "inferred_end",
+                format!("session {id}: {evidence}"),
+            )?;
+        }
+    }
+    let id = ctx.next_session_id()?;
+    let mut s = session::open(id, &ch.id, &m, r.clone(), auth, now);
+    if m.phase == TxPhase::Started {
+        session::add_samples(&mut s, &m.samples);
+    } else {
+        session::apply(&mut s, &m, now);
+        ctx.event(
+            now,
+            Some(&ch.id),
+            "late_transaction",
+            format!("session {id}: first message was {:?}", m.phase),
+        )?;
+    }
+    ctx.add_samples(id, &m.samples)?;
+    ctx.tx_index.insert(key.as_str(), id)?;
+    ctx.put_session(&s)?;
+    Ok(Ok(match r {
+        ChargerTxRef::V16 { .. } => Reply::TxStarted { session: id, auth },
+        ChargerTxRef::V201 { .. } => Reply::Tx {
+            auth: m.token.as_ref().map(|_| auth),
+        },
+    }))
+}
+
+pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<AdminResult> {
+    Ok(match op {
+        AdminOp::Noop => AdminResult::Done,
+        AdminOp::Connected {
+            id,
+            protocol,
+            create_pending,
+        } => {
+            let ch = match ctx.charger(&id)? {
+                Some(mut ch) => {
+                    ch.protocol = Some(protocol);
+                    ch.last_seen = Some(t);
+                    ch
+                }
+                None if create_pending => {
+                    let mut ch = Charger::new(&id, Registration::Pending, t);
+                    ch.protocol = Some(protocol);
+                    ch.last_seen = Some(t);
+                    ctx.event(
+                        t,
+                        Some(&id),
+                        "pending",
+                        "unknown charger connected; waiting for `charger accept`".into(),
+                    )?;
+                    ch
+                }
+                None => return Ok(AdminResult::Charger(None)),
+            };
+            ctx.put_charger(&ch)?;
+            AdminResult::Charger(Some(Box::new(ch)))
+        }
+        AdminOp::ChargerAdd(new) => match ctx.charger(&new.id)? {
+            Some(old) if old.registration != Registration::Pending => {
+                AdminResult::Conflict(format!("charger {} is already registered", new.id))
+            }
+            existing => {
+                if ctx.site(&new.site)?.is_none() {
+                    return Ok(AdminResult::NotFound(format!(
+                        "site {} does not exist",
+                        new.site
+                    )));
+                }
+                let mut ch = *new;
+                if let Some(old) = existing {
+                    // A pending charger that is now registered keeps what it told us.
+                    ch.protocol = old.protocol;
+                    ch.vendor = old.vendor;
+                    ch.model = old.model;
+                    ch.serial = old.serial;
+                    ch.firmware = old.firmware;
+                    ch.connectors = old.connectors;
+                    ch.last_seen = old.last_seen;
+                    ch.last_boot = old.last_boot;
+                    ch.created_at = old.created_at;
+                }
+                ctx.put_charger(&ch)?;
+                AdminResult::Charger(Some(Box::new(ch)))
+            }
+        },
+        AdminOp::SetRegistration { id, registration } => match ctx.charger(&id)? {
+            Some(mut ch) => {
+                ch.registration = registration;
+                ctx.put_charger(&ch)?;
+                ctx.event(
+                    t,
+                    Some(&id),
+                    "registration",
+                    format!("operator set registration to {registration:?}"),
+                )?;
+                AdminResult::Charger(Some(Box::new(ch)))
+            }
+            None => AdminResult::NotFound(format!("no charger {id}")),
+        },
+        AdminOp::ChargerRemove { id } => {
+            if ctx.chargers.remove(id.as_str())?.is_none() {
+                AdminResult::NotFound(format!("no charger {id}"))
+            } else {
+                AdminResult::Done
+            }
+        }
+        AdminOp::Disconnected { id, last_seen } => {
+            if let Some(mut ch) = ctx.charger(&id)? {
+                ch.last_seen = Some(last_seen);
+                ctx.put_charger(&ch)?;
+            }
+            AdminResult::Done
+        }
+        AdminOp::TokenAdd(token) => {
+            if ctx.token(&token.uid)?.is_some() {
+                AdminResult::Conflict(format!("token {} already exists", token.uid))
+            } else {
+                ctx.tokens
+                    .insert(token.uid.as_str(), encode(&token).as_slice())?;
+                AdminResult::Done
+            }
+        }
+        AdminOp::TokenBlocked { uid, blocked } => match ctx.token(&uid)? {
+            Some(mut tok) => {
+                tok.blocked = blocked;
+                ctx.tokens.insert(uid.as_str(), encode(&tok).as_slice())?;
+                AdminResult::Done
+            }
+            None => AdminResult::NotFound(format!("no token {uid}")),
+        },
+        AdminOp::TokenRemove { uid } => {
+            if ctx.tokens.remove(uid.as_str())?.is_none() {
+                AdminResult::NotFound(format!("no token {uid}"))
+            } else {
+                AdminResult::Done
+            }
+        }
+        AdminOp::SiteAdd(site) => {
+            if ctx.site(&site.name)?.is_some() {
+                AdminResult::Conflict(format!("site {} already exists", site.name))
+            } else {
+                ctx.sites
+                    .insert(site.name.as_str(), encode(&site).as_slice())?;
+                AdminResult::Done
+            }
+        }
+        AdminOp::SiteRule { site, rule } => match ctx.site(&site)? {
+            Some(mut s) => {
+                match rule {
+                    Some(r) => s.rules.push(r),
+                    None => s.rules.clear(),
+                }
+                ctx.sites.insert(site.as_str(), encode(&s).as_slice())?;
+                AdminResult::Done
+            }
+            None => AdminResult::NotFound(format!("no site {site}")),
+        },
+        AdminOp::InferEnd {
+            session: id,
+            evidence,
+        } => match ctx.session(id)? {
+            Some(mut s) => {
+                let charger = s.charger.clone();
+                session::close_by_inference(&mut s, &evidence, t);
+                ctx.put_session(&s)?;
+                ctx.event(
+                    t,
+                    Some(&charger),
+                    "inferred_end",
+                    format!("session {id}: {evidence}"),
+                )?;
+                AdminResult::Done
+            }
+            None => AdminResult::NotFound(format!("no session {id}")),
+        },
+        AdminOp::Record(e) => {
+            let seq = ctx.seq();
+            ctx.events.insert(seq, encode(&e).as_slice())?;
+            AdminResult::Done
+        }
+    })
+}

@@ -1,0 +1,174 @@
+//! The only module that touches redb. One writer thread applies every change
+//! with group commit (`writer`); reads run on any thread in their own read
+//! transaction. Records are JSON so that a new optional field needs no
+//! migration; structural changes go through `migrate`.
+
+mod apply;
+mod migrate;
+mod tables;
+mod writer;
+
+pub use apply::{AdminOp, AdminResult, InboundOutcome};
+pub use writer::Store;
+
+use crate::domain::{Charger, Event, JournalEntry, Sample, Session, SessionStatus, Site, Token};
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable};
+use tables::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("corrupt record in {table}: {err}")]
+    Corrupt {
+        table: &'static str,
+        err: serde_json::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this binary understands ({supported}); use a newer voltyard"
+    )]
+    TooNew { found: u64, supported: u64 },
+    #[error("the store has shut down")]
+    Closed,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError::Db(e.into()) } })*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|err| StoreError::Corrupt { table, err })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Our record types serialise infallibly (no maps with non-string keys).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub charger: Option<String>,
+    pub status: Option<SessionStatus>,
+    pub limit: Option<usize>,
+}
+
+impl Store {
+    pub fn charger(&self, id: &str) -> Result<Option<Charger>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(CHARGERS)?;
+        t.get(id)?
+            .map(|v| decode("chargers", v.value()))
+            .transpose()
+    }
+
+    pub fn chargers(&self) -> Result<Vec<Charger>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(CHARGERS)?;
+        t.iter()?
+            .map(|e| decode("chargers", e?.1.value()))
+            .collect()
+    }
+
+    pub fn token(&self, uid: &str) -> Result<Option<Token>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TOKENS)?;
+        t.get(uid)?.map(|v| decode("tokens", v.value())).transpose()
+    }
+
+    pub fn tokens(&self) -> Result<Vec<Token>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TOKENS)?;
+        t.iter()?.map(|e| decode("tokens", e?.1.value())).collect()
+    }
+
+    pub fn sites(&self) -> Result<Vec<Site>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(SITES)?;
+        t.iter()?.map(|e| decode("sites", e?.1.value())).collect()
+    }
+
+    pub fn session(&self, id: u64) -> Result<Option<Session>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(SESSIONS)?;
+        t.get(id)?
+            .map(|v| decode("sessions", v.value()))
+            .transpose()
+    }
+
+    /// Newest first.
+    pub fn sessions(&self, f: &SessionFilter) -> Result<Vec<Session>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(SESSIONS)?;
+        let mut out = Vec::new();
+        for e in t.iter()?.rev() {
+            let s: Session = decode("sessions", e?.1.value())?;
+            if f.charger.as_ref().is_some_and(|c| *c != s.charger)
+                || f.status.is_some_and(|st| st != s.status)
+            {
+                continue;
+            }
+            out.push(s);
+            if f.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn samples(&self, session: u64) -> Result<Vec<Sample>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(SAMPLES)?;
+        t.range((session, 0)..=(session, u64::MAX))?
+            .map(|e| decode("samples", e?.1.value()))
+            .collect()
+    }
+
+    /// The newest `limit` frames of a charger at or after `since`, oldest first.
+    pub fn journal(
+        &self,
+        charger: &str,
+        since: Option<DateTime<Utc>>,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(JOURNAL)?;
+        let mut out = Vec::new();
+        for e in t
+            .range((charger, after_seq.saturating_add(1))..=(charger, u64::MAX))?
+            .rev()
+        {
+            let j: JournalEntry = decode("journal", e?.1.value())?;
+            if since.is_some_and(|s| j.t < s) || out.len() >= limit {
+                break;
+            }
+            out.push(j);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    pub fn events(&self, limit: usize) -> Result<Vec<Event>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(EVENTS)?;
+        let mut out: Vec<Event> = t
+            .iter()?
+            .rev()
+            .take(limit)
+            .map(|e| decode("events", e?.1.value()))
+            .collect::<Result<_>>()?;
+        out.reverse();
+        Ok(out)
+    }
+}

@@ -1,0 +1,24 @@
+//! Table definitions. Keys are chosen for the queries we run: the journal
+//! and samples are keyed so one charger's or one session's rows are a range.
+
+use redb::TableDefinition;
+
+/// schema_version, next_session, next_seq.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const CHARGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("chargers");
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+pub const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+pub const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+/// ChargerTxRef::index_key → session id: makes retried starts idempotent.
+pub const TX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("tx_index");
+/// Open sessions: session id → charger.
+pub const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("active");
+/// (session, seq) → Sample.
+pub const SAMPLES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("samples");
+/// (charger, seq) → Sample, for values outside a transaction.
+pub const CHARGER_SAMPLES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("charger_samples");
+/// (charger, seq) → JournalEntry.
+pub const JOURNAL: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("journal");
+/// seq → Event.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");

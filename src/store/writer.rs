@@ -1,0 +1,239 @@
+//! The single writer: every change is an `Op` sent to one thread, which
+//! drains whatever is queued into one write transaction and commits it with
+//! fsync (group commit). A caller hears back only after its change is on
+//! disk, so "durable before acknowledged" holds without capping throughput:
+//! while one commit is in flight, the next batch is queuing.
+
+use super::apply::{self, AdminOp, AdminResult, Ctx, InboundOutcome};
+use super::{Result, StoreError, migrate};
+use crate::domain::message::Inbound;
+use crate::domain::{Direction, JournalEntry};
+use crate::ocpp::Rejection;
+use chrono::{DateTime, Utc};
+use redb::Database;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Most ops one transaction takes; bounds the latency of a batch.
+const MAX_BATCH: usize = 1024;
+
+pub(super) enum Op {
+    Inbound {
+        charger: String,
+        frame: String,
+        t: DateTime<Utc>,
+        msg: Inbound,
+        heartbeat_interval: u32,
+        reply: oneshot::Sender<Result<std::result::Result<InboundOutcome, Rejection>>>,
+    },
+    Journal {
+        charger: String,
+        dir: Direction,
+        frame: String,
+        t: DateTime<Utc>,
+    },
+    Admin {
+        op: AdminOp,
+        t: DateTime<Utc>,
+        reply: oneshot::Sender<Result<AdminResult>>,
+    },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    tx: mpsc::Sender<Op>,
+    journal_feed: broadcast::Sender<JournalEntry>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Open (or create) the database and start the writer thread.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        migrate::run(&db)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(8192);
+        let (journal_feed, _) = broadcast::channel(4096);
+        let commits = Arc::new(AtomicU64::new(0));
+        let store = Store {
+            db: db.clone(),
+            tx,
+            journal_feed: journal_feed.clone(),
+            commits: commits.clone(),
+        };
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(db, rx, journal_feed, commits))
+            .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        Ok(store)
+    }
+
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Number of write transactions committed since start.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Apply a charger's message and journal its frame; returns once durable.
+    pub async fn inbound(
+        &self,
+        charger: &str,
+        frame: String,
+        t: DateTime<Utc>,
+        msg: Inbound,
+        heartbeat_interval: u32,
+    ) -> Result<std::result::Result<InboundOutcome, Rejection>> {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::Inbound {
+            charger: charger.to_string(),
+            frame,
+            t,
+            msg,
+            heartbeat_interval,
+            reply,
+        };
+        self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Journal a frame without waiting for the commit (outgoing frames and
+    /// frames that change nothing).
+    pub fn record_frame(&self, charger: &str, dir: Direction, frame: String, t: DateTime<Utc>) {
+        let op = Op::Journal {
+            charger: charger.to_string(),
+            dir,
+            frame,
+            t,
+        };
+        // A full queue means the disk is behind; dropping a journal line is
+        // better than stalling a connection.
+        if self.tx.try_send(op).is_err() {
+            tracing::warn!(charger, "journal queue full, frame not journaled");
+        }
+    }
+
+    pub async fn admin(&self, op: AdminOp, t: DateTime<Utc>) -> Result<AdminResult> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Admin { op, t, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Live feed of journaled frames, for `charger logs --follow`.
+    pub fn subscribe_journal(&self) -> broadcast::Receiver<JournalEntry> {
+        self.journal_feed.subscribe()
+    }
+}
+
+fn run(
+    db: Arc<Database>,
+    mut rx: mpsc::Receiver<Op>,
+    feed: broadcast::Sender<JournalEntry>,
+    commits: Arc<AtomicU64>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(&db, &mut batch) {
+            Ok((results, journaled)) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for (op, result) in batch.into_iter().zip(results) {
+                    deliver(op, result);
+                }
+                for j in journaled {
+                    let _ = feed.send(j);
+                }
+            }
+            Err(e) => {
+                tracing::error!("commit failed, batch of {} rolled back: {e}", batch.len());
+                for op in batch {
+                    deliver(op, Outcome::Failed(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+pub(super) enum Outcome {
+    Inbound(std::result::Result<InboundOutcome, Rejection>),
+    Admin(AdminResult),
+    Journaled,
+    Failed(String),
+}
+
+fn deliver(op: Op, outcome: Outcome) {
+    let failed = |m: String| StoreError::Db(redb::Error::Io(std::io::Error::other(m)));
+    match (op, outcome) {
+        (Op::Inbound { reply, .. }, Outcome::Inbound(r)) => drop(reply.send(Ok(r))),
+        (Op::Inbound { reply, .. }, Outcome::Failed(m)) => drop(reply.send(Err(failed(m)))),
+        (Op::Admin { reply, .. }, Outcome::Admin(r)) => drop(reply.send(Ok(r))),
+        (Op::Admin { reply, .. }, Outcome::Failed(m)) => drop(reply.send(Err(failed(m)))),
+        _ => {}
+    }
+}
+
+fn commit_batch(db: &Database, batch: &mut [Op]) -> Result<(Vec<Outcome>, Vec<JournalEntry>)> {
+    let w = db.begin_write()?;
+    let mut results = Vec::with_capacity(batch.len());
+    let mut journaled = Vec::new();
+    {
+        let mut ctx = Ctx::open(&w)?;
+        for op in batch.iter_mut() {
+            let outcome = match op {
+                Op::Inbound {
+                    charger,
+                    frame,
+                    t,
+                    msg,
+                    heartbeat_interval,
+                    ..
+                } => {
+                    journaled.push(ctx.journal(
+                        charger,
+                        Direction::In,
+                        std::mem::take(frame),
+                        *t,
+                    )?);
+                    let msg = std::mem::replace(msg, Inbound::Heartbeat);
+                    Outcome::Inbound(apply::inbound(
+                        &mut ctx,
+                        charger,
+                        msg,
+                        *t,
+                        *heartbeat_interval,
+                    )?)
+                }
+                Op::Journal {
+                    charger,
+                    dir,
+                    frame,
+                    t,
+                } => {
+                    journaled.push(ctx.journal(charger, *dir, std::mem::take(frame), *t)?);
+                    Outcome::Journaled
+                }
+                Op::Admin { op, t, .. } => {
+                    let op = std::mem::replace(op, AdminOp::Noop);
+                    Outcome::Admin(apply::admin(&mut ctx, op, *t)?)
+                }
+            };
+            results.push(outcome);
+        }
+        ctx.finish()?;
+    }
+    w.commit()?;
+    Ok((results, journaled))
+}
