@@ -63,14 +63,8 @@ pub enum ConfigError {
 
 impl ServerConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.into(),
-            err,
-        })?;
-        let cfg: ServerConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
-            path: path.into(),
-            err,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+        let cfg: ServerConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse { path: path.into(), err })?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -95,10 +89,7 @@ impl ServerConfig {
             return bad("max_message_bytes", "must be at least 1024");
         }
         if self.call_timeout_s == 0 || self.heartbeat_interval_s == 0 {
-            return bad(
-                "call_timeout_s",
-                "timeouts and intervals must be at least 1 s",
-            );
+            return bad("call_timeout_s", "timeouts and intervals must be at least 1 s");
         }
         Ok(())
     }

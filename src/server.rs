@@ -38,8 +38,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.db_path())
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
-    let tcp = listener::bind(config.listen, config.backlog)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let tcp =
+        listener::bind(config.listen, config.backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = tcp.local_addr()?;
     let control = crate::control::server::bind(&config.control_socket())?;
     let shared = Arc::new(Shared {
@@ -52,11 +52,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         tokio::spawn(crate::control::server::serve(control, shared.clone())),
     ];
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
-    Ok(Running {
-        addr,
-        shared,
-        tasks,
-    })
+    Ok(Running { addr, shared, tasks })
 }
 
 /// Run until interrupted.
@@ -77,11 +73,10 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

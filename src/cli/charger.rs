@@ -59,9 +59,7 @@ pub enum ChargerCmd {
         connector_id: u32,
     },
     /// Ask a charger to send a message now (OCPP name, e.g. StatusNotification).
-    #[command(
-        after_help = "Example:\n  voltyard charger trigger CP-001 StatusNotification --connector 1"
-    )]
+    #[command(after_help = "Example:\n  voltyard charger trigger CP-001 StatusNotification --connector 1")]
     Trigger {
         id: String,
         message: String,
@@ -69,9 +67,7 @@ pub enum ChargerCmd {
         connector: Option<u32>,
     },
     /// Make a charger or connector operative or inoperative.
-    #[command(
-        after_help = "Example:\n  voltyard charger availability CP-001 inoperative --connector 2"
-    )]
+    #[command(after_help = "Example:\n  voltyard charger availability CP-001 inoperative --connector 2")]
     Availability {
         id: String,
         state: AvailabilityState,
@@ -115,11 +111,7 @@ pub enum ConfigCmd {
     #[command(
         after_help = "Examples:\n  voltyard charger config set CP-001 HeartbeatInterval 120\n  voltyard charger config set CP-201 OCPPCommCtrlr.HeartbeatInterval 120"
     )]
-    Set {
-        id: String,
-        key: String,
-        value: String,
-    },
+    Set { id: String, key: String, value: String },
 }
 
 const COLUMNS: &[(&str, &str)] = &[
@@ -211,9 +203,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             let v = ctx.call(Request::ChargerRemove { id: id.clone() }).await?;
             output::done(ctx, &v, &format!("charger {id} removed"));
         }
-        ChargerCmd::Reset { id, hard } => {
-            result(ctx, ctx.call(command(id, Command::Reset { hard })).await?)
-        }
+        ChargerCmd::Reset { id, hard } => result(ctx, ctx.call(command(id, Command::Reset { hard })).await?),
         ChargerCmd::Unlock {
             id,
             connector,
@@ -229,11 +219,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             ))
             .await?,
         ),
-        ChargerCmd::Trigger {
-            id,
-            message,
-            connector,
-        } => result(
+        ChargerCmd::Trigger { id, message, connector } => result(
             ctx,
             ctx.call(command(
                 id,
@@ -244,11 +230,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             ))
             .await?,
         ),
-        ChargerCmd::Availability {
-            id,
-            state,
-            connector,
-        } => {
+        ChargerCmd::Availability { id, state, connector } => {
             let operative = matches!(state, AvailabilityState::Operative);
             result(
                 ctx,
@@ -278,18 +260,13 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                     ],
                 );
                 if let Some(unknown) = v["unknown"].as_array().filter(|u| !u.is_empty()) {
-                    println!(
-                        "unknown keys: {}",
-                        output::cell(Some(&Value::Array(unknown.clone())))
-                    );
+                    println!("unknown keys: {}", output::cell(Some(&Value::Array(unknown.clone()))));
                 }
             }
         }
-        ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => result(
-            ctx,
-            ctx.call(command(id, Command::SetConfig { key, value }))
-                .await?,
-        ),
+        ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => {
+            result(ctx, ctx.call(command(id, Command::SetConfig { key, value })).await?)
+        }
         ChargerCmd::Logs {
             id,
             since,
@@ -329,10 +306,7 @@ fn connectors(v: &Value) -> String {
 }
 
 fn result(ctx: &Ctx, v: Value) {
-    let status = v
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("Accepted");
+    let status = v.get("status").and_then(Value::as_str).unwrap_or("Accepted");
     output::done(ctx, &v, status);
 }
 

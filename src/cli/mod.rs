@@ -71,9 +71,7 @@ enum Cmd {
     /// The demo: a server with simulated chargers (arrives with the simulator).
     Demo,
     /// Print shell completions.
-    #[command(
-        after_help = "Example:\n  voltyard completions bash > /etc/bash_completion.d/voltyard"
-    )]
+    #[command(after_help = "Example:\n  voltyard completions bash > /etc/bash_completion.d/voltyard")]
     Completions { shell: clap_complete::Shell },
 }
 
@@ -82,10 +80,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let data_dir = cli.data_dir.clone();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -104,12 +99,7 @@ pub fn main() -> ExitCode {
             }
         }
         Cmd::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "voltyard",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut Cli::command(), "voltyard", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
         Cmd::Demo => {
@@ -161,11 +151,7 @@ fn init_logging() {
         .try_init();
 }
 
-async fn serve(
-    listen: Option<SocketAddr>,
-    config: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mut cfg = match &config {
         Some(path) => crate::config::ServerConfig::load(path)?,
         None => crate::config::ServerConfig::default(),
@@ -204,13 +190,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             output::object(
                 ctx,
                 &v,
-                &[
-                    "version",
-                    "listen",
-                    "data_dir",
-                    "chargers_connected",
-                    "commits",
-                ],
+                &["version", "listen", "data_dir", "chargers_connected", "commits"],
             );
             Ok(())
         }

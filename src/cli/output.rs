@@ -43,20 +43,12 @@ pub fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| cell(Some(x)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Some(Value::Array(a)) => a.iter().map(|x| cell(Some(x))).collect::<Vec<_>>().join(", "),
         Some(other) => other.to_string(),
     }
 }
 
 /// Print a short confirmation, or `{}` style JSON for scripts.
 pub fn done(ctx: &Ctx, v: &Value, message: &str) {
-    if ctx.json {
-        json(v)
-    } else {
-        println!("{message}")
-    }
+    if ctx.json { json(v) } else { println!("{message}") }
 }

@@ -52,13 +52,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                 (_, true) => Some(SessionStatus::Completed),
                 _ => None,
             };
-            let v = ctx
-                .call(Request::SessionList {
-                    charger,
-                    status,
-                    limit,
-                })
-                .await?;
+            let v = ctx.call(Request::SessionList { charger, status, limit }).await?;
             output::table(
                 ctx,
                 &v,
@@ -101,11 +95,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                 ],
             );
         }
-        SessionCmd::Start {
-            charger,
-            token,
-            evse,
-        } => {
+        SessionCmd::Start { charger, token, evse } => {
             let v = ctx
                 .call(Request::SessionStart {
                     charger: charger.clone(),

@@ -9,9 +9,7 @@ use clap::{Subcommand, ValueEnum};
 #[derive(Subcommand)]
 pub enum SiteCmd {
     /// Add a site.
-    #[command(
-        after_help = "Example:\n  voltyard site add office --timezone Europe/Berlin --access private"
-    )]
+    #[command(after_help = "Example:\n  voltyard site add office --timezone Europe/Berlin --access private")]
     Add {
         name: String,
         #[arg(long, default_value = "UTC")]
@@ -58,11 +56,7 @@ fn invalid(msg: String) -> ClientError {
 
 pub async fn run(ctx: &Ctx, cmd: SiteCmd) -> Result<(), ClientError> {
     match cmd {
-        SiteCmd::Add {
-            name,
-            timezone,
-            access,
-        } => {
+        SiteCmd::Add { name, timezone, access } => {
             let access = match access {
                 AccessArg::Public => Access::Public,
                 AccessArg::Private => Access::Private,
@@ -95,17 +89,8 @@ pub async fn run(ctx: &Ctx, cmd: SiteCmd) -> Result<(), ClientError> {
                 .as_array()
                 .and_then(|a| a.iter().find(|s| s["name"] == name.as_str()))
                 .cloned()
-                .ok_or_else(|| {
-                    ClientError::Api(ApiError::new(
-                        ErrorKind::NotFound,
-                        format!("no site {name}"),
-                    ))
-                })?;
-            output::object(
-                ctx,
-                &site,
-                &["name", "timezone", "access", "rules", "created_at"],
-            );
+                .ok_or_else(|| ClientError::Api(ApiError::new(ErrorKind::NotFound, format!("no site {name}"))))?;
+            output::object(ctx, &site, &["name", "timezone", "access", "rules", "created_at"]);
         }
         SiteCmd::Allow {
             name,
@@ -122,9 +107,8 @@ pub async fn run(ctx: &Ctx, cmd: SiteCmd) -> Result<(), ClientError> {
             let days = days
                 .iter()
                 .map(|d| {
-                    d.parse::<Weekday>().map_err(|_| {
-                        invalid(format!("--days: {d:?} is not a weekday (mon, tue, …)"))
-                    })
+                    d.parse::<Weekday>()
+                        .map_err(|_| invalid(format!("--days: {d:?} is not a weekday (mon, tue, …)")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let v = ctx
@@ -139,9 +123,7 @@ pub async fn run(ctx: &Ctx, cmd: SiteCmd) -> Result<(), ClientError> {
             output::done(ctx, &v, &format!("rule added to site {name}"));
         }
         SiteCmd::ClearRules { name } => {
-            let v = ctx
-                .call(Request::SiteClearRules { name: name.clone() })
-                .await?;
+            let v = ctx.call(Request::SiteClearRules { name: name.clone() }).await?;
             output::done(ctx, &v, &format!("rules of site {name} cleared"));
         }
     }

@@ -9,9 +9,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "no voltyard server is running for {path} ({err}); start one with `voltyard serve --data-dir …`"
-    )]
+    #[error("no voltyard server is running for {path} ({err}); start one with `voltyard serve --data-dir …`")]
     Unreachable { path: String, err: std::io::Error },
     #[error("lost the connection to the server: {0}")]
     Io(#[from] std::io::Error),
@@ -42,28 +40,22 @@ impl Client {
     }
 
     pub async fn call(&mut self, request: Request) -> Result<Value, ClientError> {
-        let mut line = serde_json::to_string(&Envelope {
-            v: VERSION,
-            request,
-        })
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line = serde_json::to_string(&Envelope { v: VERSION, request })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
         self.write.write_all(line.as_bytes()).await?;
-        let reply: Reply = serde_json::from_str(&self.next_line().await?)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let reply: Reply =
+            serde_json::from_str(&self.next_line().await?).map_err(|e| ClientError::Protocol(e.to_string()))?;
         match (reply.ok, reply.result, reply.error) {
             (true, Some(v), _) => Ok(v),
             (false, _, Some(e)) => Err(ClientError::Api(e)),
-            _ => Err(ClientError::Protocol(
-                "reply with neither result nor error".into(),
-            )),
+            _ => Err(ClientError::Protocol("reply with neither result nor error".into())),
         }
     }
 
     /// The next streamed journal entry of a `follow` request.
     pub async fn next_item(&mut self) -> Result<StreamItem, ClientError> {
-        serde_json::from_str(&self.next_line().await?)
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        serde_json::from_str(&self.next_line().await?).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     async fn next_line(&mut self) -> Result<String, ClientError> {

@@ -2,8 +2,8 @@
 
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::{
-    Access, AuthStatus, Charger, ChargerTxRef, ClosedBy, ConnectorStatus, JournalEntry, Protocol,
-    Registration, Sample, Session, SessionStatus, TokenKind,
+    Access, AuthStatus, Charger, ChargerTxRef, ClosedBy, ConnectorStatus, JournalEntry, Protocol, Registration, Sample,
+    Session, SessionStatus, TokenKind,
 };
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};

@@ -20,10 +20,7 @@ const MAX_LINE: usize = 1 << 20;
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another voltyard server is already using {}",
-                path.display()
-            );
+            anyhow::bail!("another voltyard server is already using {}", path.display());
         }
         std::fs::remove_file(path)?;
     }
@@ -57,10 +54,7 @@ async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> 
     let mut line = String::new();
     loop {
         line.clear();
-        let n = (&mut lines)
-            .take(MAX_LINE as u64)
-            .read_line(&mut line)
-            .await?;
+        let n = (&mut lines).take(MAX_LINE as u64).read_line(&mut line).await?;
         if n == 0 {
             return Ok(());
         }
@@ -85,10 +79,7 @@ async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 return follow_logs(&shared, &id, since, limit, &mut write).await;
             }
             Ok(env) => handle(&shared, env.request).await,
-            Err(e) => Err(ApiError::new(
-                ErrorKind::Invalid,
-                format!("bad request: {e}"),
-            )),
+            Err(e) => Err(ApiError::new(ErrorKind::Invalid, format!("bad request: {e}"))),
         };
         write_line(&mut write, &to_reply(reply)).await?;
     }
@@ -109,10 +100,7 @@ fn to_reply(r: Result<Value, ApiError>) -> Reply {
     }
 }
 
-async fn write_line<T: serde::Serialize>(
-    w: &mut tokio::net::unix::OwnedWriteHalf,
-    v: &T,
-) -> std::io::Result<()> {
+async fn write_line<T: serde::Serialize>(w: &mut tokio::net::unix::OwnedWriteHalf, v: &T) -> std::io::Result<()> {
     let mut text = serde_json::to_string(v).map_err(std::io::Error::other)?;
     text.push('\n');
     w.write_all(text.as_bytes()).await
@@ -135,9 +123,7 @@ async fn follow_logs(
     write_line(w, &to_reply(Ok(json!(history)))).await?;
     loop {
         match feed.recv().await {
-            Ok(j) if j.charger == id && j.seq > last => {
-                write_line(w, &StreamItem { journal: j }).await?
-            }
+            Ok(j) if j.charger == id && j.seq > last => write_line(w, &StreamItem { journal: j }).await?,
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 tracing::debug!("log follower lagged by {n} frames");
@@ -172,10 +158,7 @@ fn view(shared: &Shared, c: Charger) -> ChargerView {
 
 async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
     if shared.store.charger(id).map_err(internal)?.is_none() {
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no charger {id}"),
-        ));
+        return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
     }
     // The connection enforces the call timeout; this bound only covers a queue.
     let wait = shared.config.call_timeout() * 2 + std::time::Duration::from_secs(5);
@@ -231,22 +214,13 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
         }
         Request::ChargerShow { id } => match store.charger(&id).map_err(internal)? {
             Some(c) => Ok(json!(view(shared, c))),
-            None => Err(ApiError::new(
-                ErrorKind::NotFound,
-                format!("no charger {id}"),
-            )),
+            None => Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}"))),
         },
         Request::ChargerAdd(a) => {
             let now = Utc::now();
             let mut c = Charger::new(&a.id, Registration::Accepted, now);
-            if !a.id.chars().all(|ch| ch.is_ascii_graphic() && ch != '/')
-                || a.id.is_empty()
-                || a.id.len() > 48
-            {
-                return Err(invalid(
-                    "id",
-                    "1 to 48 printable ASCII characters without '/'",
-                ));
+            if !a.id.chars().all(|ch| ch.is_ascii_graphic() && ch != '/') || a.id.is_empty() || a.id.len() > 48 {
+                return Err(invalid("id", "1 to 48 printable ASCII characters without '/'"));
             }
             if let Some(site) = a.site {
                 c.site = site;
@@ -261,10 +235,7 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
             }
             if let Some(r) = a.phase_rotation {
                 if !["L1L2L3", "L2L3L1", "L3L1L2"].contains(&r.as_str()) {
-                    return Err(invalid(
-                        "phase_rotation",
-                        "must be L1L2L3, L2L3L1 or L3L1L2",
-                    ));
+                    return Err(invalid("phase_rotation", "must be L1L2L3, L2L3L1 or L3L1L2"));
                 }
                 c.phase_rotation = r;
             }
@@ -273,8 +244,7 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                     return Err(invalid("password", "must be at least 8 characters"));
                 }
                 let mut salt = [0u8; 16];
-                getrandom::fill(&mut salt)
-                    .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+                getrandom::fill(&mut salt).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
                 c.password_hash = Some(crate::domain::password::hash(&pw, &salt));
             }
             admin(shared, AdminOp::ChargerAdd(Box::new(c))).await
@@ -294,32 +264,19 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                     message: "BootNotification".into(),
                     evse: None,
                 };
-                if let Err(e) = shared
-                    .registry
-                    .call(&id, cmd, shared.config.call_timeout())
-                    .await
-                {
+                if let Err(e) = shared.registry.call(&id, cmd, shared.config.call_timeout()).await {
                     tracing::info!(charger = id, "could not trigger a boot after accept: {e}");
                 }
             }
             Ok(r)
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
-        Request::ChargerCommand { id, command: cmd } => {
-            command(shared, &id, cmd).await.map(|r| json!(r))
-        }
-        Request::ChargerLogs {
-            id, since, limit, ..
-        } => {
+        Request::ChargerCommand { id, command: cmd } => command(shared, &id, cmd).await.map(|r| json!(r)),
+        Request::ChargerLogs { id, since, limit, .. } => {
             if store.charger(&id).map_err(internal)?.is_none() {
-                return Err(ApiError::new(
-                    ErrorKind::NotFound,
-                    format!("no charger {id}"),
-                ));
+                return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
             }
-            Ok(json!(
-                store.journal(&id, since, 0, limit).map_err(internal)?
-            ))
+            Ok(json!(store.journal(&id, since, 0, limit).map_err(internal)?))
         }
         Request::TokenList => Ok(json!(store.tokens().map_err(internal)?)),
         Request::TokenAdd(t) => {
@@ -337,16 +294,10 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
             };
             admin(shared, AdminOp::TokenAdd(token)).await
         }
-        Request::TokenBlock { uid, blocked } => {
-            admin(shared, AdminOp::TokenBlocked { uid, blocked }).await
-        }
+        Request::TokenBlock { uid, blocked } => admin(shared, AdminOp::TokenBlocked { uid, blocked }).await,
         Request::TokenRemove { uid } => admin(shared, AdminOp::TokenRemove { uid }).await,
         Request::SiteList => Ok(json!(store.sites().map_err(internal)?)),
-        Request::SiteAdd {
-            name,
-            timezone,
-            access,
-        } => {
+        Request::SiteAdd { name, timezone, access } => {
             if timezone.parse::<chrono_tz::Tz>().is_err() {
                 return Err(invalid(
                     "timezone",
@@ -379,36 +330,14 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                 shared,
                 AdminOp::SiteRule {
                     site: name,
-                    rule: Some(AccessRule {
-                        groups,
-                        days,
-                        from,
-                        to,
-                    }),
+                    rule: Some(AccessRule { groups, days, from, to }),
                 },
             )
             .await
         }
-        Request::SiteClearRules { name } => {
-            admin(
-                shared,
-                AdminOp::SiteRule {
-                    site: name,
-                    rule: None,
-                },
-            )
-            .await
-        }
-        Request::SessionList {
-            charger,
-            status,
-            limit,
-        } => {
-            let f = SessionFilter {
-                charger,
-                status,
-                limit,
-            };
+        Request::SiteClearRules { name } => admin(shared, AdminOp::SiteRule { site: name, rule: None }).await,
+        Request::SessionList { charger, status, limit } => {
+            let f = SessionFilter { charger, status, limit };
             let list: Vec<SessionView> = store
                 .sessions(&f)
                 .map_err(internal)?
@@ -422,16 +351,9 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                 let samples = store.samples(id).map_err(internal)?;
                 Ok(json!(SessionView::new(s, Some(samples))))
             }
-            None => Err(ApiError::new(
-                ErrorKind::NotFound,
-                format!("no session {id}"),
-            )),
+            None => Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}"))),
         },
-        Request::SessionStart {
-            charger,
-            token,
-            evse,
-        } => {
+        Request::SessionStart { charger, token, evse } => {
             let remote_start_id = (Utc::now().timestamp_millis() % i64::from(i32::MAX)).max(1);
             let cmd = Command::RemoteStart {
                 token,
@@ -442,10 +364,7 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
         }
         Request::SessionStop { id } => {
             let Some(s) = store.session(id).map_err(internal)? else {
-                return Err(ApiError::new(
-                    ErrorKind::NotFound,
-                    format!("no session {id}"),
-                ));
+                return Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}")));
             };
             if s.status != crate::domain::SessionStatus::Active {
                 return Err(ApiError::new(
@@ -454,15 +373,9 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                 ));
             }
             let charger = s.charger.clone();
-            command(
-                shared,
-                &charger,
-                Command::RemoteStop {
-                    session: Box::new(s),
-                },
-            )
-            .await
-            .map(|r| json!(r))
+            command(shared, &charger, Command::RemoteStop { session: Box::new(s) })
+                .await
+                .map(|r| json!(r))
         }
         Request::Events { limit } => Ok(json!(store.events(limit).map_err(internal)?)),
     }

@@ -7,12 +7,7 @@ use chrono_tz::Tz;
 /// Decide on a token. `token` is None when the uid is unknown;
 /// `in_other_session` is true when the token already holds an active
 /// session that this request is not part of.
-pub fn authorize(
-    token: Option<&Token>,
-    site: &Site,
-    now: DateTime<Utc>,
-    in_other_session: bool,
-) -> AuthStatus {
+pub fn authorize(token: Option<&Token>, site: &Site, now: DateTime<Utc>, in_other_session: bool) -> AuthStatus {
     let Some(token) = token else {
         return AuthStatus::Unknown;
     };
@@ -88,8 +83,7 @@ pub fn parse_window(s: &str) -> Result<(NaiveTime, NaiveTime), String> {
         .split_once('-')
         .ok_or_else(|| format!("window {s:?} must look like 08:00-18:00"))?;
     let p = |x: &str| {
-        NaiveTime::parse_from_str(x.trim(), "%H:%M")
-            .map_err(|_| format!("{x:?} is not a time of day (HH:MM)"))
+        NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| format!("{x:?} is not a time of day (HH:MM)"))
     };
     Ok((p(a)?, p(b)?))
 }
@@ -140,29 +134,14 @@ mod tests {
     fn statuses_in_order_of_precedence() {
         let site = office();
         let noon_berlin = Utc.with_ymd_and_hms(2026, 7, 1, 10, 0, 0).unwrap();
-        assert_eq!(
-            authorize(None, &site, noon_berlin, false),
-            AuthStatus::Unknown
-        );
+        assert_eq!(authorize(None, &site, noon_berlin, false), AuthStatus::Unknown);
         let mut t = token(Some("employees"));
-        assert_eq!(
-            authorize(Some(&t), &site, noon_berlin, false),
-            AuthStatus::Accepted
-        );
-        assert_eq!(
-            authorize(Some(&t), &site, noon_berlin, true),
-            AuthStatus::ConcurrentTx
-        );
+        assert_eq!(authorize(Some(&t), &site, noon_berlin, false), AuthStatus::Accepted);
+        assert_eq!(authorize(Some(&t), &site, noon_berlin, true), AuthStatus::ConcurrentTx);
         t.expires = Some(noon_berlin);
-        assert_eq!(
-            authorize(Some(&t), &site, noon_berlin, false),
-            AuthStatus::Expired
-        );
+        assert_eq!(authorize(Some(&t), &site, noon_berlin, false), AuthStatus::Expired);
         t.blocked = true;
-        assert_eq!(
-            authorize(Some(&t), &site, noon_berlin, false),
-            AuthStatus::Blocked
-        );
+        assert_eq!(authorize(Some(&t), &site, noon_berlin, false), AuthStatus::Blocked);
     }
 
     #[test]
@@ -171,10 +150,7 @@ mod tests {
         let visitor = token(Some("visitors"));
         // 16:30 UTC in July is 18:30 in Berlin: after hours, anyone may charge.
         let evening = Utc.with_ymd_and_hms(2026, 7, 1, 16, 30, 0).unwrap();
-        assert_eq!(
-            authorize(Some(&visitor), &site, evening, false),
-            AuthStatus::Accepted
-        );
+        assert_eq!(authorize(Some(&visitor), &site, evening, false), AuthStatus::Accepted);
         // 15:30 UTC is 17:30 local: employees only.
         let afternoon = Utc.with_ymd_and_hms(2026, 7, 1, 15, 30, 0).unwrap();
         assert_eq!(
@@ -183,10 +159,7 @@ mod tests {
         );
         // 02:00 local (wrapping window) is after hours too.
         let night = Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap();
-        assert_eq!(
-            authorize(Some(&visitor), &site, night, false),
-            AuthStatus::Accepted
-        );
+        assert_eq!(authorize(Some(&visitor), &site, night, false), AuthStatus::Accepted);
         let employee = token(Some("employees"));
         assert_eq!(
             authorize(Some(&employee), &site, afternoon, false),
@@ -225,15 +198,9 @@ mod tests {
         let tok = token(None);
         // 2026-07-04 is a Saturday; 03:00 belongs to Friday night's window.
         let sat_3am = Utc.with_ymd_and_hms(2026, 7, 4, 3, 0, 0).unwrap();
-        assert_eq!(
-            authorize(Some(&tok), &site, sat_3am, false),
-            AuthStatus::Accepted
-        );
+        assert_eq!(authorize(Some(&tok), &site, sat_3am, false), AuthStatus::Accepted);
         let sat_11pm = Utc.with_ymd_and_hms(2026, 7, 4, 23, 0, 0).unwrap();
-        assert_eq!(
-            authorize(Some(&tok), &site, sat_11pm, false),
-            AuthStatus::NotAtThisTime
-        );
+        assert_eq!(authorize(Some(&tok), &site, sat_11pm, false), AuthStatus::NotAtThisTime);
         assert!(parse_window("8-18").is_err());
     }
 }

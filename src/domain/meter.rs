@@ -35,9 +35,7 @@ pub struct SampleError {
 /// Normalise one sampled value. `index` names the value in error messages.
 pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, SampleError> {
     let measurand = s.measurand.unwrap_or_else(|| ENERGY_IMPORT.to_string());
-    let unit_in = s
-        .unit
-        .unwrap_or_else(|| default_unit(&measurand).to_string());
+    let unit_in = s.unit.unwrap_or_else(|| default_unit(&measurand).to_string());
     let (unit, scale) = base_unit(&unit_in);
     let value_milli = if s.value_is_signed {
         0
@@ -77,9 +75,7 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, 
 
 fn parse_number(s: &str) -> Option<Decimal> {
     let s = s.trim();
-    Decimal::from_str(s)
-        .ok()
-        .or_else(|| Decimal::from_scientific(s).ok())
+    Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
 }
 
 fn pow10(exp: i32) -> Decimal {
@@ -157,12 +153,7 @@ mod tests {
         let t = Utc::now();
         let s = normalise(t, raw("12.3456", None, Some("kWh"), 0), "v").unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("Wh", 12_345_600));
-        let s = normalise(
-            t,
-            raw("7.4", Some("Power.Active.Import"), Some("kW"), 0),
-            "v",
-        )
-        .unwrap();
+        let s = normalise(t, raw("7.4", Some("Power.Active.Import"), Some("kW"), 0), "v").unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("W", 7_400_000));
         let s = normalise(t, raw("16", Some("Current.Import"), None, 0), "v").unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("A", 16_000));
@@ -175,12 +166,7 @@ mod tests {
 
     #[test]
     fn garbage_values_name_the_field() {
-        let e = normalise(
-            Utc::now(),
-            raw("12,5", None, None, 0),
-            "meterValue[0].sampledValue[1]",
-        )
-        .unwrap_err();
+        let e = normalise(Utc::now(), raw("12,5", None, None, 0), "meterValue[0].sampledValue[1]").unwrap_err();
         assert_eq!(e.field, "meterValue[0].sampledValue[1].value");
     }
 

@@ -10,17 +10,11 @@ pub fn hash(password: &str, salt: &[u8; 16]) -> String {
 
 pub fn verify(password: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
-    let (Some("sha256"), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("sha256"), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let got = digest(salt, password);
-    got.len() == expected.len()
-        && got
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    got.len() == expected.len() && got.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn digest(salt_hex: &str, password: &str) -> String {

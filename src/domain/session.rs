@@ -176,8 +176,7 @@ pub fn close_by_inference(s: &mut Session, evidence: &str, now: DateTime<Utc>) {
         evidence: evidence.to_string(),
     });
     s.suspect_since = None;
-    s.notes
-        .push(format!("{now}: closed by inference: {evidence}"));
+    s.notes.push(format!("{now}: closed by inference: {evidence}"));
 }
 
 #[cfg(test)]
@@ -223,11 +222,7 @@ mod tests {
         close_by_inference(&mut s, "connector available after reboot", t(40));
         assert_eq!(s.stopped_at, Some(t(30)));
         assert_eq!(s.energy_wh(), 4000);
-        assert!(apply(
-            &mut s,
-            &msg(TxPhase::Ended, 35, Some(5600), Some(9)),
-            t(50)
-        ));
+        assert!(apply(&mut s, &msg(TxPhase::Ended, 35, Some(5600), Some(9)), t(50)));
         assert_eq!(s.closed_by, Some(ClosedBy::Charger));
         assert_eq!(s.stopped_at, Some(t(35)));
         assert_eq!(s.energy_wh(), 4600);
@@ -245,15 +240,7 @@ mod tests {
     #[test]
     fn duplicate_seq_no_is_not_applied_twice() {
         let mut s = session();
-        assert!(apply(
-            &mut s,
-            &msg(TxPhase::Updated, 5, None, Some(1)),
-            t(5)
-        ));
-        assert!(!apply(
-            &mut s,
-            &msg(TxPhase::Updated, 5, None, Some(1)),
-            t(6)
-        ));
+        assert!(apply(&mut s, &msg(TxPhase::Updated, 5, None, Some(1)), t(5)));
+        assert!(!apply(&mut s, &msg(TxPhase::Updated, 5, None, Some(1)), t(6)));
     }
 }

@@ -33,13 +33,8 @@ struct Pending {
 /// Journal at most this much of an oversized frame.
 const JOURNAL_CLIP: usize = 1024;
 
-pub async fn run<S>(
-    ws: WebSocketStream<S>,
-    charger: String,
-    proto: Protocol,
-    shared: Arc<Shared>,
-    reg: Registration,
-) where
+pub async fn run<S>(ws: WebSocketStream<S>, charger: String, proto: Protocol, shared: Arc<Shared>, reg: Registration)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.config;
@@ -156,8 +151,7 @@ pub async fn run<S>(
     for req in queue {
         let _ = req.reply.send(Err(CallError::Closed));
     }
-    let seen = chrono::DateTime::from_timestamp_millis(last_seen.load(Ordering::Relaxed))
-        .unwrap_or_else(Utc::now);
+    let seen = chrono::DateTime::from_timestamp_millis(last_seen.load(Ordering::Relaxed)).unwrap_or_else(Utc::now);
     let _ = shared
         .store
         .admin(
@@ -188,60 +182,34 @@ async fn handle_text(
     if text.len() > limit {
         let mut clipped: String = text.chars().take(JOURNAL_CLIP).collect();
         clipped.push_str(&format!("… ({} bytes, clipped)", text.len()));
-        shared
-            .store
-            .record_frame(charger, Direction::In, clipped, now);
+        shared.store.record_frame(charger, Direction::In, clipped, now);
         let id = frame::sniff_id(text).unwrap_or_else(|| "-1".into());
         let desc = format!(
             "message of {} bytes exceeds this server's limit of {limit} bytes",
             text.len()
         );
         return Handled {
-            reply: Some(frame::error(
-                proto,
-                &id,
-                ErrorCode::Formation,
-                &desc,
-                json!({}),
-            )),
+            reply: Some(frame::error(proto, &id, ErrorCode::Formation, &desc, json!({}))),
             ..Default::default()
         };
     }
     let parsed = frame::parse(text);
     let (id, action, payload) = match parsed {
-        Ok(Frame::Call {
-            id,
-            action,
-            payload,
-        }) => (id, action, payload),
+        Ok(Frame::Call { id, action, payload }) => (id, action, payload),
         Ok(Frame::Result { id, payload }) => {
-            shared
-                .store
-                .record_frame(charger, Direction::In, text.to_string(), now);
+            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
             complete(pending, &id, proto, Ok(payload));
             return Handled::default();
         }
         Ok(Frame::Error {
-            id,
-            code,
-            description,
-            ..
+            id, code, description, ..
         }) => {
-            shared
-                .store
-                .record_frame(charger, Direction::In, text.to_string(), now);
-            complete(
-                pending,
-                &id,
-                proto,
-                Err(CallError::Remote { code, description }),
-            );
+            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
+            complete(pending, &id, proto, Err(CallError::Remote { code, description }));
             return Handled::default();
         }
         Err(e) => {
-            shared
-                .store
-                .record_frame(charger, Direction::In, text.to_string(), now);
+            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
             return Handled {
                 reply: frame_error_reply(proto, &e),
                 ..Default::default()
@@ -251,28 +219,16 @@ async fn handle_text(
     let inbound = match super::decode_call(proto, &action, &payload, now) {
         Ok(i) => i,
         Err(rej) => {
-            shared
-                .store
-                .record_frame(charger, Direction::In, text.to_string(), now);
+            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
             return Handled {
-                reply: Some(frame::error(
-                    proto,
-                    &id,
-                    rej.code,
-                    &rej.description,
-                    json!({}),
-                )),
+                reply: Some(frame::error(proto, &id, rej.code, &rej.description, json!({}))),
                 ..Default::default()
             };
         }
     };
     let is_boot = matches!(inbound, Inbound::Boot { .. });
     let hb = shared.config.heartbeat_interval_s;
-    match shared
-        .store
-        .inbound(charger, text.to_string(), now, inbound, hb)
-        .await
-    {
+    match shared.store.inbound(charger, text.to_string(), now, inbound, hb).await {
         Ok(Ok(outcome)) => {
             let payload = super::encode_reply(proto, &action, &outcome.reply);
             let mut followups = Vec::new();
@@ -288,27 +244,14 @@ async fn handle_text(
             }
         }
         Ok(Err(rej)) => Handled {
-            reply: Some(frame::error(
-                proto,
-                &id,
-                rej.code,
-                &rej.description,
-                json!({}),
-            )),
+            reply: Some(frame::error(proto, &id, rej.code, &rej.description, json!({}))),
             ..Default::default()
         },
         Err(e) => {
             tracing::error!(charger, "store failed: {e}");
-            let desc =
-                "the server could not store this message; nothing was acknowledged, please retry";
+            let desc = "the server could not store this message; nothing was acknowledged, please retry";
             Handled {
-                reply: Some(frame::error(
-                    proto,
-                    &id,
-                    ErrorCode::InternalError,
-                    desc,
-                    json!({}),
-                )),
+                reply: Some(frame::error(proto, &id, ErrorCode::InternalError, desc, json!({}))),
                 ..Default::default()
             }
         }
@@ -329,7 +272,9 @@ fn evidence_call(shared: Arc<Shared>, cmd: Command, session: u64) -> CallRequest
             return;
         };
         if is_status {
-            let evidence = "after a reboot the charger reported the transaction is no longer ongoing and has no queued messages".to_string();
+            let evidence =
+                "after a reboot the charger reported the transaction is no longer ongoing and has no queued messages"
+                    .to_string();
             let _ = shared
                 .store
                 .admin(AdminOp::InferEnd { session, evidence }, Utc::now())
@@ -339,12 +284,7 @@ fn evidence_call(shared: Arc<Shared>, cmd: Command, session: u64) -> CallRequest
     CallRequest { cmd, reply }
 }
 
-fn complete(
-    pending: &mut Option<Pending>,
-    id: &str,
-    proto: Protocol,
-    result: Result<Value, CallError>,
-) {
+fn complete(pending: &mut Option<Pending>, id: &str, proto: Protocol, result: Result<Value, CallError>) {
     if pending.as_ref().is_none_or(|p| p.id != id) {
         tracing::debug!(
             id,
@@ -354,12 +294,8 @@ fn complete(
     }
     let Some(p) = pending.take() else { return };
     let outcome = result.and_then(|payload| {
-        schema::validate(proto, p.action, Part::Response, &payload).map_err(|v| {
-            CallError::Invalid(format!(
-                "charger answered {} with an invalid payload: {v}",
-                p.action
-            ))
-        })?;
+        schema::validate(proto, p.action, Part::Response, &payload)
+            .map_err(|v| CallError::Invalid(format!("charger answered {} with an invalid payload: {v}", p.action)))?;
         Ok(super::decode_result(proto, &p.req.cmd, &payload))
     });
     let _ = p.req.reply.send(outcome);
@@ -378,10 +314,7 @@ fn frame_error_reply(proto: Protocol, e: &FrameError) -> Option<String> {
             Some(frame::error(proto, &id, code, reason, json!({})))
         }
         // 1.6 says to ignore unknown message types; 2.0.1 names an error for them.
-        FrameError::UnknownType {
-            id: Some(id),
-            type_id,
-        } if proto == Protocol::V201 => Some(frame::error(
+        FrameError::UnknownType { id: Some(id), type_id } if proto == Protocol::V201 => Some(frame::error(
             proto,
             id,
             ErrorCode::MessageTypeNotSupported,

@@ -173,13 +173,7 @@ pub fn result(id: &str, payload: &Value) -> String {
     json!([3, id, payload]).to_string()
 }
 
-pub fn error(
-    proto: Protocol,
-    id: &str,
-    code: ErrorCode,
-    description: &str,
-    details: Value,
-) -> String {
+pub fn error(proto: Protocol, id: &str, code: ErrorCode, description: &str, details: Value) -> String {
     json!([4, id, code.wire(proto), clip(description), details]).to_string()
 }
 
@@ -197,10 +191,7 @@ mod tests {
                 payload: json!({})
             }
         );
-        assert!(matches!(
-            parse(r#"[3,"a",{"x":1}]"#).unwrap(),
-            Frame::Result { .. }
-        ));
+        assert!(matches!(parse(r#"[3,"a",{"x":1}]"#).unwrap(), Frame::Result { .. }));
         assert!(matches!(
             parse(r#"[4,"a","NotImplemented","",{}]"#).unwrap(),
             Frame::Error { .. }
@@ -217,10 +208,7 @@ mod tests {
             Err(FrameError::Malformed { id, .. }) => assert_eq!(id.as_deref(), Some("abc")),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            parse("{}"),
-            Err(FrameError::Malformed { id: None, .. })
-        ));
+        assert!(matches!(parse("{}"), Err(FrameError::Malformed { id: None, .. })));
         assert!(matches!(
             parse(r#"[2,17,"Heartbeat",{}]"#),
             Err(FrameError::Malformed { id: None, .. })
@@ -230,18 +218,12 @@ mod tests {
             Err(FrameError::UnknownType { type_id: 7, .. })
         ));
         let long = format!(r#"[2,"{}","Heartbeat",{{}}]"#, "x".repeat(37));
-        assert!(matches!(
-            parse(&long),
-            Err(FrameError::Malformed { id: None, .. })
-        ));
+        assert!(matches!(parse(&long), Err(FrameError::Malformed { id: None, .. })));
     }
 
     #[test]
     fn error_codes_use_each_versions_spelling() {
-        assert_eq!(
-            ErrorCode::Formation.wire(Protocol::V16),
-            "FormationViolation"
-        );
+        assert_eq!(ErrorCode::Formation.wire(Protocol::V16), "FormationViolation");
         assert_eq!(ErrorCode::Formation.wire(Protocol::V201), "FormatViolation");
         assert_eq!(
             ErrorCode::Occurrence.wire(Protocol::V16),

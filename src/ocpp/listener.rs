@@ -53,7 +53,7 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let cfg = &shared.config;
     // The transport refuses anything far beyond the application limit; frames
     // in between get a CALLERROR from the connection instead of a hang-up.
-    let hard_limit = cfg.max_message_bytes.saturating_mul(16).max(1 << 20);
+    let hard_limit = cfg.max_message_bytes.saturating_mul(16).max(4 << 20);
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit));
@@ -63,8 +63,7 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         admitted = Some(a);
         Ok(resp)
     };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
     let ws = match tokio::time::timeout(cfg.handshake_timeout(), handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -109,17 +108,18 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
     r
 }
 
-fn admit(
-    req: &Request,
-    mut resp: Response,
-    shared: &Shared,
-) -> Result<(Admitted, Response), ErrorResponse> {
+fn admit(req: &Request, mut resp: Response, shared: &Shared) -> Result<(Admitted, Response), ErrorResponse> {
     let path = req.uri().path();
     let id = path
         .strip_prefix("/ocpp/")
         .map(percent_decode)
         .filter(|id| valid_id(id))
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "charge points connect to /ocpp/{chargePointId} (1 to 48 printable characters, no '/')"))?;
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::NOT_FOUND,
+                "charge points connect to /ocpp/{chargePointId} (1 to 48 printable characters, no '/')",
+            )
+        })?;
     let offered: Vec<&str> = req
         .headers()
         .get_all("Sec-WebSocket-Protocol")
@@ -135,15 +135,14 @@ fn admit(
         .ok_or_else(|| {
             refuse(
                 StatusCode::BAD_REQUEST,
-                &format!("no supported OCPP subprotocol offered (got {offered:?}); this server speaks ocpp2.0.1, ocpp1.6"),
+                &format!(
+                    "no supported OCPP subprotocol offered (got {offered:?}); this server speaks ocpp2.0.1, ocpp1.6"
+                ),
             )
         })?;
     let known = shared.store.charger(&id).map_err(|e| {
         tracing::error!("store read failed during handshake: {e}");
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server storage unavailable",
-        )
+        refuse(StatusCode::SERVICE_UNAVAILABLE, "server storage unavailable")
     })?;
     match &known {
         None if shared.config.unknown_chargers == UnknownChargers::Reject => {
@@ -153,18 +152,13 @@ fn admit(
             ));
         }
         Some(ch) if ch.registration == Registration::Rejected => {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                &format!("charger {id} is rejected"),
-            ));
+            return Err(refuse(StatusCode::FORBIDDEN, &format!("charger {id} is rejected")));
         }
         Some(ch) => check_password(req, ch)?,
         None => {}
     }
-    resp.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(proto.subprotocol()),
-    );
+    resp.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(proto.subprotocol()));
     Ok((Admitted { id, proto }, resp))
 }
 
@@ -174,14 +168,9 @@ fn check_password(req: &Request, ch: &Charger) -> Result<(), ErrorResponse> {
         return Ok(());
     };
     let unauthorized = || {
-        let mut r = refuse(
-            StatusCode::UNAUTHORIZED,
-            "this charger needs HTTP Basic authentication",
-        );
-        r.headers_mut().insert(
-            "WWW-Authenticate",
-            HeaderValue::from_static("Basic realm=\"voltyard\""),
-        );
+        let mut r = refuse(StatusCode::UNAUTHORIZED, "this charger needs HTTP Basic authentication");
+        r.headers_mut()
+            .insert("WWW-Authenticate", HeaderValue::from_static("Basic realm=\"voltyard\""));
         r
     };
     let creds = req
@@ -200,9 +189,7 @@ fn check_password(req: &Request, ch: &Charger) -> Result<(), ErrorResponse> {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.chars().count() <= 48
-        && id.chars().all(|c| c.is_ascii_graphic() && c != '/')
+    !id.is_empty() && id.chars().count() <= 48 && id.chars().all(|c| c.is_ascii_graphic() && c != '/')
 }
 
 fn percent_decode(s: &str) -> String {
@@ -212,10 +199,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
         {
             out.push(b);
             i += 3;

@@ -46,10 +46,7 @@ impl Rejection {
         Rejection::new(ErrorCode::Formation, detail)
     }
     pub fn property(field: &str, reason: &str) -> Self {
-        Rejection::new(
-            ErrorCode::PropertyConstraintViolation,
-            format!("{field}: {reason}"),
-        )
+        Rejection::new(ErrorCode::PropertyConstraintViolation, format!("{field}: {reason}"))
     }
 }
 
@@ -66,12 +63,7 @@ impl From<Violation> for Rejection {
 }
 
 /// Validate and decode a charger-initiated CALL.
-pub fn decode_call(
-    proto: Protocol,
-    action: &str,
-    payload: &Value,
-    now: DateTime<Utc>,
-) -> Result<Inbound, Rejection> {
+pub fn decode_call(proto: Protocol, action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Inbound, Rejection> {
     if !schema::knows(proto, action) {
         return Err(Rejection::new(
             ErrorCode::NotImplemented,
@@ -110,8 +102,7 @@ pub fn encode_command(proto: Protocol, cmd: &Command) -> Result<(&'static str, V
         Protocol::V16 => v16::encode_command(cmd)?,
         Protocol::V201 => v201::encode_command(cmd)?,
     };
-    schema::validate(proto, action, Part::Request, &payload)
-        .map_err(|v| format!("{action} {v}"))?;
+    schema::validate(proto, action, Part::Request, &payload).map_err(|v| format!("{action} {v}"))?;
     Ok((action, payload))
 }
 
@@ -144,10 +135,7 @@ mod tests {
     #[test]
     fn times_with_and_without_offset() {
         assert!(parse_time("2026-01-01T10:00:00+01:00").is_some());
-        assert_eq!(
-            parse_time("2026-01-01T10:00:00"),
-            parse_time("2026-01-01T10:00:00Z")
-        );
+        assert_eq!(parse_time("2026-01-01T10:00:00"), parse_time("2026-01-01T10:00:00Z"));
         assert!(parse_time("2026-13-01T10:00:00Z").is_none());
     }
 
@@ -223,15 +211,13 @@ mod tests {
         assert_eq!(e.code, ErrorCode::NotImplemented);
         let e = decode_call(Protocol::V16, "Reset", &json!({"type": "Hard"}), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotSupported);
-        let e =
-            decode_call(Protocol::V201, "SignCertificate", &json!({"csr": "x"}), now).unwrap_err();
+        let e = decode_call(Protocol::V201, "SignCertificate", &json!({"csr": "x"}), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotSupported);
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
         let e = decode_call(Protocol::V16, "MeterValues", &mv, now).unwrap_err();
         assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
         assert!(
-            e.description
-                .contains("meterValue[0].sampledValue[0].value"),
+            e.description.contains("meterValue[0].sampledValue[0].value"),
             "{}",
             e.description
         );
@@ -258,9 +244,6 @@ mod tests {
         };
         let (action, p) = encode_command(Protocol::V201, &cmd).unwrap();
         assert_eq!(action, "GetVariables");
-        assert_eq!(
-            p["getVariableData"][0]["component"]["name"],
-            "OCPPCommCtrlr"
-        );
+        assert_eq!(p["getVariableData"][0]["component"]["name"], "OCPPCommCtrlr");
     }
 }

@@ -110,8 +110,7 @@ impl Registry {
         self.lock().get(id).map(|e| Live {
             protocol: e.protocol,
             since: e.since,
-            last_seen: DateTime::from_timestamp_millis(e.last_seen.load(Ordering::Relaxed))
-                .unwrap_or(e.since),
+            last_seen: DateTime::from_timestamp_millis(e.last_seen.load(Ordering::Relaxed)).unwrap_or(e.since),
         })
     }
 
@@ -126,23 +125,16 @@ impl Registry {
     /// Send a command and wait for the charger's answer. The connection
     /// enforces the response timeout; `wait` only guards against a
     /// connection that never answers its queue.
-    pub async fn call(
-        &self,
-        id: &str,
-        cmd: Command,
-        wait: Duration,
-    ) -> Result<CommandResult, CallError> {
+    pub async fn call(&self, id: &str, cmd: Command, wait: Duration) -> Result<CommandResult, CallError> {
         let sender = self.lock().get(id).map(|e| e.calls.clone());
         let Some(sender) = sender else {
             return Err(CallError::NotConnected(id.to_string()));
         };
         let (reply, rx) = oneshot::channel();
-        sender
-            .try_send(CallRequest { cmd, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => CallError::Busy(id.to_string()),
-                mpsc::error::TrySendError::Closed(_) => CallError::NotConnected(id.to_string()),
-            })?;
+        sender.try_send(CallRequest { cmd, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CallError::Busy(id.to_string()),
+            mpsc::error::TrySendError::Closed(_) => CallError::NotConnected(id.to_string()),
+        })?;
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(CallError::Closed),

@@ -99,12 +99,7 @@ pub fn knows(proto: Protocol, action: &str) -> bool {
 
 /// Validate a payload. An action without a schema is the caller's problem
 /// (NotImplemented), so it passes here.
-pub fn validate(
-    proto: Protocol,
-    action: &str,
-    part: Part,
-    payload: &Value,
-) -> Result<(), Violation> {
+pub fn validate(proto: Protocol, action: &str, part: Part, payload: &Value) -> Result<(), Violation> {
     let Some(root) = SCHEMAS.get(&(proto, action, part)) else {
         return Ok(());
     };
@@ -156,11 +151,7 @@ impl Validator<'_> {
             } else {
                 ViolationKind::Type
             };
-            return Err(v(
-                kind,
-                path,
-                format!("expected {ty}, got {}", type_name(val)),
-            ));
+            return Err(v(kind, path, format!("expected {ty}, got {}", type_name(val))));
         }
         if let Some(options) = schema.get("enum").and_then(Value::as_array)
             && !options.contains(val)
@@ -226,12 +217,7 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn check_array(
-        &self,
-        schema: &Value,
-        items: &[Value],
-        path: &mut String,
-    ) -> Result<(), Violation> {
+    fn check_array(&self, schema: &Value, items: &[Value], path: &mut String) -> Result<(), Violation> {
         if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
             && (items.len() as u64) < min
         {
@@ -282,9 +268,7 @@ fn check_string(schema: &Value, s: &str, path: &str) -> Result<(), Violation> {
             ));
         }
     }
-    if schema.get("format").and_then(Value::as_str) == Some("date-time")
-        && crate::ocpp::parse_time(s).is_none()
-    {
+    if schema.get("format").and_then(Value::as_str) == Some("date-time") && crate::ocpp::parse_time(s).is_none() {
         return Err(v(
             ViolationKind::Property,
             path,
@@ -336,13 +320,7 @@ fn type_matches(ty: &str, val: &Value) -> bool {
         "string" => val.is_string(),
         "boolean" => val.is_boolean(),
         "number" => val.is_number(),
-        "integer" => {
-            val.is_i64()
-                || val.is_u64()
-                || val
-                    .as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-        }
+        "integer" => val.is_i64() || val.is_u64() || val.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15),
         "null" => val.is_null(),
         _ => true,
     }
@@ -375,13 +353,7 @@ mod tests {
         let p = Protocol::V16;
         let ok = json!({"chargePointVendor": "V", "chargePointModel": "M"});
         assert!(validate(p, "BootNotification", Part::Request, &ok).is_ok());
-        let e = validate(
-            p,
-            "BootNotification",
-            Part::Request,
-            &json!({"chargePointVendor": "V"}),
-        )
-        .unwrap_err();
+        let e = validate(p, "BootNotification", Part::Request, &json!({"chargePointVendor": "V"})).unwrap_err();
         assert_eq!(
             (e.kind, e.path.as_str()),
             (ViolationKind::Occurrence, "chargePointModel")
@@ -393,10 +365,7 @@ mod tests {
             &json!({"chargePointVendor": 5, "chargePointModel": "M"}),
         )
         .unwrap_err();
-        assert_eq!(
-            (e.kind, e.path.as_str()),
-            (ViolationKind::Type, "chargePointVendor")
-        );
+        assert_eq!((e.kind, e.path.as_str()), (ViolationKind::Type, "chargePointVendor"));
         let long = "x".repeat(21);
         let e = validate(
             p,
@@ -428,18 +397,10 @@ mod tests {
         let e = validate(Protocol::V201, "TransactionEvent", Part::Request, &bad).unwrap_err();
         assert_eq!(e.kind, ViolationKind::Property);
         assert_eq!(e.path, "meterValue[0].sampledValue[0].measurand");
-        let bad_time = json!({"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": "yesterday"});
-        let e = validate(
-            Protocol::V16,
-            "StatusNotification",
-            Part::Request,
-            &bad_time,
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.kind, e.path.as_str()),
-            (ViolationKind::Property, "timestamp")
-        );
+        let bad_time =
+            json!({"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": "yesterday"});
+        let e = validate(Protocol::V16, "StatusNotification", Part::Request, &bad_time).unwrap_err();
+        assert_eq!((e.kind, e.path.as_str()), (ViolationKind::Property, "timestamp"));
         let e = validate(
             Protocol::V201,
             "MeterValues",

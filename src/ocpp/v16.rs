@@ -170,12 +170,8 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
         }
         "StopTransaction" => {
             let m: StopTransaction = typed(payload)?;
-            let session = u64::try_from(m.transaction_id).map_err(|_| {
-                Rejection::property(
-                    "transactionId",
-                    "is not a transaction id this server issued",
-                )
-            })?;
+            let session = u64::try_from(m.transaction_id)
+                .map_err(|_| Rejection::property("transactionId", "is not a transaction id this server issued"))?;
             Inbound::Tx(TxMessage {
                 target: TxTarget::Session(session),
                 phase: TxPhase::Ended,
@@ -300,9 +296,7 @@ fn auth(status: AuthStatus) -> &'static str {
         AuthStatus::Blocked => "Blocked",
         AuthStatus::Expired => "Expired",
         AuthStatus::ConcurrentTx => "ConcurrentTx",
-        AuthStatus::Unknown | AuthStatus::NotAtThisLocation | AuthStatus::NotAtThisTime => {
-            "Invalid"
-        }
+        AuthStatus::Unknown | AuthStatus::NotAtThisLocation | AuthStatus::NotAtThisTime => "Invalid",
     }
 }
 
@@ -316,11 +310,7 @@ fn registration(r: Registration) -> &'static str {
 
 pub fn encode_reply(action: &str, reply: &Reply) -> Value {
     match reply {
-        Reply::Boot {
-            status,
-            interval,
-            now,
-        } => {
+        Reply::Boot { status, interval, now } => {
             json!({"status": registration(*status), "currentTime": super::format_time(*now), "interval": interval})
         }
         Reply::Heartbeat { now } => json!({"currentTime": super::format_time(*now)}),
@@ -339,10 +329,7 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
-        Command::Reset { hard } => (
-            "Reset",
-            json!({"type": if *hard { "Hard" } else { "Soft" }}),
-        ),
+        Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Hard" } else { "Soft" }})),
         Command::Unlock { evse, .. } => ("UnlockConnector", json!({"connectorId": evse})),
         Command::Trigger { message, evse } => {
             let mut p = json!({"requestedMessage": message});
@@ -353,9 +340,7 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         }
         Command::GetConfig { keys } if keys.is_empty() => ("GetConfiguration", json!({})),
         Command::GetConfig { keys } => ("GetConfiguration", json!({"key": keys})),
-        Command::SetConfig { key, value } => {
-            ("ChangeConfiguration", json!({"key": key, "value": value}))
-        }
+        Command::SetConfig { key, value } => ("ChangeConfiguration", json!({"key": key, "value": value})),
         Command::RemoteStart { token, evse, .. } => {
             let mut p = json!({"idTag": token});
             if let Some(e) = evse {
@@ -363,10 +348,7 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             }
             ("RemoteStartTransaction", p)
         }
-        Command::RemoteStop { session } => (
-            "RemoteStopTransaction",
-            json!({"transactionId": session.id}),
-        ),
+        Command::RemoteStop { session } => ("RemoteStopTransaction", json!({"transactionId": session.id})),
         Command::Availability { operative, evse } => (
             "ChangeAvailability",
             json!({"connectorId": evse.unwrap_or(0), "type": if *operative { "Operative" } else { "Inoperative" }}),
@@ -387,11 +369,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 .map(|a| {
                     a.iter()
                         .map(|e| ConfigEntry {
-                            key: e
-                                .get("key")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
+                            key: e.get("key").and_then(Value::as_str).unwrap_or_default().to_string(),
                             value: e.get("value").and_then(Value::as_str).map(str::to_string),
                             readonly: e.get("readonly").and_then(Value::as_bool).unwrap_or(false),
                             status: None,
@@ -402,12 +380,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
             let unknown = payload
                 .get("unknownKey")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
             CommandResult::Config {
                 entries,

@@ -150,11 +150,7 @@ const NOTICES: &[&str] = &[
 ];
 
 /// Known charger-initiated actions that need the PKI (not built yet).
-const UNSUPPORTED: &[&str] = &[
-    "Get15118EVCertificate",
-    "GetCertificateStatus",
-    "SignCertificate",
-];
+const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus", "SignCertificate"];
 
 pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
     let inbound = match action {
@@ -256,9 +252,7 @@ fn samples(values: &[MeterValue], field: &str) -> Result<Vec<Sample>, Rejection>
         for (j, raw) in mv.sampled_value.iter().enumerate() {
             let name = format!("{field}[{i}].sampledValue[{j}]");
             let sv: SampledValue = typed(raw)?;
-            let (unit, multiplier) = sv
-                .unit_of_measure
-                .map_or((None, 0), |u| (u.unit, u.multiplier));
+            let (unit, multiplier) = sv.unit_of_measure.map_or((None, 0), |u| (u.unit, u.multiplier));
             let r = RawSample {
                 value: sv.value.to_string(),
                 measurand: sv.measurand,
@@ -315,11 +309,7 @@ fn registration(r: Registration) -> &'static str {
 
 pub fn encode_reply(action: &str, reply: &Reply) -> Value {
     match reply {
-        Reply::Boot {
-            status,
-            interval,
-            now,
-        } => {
+        Reply::Boot { status, interval, now } => {
             json!({"status": registration(*status), "currentTime": super::format_time(*now), "interval": interval})
         }
         Reply::Heartbeat { now } => json!({"currentTime": super::format_time(*now)}),
@@ -360,15 +350,9 @@ fn component_variable(key: &str) -> Result<Value, String> {
 }
 
 fn key_of(item: &Value) -> String {
-    let comp = item
-        .pointer("/component/name")
-        .and_then(Value::as_str)
-        .unwrap_or("?");
+    let comp = item.pointer("/component/name").and_then(Value::as_str).unwrap_or("?");
     let evse = item.pointer("/component/evse/id").and_then(Value::as_u64);
-    let var = item
-        .pointer("/variable/name")
-        .and_then(Value::as_str)
-        .unwrap_or("?");
+    let var = item.pointer("/variable/name").and_then(Value::as_str).unwrap_or("?");
     let inst = item.pointer("/variable/instance").and_then(Value::as_str);
     let mut k = match evse {
         Some(e) => format!("{comp}@{e}.{var}"),
@@ -382,14 +366,8 @@ fn key_of(item: &Value) -> String {
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
-        Command::Reset { hard } => (
-            "Reset",
-            json!({"type": if *hard { "Immediate" } else { "OnIdle" }}),
-        ),
-        Command::Unlock { evse, connector } => (
-            "UnlockConnector",
-            json!({"evseId": evse, "connectorId": connector}),
-        ),
+        Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Immediate" } else { "OnIdle" }})),
+        Command::Unlock { evse, connector } => ("UnlockConnector", json!({"evseId": evse, "connectorId": connector})),
         Command::Trigger { message, evse } => {
             let mut p = json!({"requestedMessage": message});
             if let Some(e) = evse {
@@ -398,9 +376,7 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             ("TriggerMessage", p)
         }
         Command::GetConfig { keys } if keys.is_empty() => {
-            return Err(
-                "OCPP 2.0.1 reads variables by name: give keys as Component.Variable".into(),
-            );
+            return Err("OCPP 2.0.1 reads variables by name: give keys as Component.Variable".into());
         }
         Command::GetConfig { keys } => {
             let items = keys
@@ -426,26 +402,23 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             ("RequestStartTransaction", p)
         }
         Command::RemoteStop { session } => match &session.tx_ref {
-            ChargerTxRef::V201 { transaction_id } => (
-                "RequestStopTransaction",
-                json!({"transactionId": transaction_id}),
-            ),
+            ChargerTxRef::V201 { transaction_id } => {
+                ("RequestStopTransaction", json!({"transactionId": transaction_id}))
+            }
             ChargerTxRef::V16 { .. } => {
                 return Err(format!("session {} was started over OCPP 1.6", session.id));
             }
         },
         Command::Availability { operative, evse } => {
-            let mut p =
-                json!({"operationalStatus": if *operative { "Operative" } else { "Inoperative" }});
+            let mut p = json!({"operationalStatus": if *operative { "Operative" } else { "Inoperative" }});
             if let Some(e) = evse {
                 p["evse"] = json!({"id": e});
             }
             ("ChangeAvailability", p)
         }
-        Command::GetTransactionStatus { transaction_id } => (
-            "GetTransactionStatus",
-            json!({"transactionId": transaction_id}),
-        ),
+        Command::GetTransactionStatus { transaction_id } => {
+            ("GetTransactionStatus", json!({"transactionId": transaction_id}))
+        }
     })
 }
 
@@ -461,10 +434,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 .into_iter()
                 .flatten()
             {
-                let st = r
-                    .get("attributeStatus")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let st = r.get("attributeStatus").and_then(Value::as_str).unwrap_or("");
                 let key = key_of(r);
                 if st == "UnknownComponent" || st == "UnknownVariable" {
                     unknown.push(key);
@@ -472,10 +442,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 }
                 entries.push(ConfigEntry {
                     key,
-                    value: r
-                        .get("attributeValue")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    value: r.get("attributeValue").and_then(Value::as_str).map(str::to_string),
                     readonly: false,
                     status: (st != "Accepted").then(|| st.to_string()),
                 });
@@ -497,10 +464,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
         Command::GetTransactionStatus { .. } => CommandResult::TransactionStatus {
             ongoing: payload.get("ongoingIndicator").and_then(Value::as_bool),
-            messages_in_queue: payload
-                .get("messagesInQueue")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            messages_in_queue: payload.get("messagesInQueue").and_then(Value::as_bool).unwrap_or(false),
             accepted: true,
         },
         _ => CommandResult::status(status, &["Accepted"]),

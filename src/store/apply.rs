@@ -7,8 +7,8 @@ use super::{Result, decode, encode};
 use crate::domain::message::{Command, Inbound, Reply};
 use crate::domain::session::{self, TxMessage, TxPhase, TxTarget};
 use crate::domain::{
-    AccessRule, AuthStatus, Charger, ChargerTxRef, DEFAULT_SITE, Direction, Event, JournalEntry,
-    Protocol, Registration, Sample, Session, SessionStatus, Site, Token, auth,
+    AccessRule, AuthStatus, Charger, ChargerTxRef, DEFAULT_SITE, Direction, Event, JournalEntry, Protocol,
+    Registration, Sample, Session, SessionStatus, Site, Token, auth,
 };
 use crate::ocpp::Rejection;
 use crate::ocpp::frame::ErrorCode;
@@ -119,13 +119,7 @@ impl<'t> Ctx<'t> {
         s
     }
 
-    pub fn journal(
-        &mut self,
-        charger: &str,
-        dir: Direction,
-        frame: String,
-        t: DateTime<Utc>,
-    ) -> Result<JournalEntry> {
+    pub fn journal(&mut self, charger: &str, dir: Direction, frame: String, t: DateTime<Utc>) -> Result<JournalEntry> {
         let entry = JournalEntry {
             seq: self.seq(),
             t,
@@ -133,18 +127,11 @@ impl<'t> Ctx<'t> {
             dir,
             frame,
         };
-        self.journal
-            .insert((charger, entry.seq), encode(&entry).as_slice())?;
+        self.journal.insert((charger, entry.seq), encode(&entry).as_slice())?;
         Ok(entry)
     }
 
-    fn event(
-        &mut self,
-        t: DateTime<Utc>,
-        charger: Option<&str>,
-        kind: &str,
-        detail: String,
-    ) -> Result<()> {
+    fn event(&mut self, t: DateTime<Utc>, charger: Option<&str>, kind: &str, detail: String) -> Result<()> {
         let e = Event {
             t,
             charger: charger.map(str::to_string),
@@ -169,17 +156,11 @@ impl<'t> Ctx<'t> {
     }
 
     fn token(&self, uid: &str) -> Result<Option<Token>> {
-        self.tokens
-            .get(uid)?
-            .map(|v| decode("tokens", v.value()))
-            .transpose()
+        self.tokens.get(uid)?.map(|v| decode("tokens", v.value())).transpose()
     }
 
     fn site(&self, name: &str) -> Result<Option<Site>> {
-        self.sites
-            .get(name)?
-            .map(|v| decode("sites", v.value()))
-            .transpose()
+        self.sites.get(name)?.map(|v| decode("sites", v.value())).transpose()
     }
 
     fn session(&self, id: u64) -> Result<Option<Session>> {
@@ -209,11 +190,7 @@ impl<'t> Ctx<'t> {
     }
 
     fn next_session_id(&mut self) -> Result<u64> {
-        let id = self
-            .meta
-            .get("next_session")?
-            .map(|v| v.value())
-            .unwrap_or(1);
+        let id = self.meta.get("next_session")?.map(|v| v.value()).unwrap_or(1);
         self.meta.insert("next_session", id + 1)?;
         Ok(id)
     }
@@ -232,13 +209,7 @@ impl<'t> Ctx<'t> {
         Ok(out)
     }
 
-    fn authorize(
-        &self,
-        charger: &Charger,
-        uid: &str,
-        t: DateTime<Utc>,
-        except: Option<u64>,
-    ) -> Result<AuthStatus> {
+    fn authorize(&self, charger: &Charger, uid: &str, t: DateTime<Utc>, except: Option<u64>) -> Result<AuthStatus> {
         let token = self.token(uid)?;
         let site = self.site(&charger.site)?.or(self.site(DEFAULT_SITE)?);
         let busy = self
@@ -252,13 +223,15 @@ impl<'t> Ctx<'t> {
     }
 }
 
+/// A session refused authorization does not hold its token: the charger
+/// will stop it, and it must not make the token look busy elsewhere.
 fn active_entry(s: &Session) -> String {
-    format!(
-        "{}\u{1f}{}\u{1f}{}",
-        s.charger,
-        s.evse,
+    let token = if s.auth == AuthStatus::Accepted {
         s.token.as_deref().unwrap_or("")
-    )
+    } else {
+        ""
+    };
+    format!("{}\u{1f}{}\u{1f}{token}", s.charger, s.evse)
 }
 
 fn security(ch: &Charger) -> Rejection {
@@ -388,12 +361,7 @@ pub(super) fn inbound(
                         );
                         session::close_by_inference(&mut s, &evidence, t);
                         ctx.put_session(&s)?;
-                        ctx.event(
-                            t,
-                            Some(&ch.id),
-                            "inferred_end",
-                            format!("session {id}: {evidence}"),
-                        )?;
+                        ctx.event(t, Some(&ch.id), "inferred_end", format!("session {id}: {evidence}"))?;
                     }
                 }
             }
@@ -450,12 +418,7 @@ fn reboot_evidence(ctx: &mut Ctx, charger: &str, t: DateTime<Utc>) -> Result<Vec
     Ok(cmds)
 }
 
-fn tx(
-    ctx: &mut Ctx,
-    ch: &Charger,
-    m: TxMessage,
-    now: DateTime<Utc>,
-) -> Result<std::result::Result<Reply, Rejection>> {
+fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<std::result::Result<Reply, Rejection>> {
     let token_auth = |ctx: &Ctx, except| -> Result<Option<AuthStatus>> {
         m.token
             .as_deref()
@@ -479,10 +442,8 @@ fn tx(
                 )?;
                 for smp in &m.samples {
                     let seq = ctx.seq();
-                    ctx.charger_samples.insert(
-                        (ch.id.as_str(), seq),
-                        encode(&(m.evse.unwrap_or(0), smp)).as_slice(),
-                    )?;
+                    ctx.charger_samples
+                        .insert((ch.id.as_str(), seq), encode(&(m.evse.unwrap_or(0), smp)).as_slice())?;
                 }
                 return Ok(Ok(Reply::Tx {
                     auth: token_auth(ctx, None)?,
@@ -535,18 +496,10 @@ fn tx(
             && evse != 0
             && let Some(mut old) = ctx.session(id)?
         {
-            let evidence = format!(
-                "a new transaction started on EVSE {evse} at {}",
-                m.t.to_rfc3339()
-            );
+            let evidence = format!("a new transaction started on EVSE {evse} at {}", m.t.to_rfc3339());
             session::close_by_inference(&mut old, &evidence, now);
             ctx.put_session(&old)?;
-            ctx.event(
-                now,
-                Some(&ch.id),
-                "inferred_end",
-                format!("session {id}: {evidence}"),
-            )?;
+            ctx.event(now, Some(&ch.id), "inferred_end", format!("session {id}: {evidence}"))?;
         }
     }
     let id = ctx.next_session_id()?;
@@ -610,10 +563,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             }
             existing => {
                 if ctx.site(&new.site)?.is_none() {
-                    return Ok(AdminResult::NotFound(format!(
-                        "site {} does not exist",
-                        new.site
-                    )));
+                    return Ok(AdminResult::NotFound(format!("site {} does not exist", new.site)));
                 }
                 let mut ch = *new;
                 if let Some(old) = existing {
@@ -664,8 +614,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             if ctx.token(&token.uid)?.is_some() {
                 AdminResult::Conflict(format!("token {} already exists", token.uid))
             } else {
-                ctx.tokens
-                    .insert(token.uid.as_str(), encode(&token).as_slice())?;
+                ctx.tokens.insert(token.uid.as_str(), encode(&token).as_slice())?;
                 AdminResult::Done
             }
         }
@@ -688,8 +637,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             if ctx.site(&site.name)?.is_some() {
                 AdminResult::Conflict(format!("site {} already exists", site.name))
             } else {
-                ctx.sites
-                    .insert(site.name.as_str(), encode(&site).as_slice())?;
+                ctx.sites.insert(site.name.as_str(), encode(&site).as_slice())?;
                 AdminResult::Done
             }
         }
@@ -704,20 +652,12 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             }
             None => AdminResult::NotFound(format!("no site {site}")),
         },
-        AdminOp::InferEnd {
-            session: id,
-            evidence,
-        } => match ctx.session(id)? {
+        AdminOp::InferEnd { session: id, evidence } => match ctx.session(id)? {
             Some(mut s) => {
                 let charger = s.charger.clone();
                 session::close_by_inference(&mut s, &evidence, t);
                 ctx.put_session(&s)?;
-                ctx.event(
-                    t,
-                    Some(&charger),
-                    "inferred_end",
-                    format!("session {id}: {evidence}"),
-                )?;
+                ctx.event(t, Some(&charger), "inferred_end", format!("session {id}: {evidence}"))?;
                 AdminResult::Done
             }
             None => AdminResult::NotFound(format!("no session {id}")),

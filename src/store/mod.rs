@@ -67,17 +67,13 @@ impl Store {
     pub fn charger(&self, id: &str) -> Result<Option<Charger>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(CHARGERS)?;
-        t.get(id)?
-            .map(|v| decode("chargers", v.value()))
-            .transpose()
+        t.get(id)?.map(|v| decode("chargers", v.value())).transpose()
     }
 
     pub fn chargers(&self) -> Result<Vec<Charger>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(CHARGERS)?;
-        t.iter()?
-            .map(|e| decode("chargers", e?.1.value()))
-            .collect()
+        t.iter()?.map(|e| decode("chargers", e?.1.value())).collect()
     }
 
     pub fn token(&self, uid: &str) -> Result<Option<Token>> {
@@ -101,9 +97,7 @@ impl Store {
     pub fn session(&self, id: u64) -> Result<Option<Session>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(SESSIONS)?;
-        t.get(id)?
-            .map(|v| decode("sessions", v.value()))
-            .transpose()
+        t.get(id)?.map(|v| decode("sessions", v.value())).transpose()
     }
 
     /// Newest first.
@@ -113,9 +107,7 @@ impl Store {
         let mut out = Vec::new();
         for e in t.iter()?.rev() {
             let s: Session = decode("sessions", e?.1.value())?;
-            if f.charger.as_ref().is_some_and(|c| *c != s.charger)
-                || f.status.is_some_and(|st| st != s.status)
-            {
+            if f.charger.as_ref().is_some_and(|c| *c != s.charger) || f.status.is_some_and(|st| st != s.status) {
                 continue;
             }
             out.push(s);

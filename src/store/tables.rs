@@ -16,8 +16,7 @@ pub const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("active");
 /// (session, seq) → Sample.
 pub const SAMPLES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("samples");
 /// (charger, seq) → Sample, for values outside a transaction.
-pub const CHARGER_SAMPLES: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("charger_samples");
+pub const CHARGER_SAMPLES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("charger_samples");
 /// (charger, seq) → JournalEntry.
 pub const JOURNAL: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("journal");
 /// seq → Event.

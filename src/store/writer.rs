@@ -133,12 +133,7 @@ impl Store {
     }
 }
 
-fn run(
-    db: Arc<Database>,
-    mut rx: mpsc::Receiver<Op>,
-    feed: broadcast::Sender<JournalEntry>,
-    commits: Arc<AtomicU64>,
-) {
+fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<JournalEntry>, commits: Arc<AtomicU64>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -201,27 +196,11 @@ fn commit_batch(db: &Database, batch: &mut [Op]) -> Result<(Vec<Outcome>, Vec<Jo
                     heartbeat_interval,
                     ..
                 } => {
-                    journaled.push(ctx.journal(
-                        charger,
-                        Direction::In,
-                        std::mem::take(frame),
-                        *t,
-                    )?);
+                    journaled.push(ctx.journal(charger, Direction::In, std::mem::take(frame), *t)?);
                     let msg = std::mem::replace(msg, Inbound::Heartbeat);
-                    Outcome::Inbound(apply::inbound(
-                        &mut ctx,
-                        charger,
-                        msg,
-                        *t,
-                        *heartbeat_interval,
-                    )?)
+                    Outcome::Inbound(apply::inbound(&mut ctx, charger, msg, *t, *heartbeat_interval)?)
                 }
-                Op::Journal {
-                    charger,
-                    dir,
-                    frame,
-                    t,
-                } => {
+                Op::Journal { charger, dir, frame, t } => {
                     journaled.push(ctx.journal(charger, *dir, std::mem::take(frame), *t)?);
                     Outcome::Journaled
                 }
