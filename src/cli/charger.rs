@@ -285,9 +285,11 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             for entry in history.as_array().into_iter().flatten() {
                 print_frame(ctx, entry);
             }
-            while follow {
-                let item = client.next_item().await?;
-                print_frame(ctx, &serde_json::to_value(item.journal).unwrap_or_default());
+            if follow {
+                loop {
+                    let item = client.next_item().await?;
+                    print_frame(ctx, &serde_json::to_value(item.journal).unwrap_or_default());
+                }
             }
         }
     }

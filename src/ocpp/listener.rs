@@ -2,6 +2,9 @@
 //! names the charger, the subprotocol picks the OCPP version, and unknown or
 //! unauthenticated chargers are turned away with a clear HTTP status.
 
+// tungstenite's handshake callback fixes the (large) error type.
+#![allow(clippy::result_large_err)]
+
 use super::connection;
 use crate::domain::{Charger, Protocol, Registration};
 use crate::server::{Shared, UnknownChargers};

@@ -16,8 +16,10 @@ use frame::ErrorCode;
 use schema::{Part, Violation, ViolationKind};
 use serde_json::Value;
 
-/// What a charger-initiated CALL turned into.
+/// What a charger-initiated CALL turned into. It lives for one message on
+/// the stack, so the size difference between variants does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Decoded {
     Inbound(Inbound),
     /// A known action this server does not support (yet): NotSupported.

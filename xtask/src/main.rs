@@ -1,1 +1,100 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's one script runner.
+//!
+//! - `ci`: format check, clippy with warnings as errors, the whole test
+//!   suite, and the interop test against the PyPI `ocpp` library.
+//! - `interop`: only the interop test.
+//! - `dist`: the static release binary, with proof that it is static.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "ci" => ci(),
+        "interop" => interop(),
+        "dist" => dist().map(|_| ()),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci|interop|dist>\n\n  ci       fmt check, clippy -D warnings, tests, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)"
+            );
+            bail!("unknown task {task:?}")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ci() -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace"]))?;
+    interop()
+}
+
+fn interop() -> Result<()> {
+    let probe = Command::new("python3").args(["-c", "import ocpp, websockets"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        bail!(
+            "the interop test needs Python with the `ocpp` package: python3 -m pip install -r tests/interop/requirements.txt"
+        );
+    }
+    run(cargo().args(["build", "--bin", "voltyard"]))?;
+    let bin = root().join("target/debug/voltyard");
+    run(Command::new("python3")
+        .arg("tests/interop/ocpp_py_interop.py")
+        .arg("--bin")
+        .arg(bin))
+}
+
+fn dist() -> Result<PathBuf> {
+    run(cargo()
+        .args(["build", "--release", "--bin", "voltyard", "--target", TARGET])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
+    let bin = root().join(format!("target/{TARGET}/release/voltyard"));
+    let size = std::fs::metadata(&bin)
+        .with_context(|| format!("{} was not built", bin.display()))?
+        .len();
+    println!("{}: {:.1} MiB", bin.display(), size as f64 / (1024.0 * 1024.0));
+    let file = Command::new("file").arg(&bin).output();
+    if let Ok(out) = &file {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    // ldd exits non-zero on a static executable; that is the proof we want.
+    let ldd = Command::new("ldd").arg(&bin).output().context("cannot run ldd")?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ldd.stdout),
+        String::from_utf8_lossy(&ldd.stderr)
+    );
+    print!("ldd: {said}");
+    let is_static = said.contains("not a dynamic executable") || said.contains("statically linked");
+    if !is_static {
+        bail!("{} is dynamically linked", bin.display());
+    }
+    println!("static: yes");
+    Ok(bin)
+}
