@@ -192,7 +192,7 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::Invalid, format!("{field}: {reason}"))
 }
 
-async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
+async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
     let store = &shared.store;
     match req {
         Request::Status => Ok(json!(ServerStatus {
@@ -258,15 +258,19 @@ async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiError> {
                 },
             )
             .await?;
-            // A connected pending charger re-boots now instead of at its retry interval.
+            // A connected pending charger re-boots now instead of at its retry
+            // interval; the operator does not wait for that.
             if shared.registry.live(&id).is_some() {
-                let cmd = Command::Trigger {
-                    message: "BootNotification".into(),
-                    evse: None,
-                };
-                if let Err(e) = shared.registry.call(&id, cmd, shared.config.call_timeout()).await {
-                    tracing::info!(charger = id, "could not trigger a boot after accept: {e}");
-                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let cmd = Command::Trigger {
+                        message: "BootNotification".into(),
+                        evse: None,
+                    };
+                    if let Err(e) = shared.registry.call(&id, cmd, shared.config.call_timeout()).await {
+                        tracing::info!(charger = id, "could not trigger a boot after accept: {e}");
+                    }
+                });
             }
             Ok(r)
         }
