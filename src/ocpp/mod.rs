@@ -115,6 +115,42 @@ pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> Command
     }
 }
 
+/// A payload that passed its schema into its typed form.
+fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
+    T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
+}
+
+fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
+    parse_time(s).ok_or_else(|| Rejection::property(field, "is not an RFC 3339 date-time"))
+}
+
+/// `meterValue` as both versions shape it; the sampled values differ.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValue {
+    timestamp: String,
+    sampled_value: Vec<Value>,
+}
+
+/// Normalise every sampled value, naming the exact field of any bad one.
+fn samples(
+    values: &[MeterValue],
+    field: &str,
+    to_raw: impl Fn(&Value) -> Result<crate::domain::meter::RawSample, Rejection>,
+) -> Result<Vec<crate::domain::Sample>, Rejection> {
+    let mut out = Vec::new();
+    for (i, mv) in values.iter().enumerate() {
+        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
+        for (j, raw) in mv.sampled_value.iter().enumerate() {
+            let name = format!("{field}[{i}].sampledValue[{j}]");
+            let sample = crate::domain::meter::normalise(t, to_raw(raw)?, &name)
+                .map_err(|e| Rejection::property(&e.field, &e.reason))?;
+            out.push(sample);
+        }
+    }
+    Ok(out)
+}
+
 /// RFC 3339; a timestamp without offset (seen on real chargers) is taken as UTC.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

@@ -1,11 +1,11 @@
 //! OCPP 1.6J: typed charger-initiated messages, their translation into the
 //! domain model, and the translation of domain replies and commands back.
 
-use super::{Decoded, Rejection, parse_time};
+use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
-use crate::domain::meter::{RawSample, normalise};
+use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
-use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration, Sample};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -64,13 +64,6 @@ struct MeterValues {
     connector_id: u32,
     transaction_id: Option<i64>,
     meter_value: Vec<MeterValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MeterValue {
-    timestamp: String,
-    sampled_value: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -180,7 +173,7 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
                 connector: None,
                 token: m.id_tag,
                 meter_wh: Some(m.meter_stop),
-                samples: samples(&m.transaction_data, "transactionData")?,
+                samples: super::samples(&m.transaction_data, "transactionData", raw_sample)?,
                 seq_no: None,
                 charging_state: None,
                 stop_reason: m.reason,
@@ -190,7 +183,7 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
         }
         "MeterValues" => {
             let m: MeterValues = typed(payload)?;
-            let samples = samples(&m.meter_value, "meterValue")?;
+            let samples = super::samples(&m.meter_value, "meterValue", raw_sample)?;
             match m.transaction_id.map(u64::try_from) {
                 Some(Ok(id)) => Inbound::Tx(TxMessage {
                     target: TxTarget::Session(id),
@@ -241,38 +234,22 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
     Ok(Decoded::Inbound(inbound))
 }
 
-fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
-    T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
-}
-
-fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
-    parse_time(s).ok_or_else(|| Rejection::property(field, "is not an RFC 3339 date-time"))
-}
-
-fn samples(values: &[MeterValue], field: &str) -> Result<Vec<Sample>, Rejection> {
-    let mut out = Vec::new();
-    for (i, mv) in values.iter().enumerate() {
-        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
-        for (j, raw) in mv.sampled_value.iter().enumerate() {
-            let name = format!("{field}[{i}].sampledValue[{j}]");
-            let sv: SampledValue = typed(raw)?;
-            let value_is_signed = sv.format.as_deref() == Some("SignedData");
-            let r = RawSample {
-                value: sv.value,
-                measurand: sv.measurand,
-                phase: sv.phase,
-                context: sv.context,
-                location: sv.location,
-                unit: sv.unit,
-                multiplier: 0,
-                value_is_signed,
-                signed: None,
-                raw: raw.clone(),
-            };
-            out.push(normalise(t, r, &name).map_err(|e| Rejection::property(&e.field, &e.reason))?);
-        }
-    }
-    Ok(out)
+/// One sampled value in the shape every version normalises.
+fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
+    let sv: SampledValue = typed(raw)?;
+    let value_is_signed = sv.format.as_deref() == Some("SignedData");
+    Ok(RawSample {
+        value: sv.value,
+        measurand: sv.measurand,
+        phase: sv.phase,
+        context: sv.context,
+        location: sv.location,
+        unit: sv.unit,
+        multiplier: 0,
+        value_is_signed,
+        signed: None,
+        raw: raw.clone(),
+    })
 }
 
 fn status(s: &str) -> ConnectorStatus {

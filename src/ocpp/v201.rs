@@ -1,12 +1,11 @@
 //! OCPP 2.0.1: typed charger-initiated messages, their translation into the
 //! domain model, and the translation of domain replies and commands back.
 
-use super::{Decoded, Rejection, parse_time};
+use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
-use crate::domain::meter::{RawSample, normalise};
+use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
-use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration, Sample, SignedMeter};
-use chrono::{DateTime, Utc};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration, SignedMeter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -52,13 +51,6 @@ struct StatusNotification {
 struct MeterValues {
     evse_id: u32,
     meter_value: Vec<MeterValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MeterValue {
-    timestamp: String,
-    sampled_value: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -183,7 +175,7 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
             let m: MeterValues = typed(payload)?;
             Inbound::Meter {
                 evse: m.evse_id,
-                samples: samples(&m.meter_value, "meterValue")?,
+                samples: super::samples(&m.meter_value, "meterValue", raw_sample)?,
             }
         }
         "TransactionEvent" => {
@@ -207,7 +199,7 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
                 connector: m.evse.as_ref().map(|e| e.connector_id.unwrap_or(1)),
                 token: m.id_token.map(|t| t.id_token),
                 meter_wh: None,
-                samples: samples(&m.meter_value, "meterValue")?,
+                samples: super::samples(&m.meter_value, "meterValue", raw_sample)?,
                 seq_no: Some(m.seq_no),
                 charging_state: m.transaction_info.charging_state,
                 stop_reason,
@@ -237,43 +229,27 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
     Ok(Decoded::Inbound(inbound))
 }
 
-fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
-    T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
-}
-
-fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
-    parse_time(s).ok_or_else(|| Rejection::property(field, "is not an RFC 3339 date-time"))
-}
-
-fn samples(values: &[MeterValue], field: &str) -> Result<Vec<Sample>, Rejection> {
-    let mut out = Vec::new();
-    for (i, mv) in values.iter().enumerate() {
-        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
-        for (j, raw) in mv.sampled_value.iter().enumerate() {
-            let name = format!("{field}[{i}].sampledValue[{j}]");
-            let sv: SampledValue = typed(raw)?;
-            let (unit, multiplier) = sv.unit_of_measure.map_or((None, 0), |u| (u.unit, u.multiplier));
-            let r = RawSample {
-                value: sv.value.to_string(),
-                measurand: sv.measurand,
-                phase: sv.phase,
-                context: sv.context,
-                location: sv.location,
-                unit,
-                multiplier,
-                value_is_signed: false,
-                signed: sv.signed_meter_value.map(|s| SignedMeter {
-                    data: s.signed_meter_data,
-                    signing_method: Some(s.signing_method),
-                    encoding_method: Some(s.encoding_method),
-                    public_key: Some(s.public_key).filter(|k| !k.is_empty()),
-                }),
-                raw: raw.clone(),
-            };
-            out.push(normalise(t, r, &name).map_err(|e| Rejection::property(&e.field, &e.reason))?);
-        }
-    }
-    Ok(out)
+/// One sampled value in the shape every version normalises.
+fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
+    let sv: SampledValue = typed(raw)?;
+    let (unit, multiplier) = sv.unit_of_measure.map_or((None, 0), |u| (u.unit, u.multiplier));
+    Ok(RawSample {
+        value: sv.value.to_string(),
+        measurand: sv.measurand,
+        phase: sv.phase,
+        context: sv.context,
+        location: sv.location,
+        unit,
+        multiplier,
+        value_is_signed: false,
+        signed: sv.signed_meter_value.map(|s| SignedMeter {
+            data: s.signed_meter_data,
+            signing_method: Some(s.signing_method),
+            encoding_method: Some(s.encoding_method),
+            public_key: Some(s.public_key).filter(|k| !k.is_empty()),
+        }),
+        raw: raw.clone(),
+    })
 }
 
 fn status(s: &str) -> ConnectorStatus {
