@@ -113,6 +113,10 @@ async fn follow_logs(
     limit: usize,
     w: &mut tokio::net::unix::OwnedWriteHalf,
 ) -> std::io::Result<()> {
+    if shared.store.charger(id).map_err(std::io::Error::other)?.is_none() {
+        let err = ApiError::new(ErrorKind::NotFound, format!("no charger {id}"));
+        return write_line(w, &to_reply(Err(err))).await;
+    }
     // Subscribe before reading history so no frame falls between the two.
     let mut feed = shared.store.subscribe_journal();
     let history = shared
@@ -137,10 +141,10 @@ fn internal(e: StoreError) -> ApiError {
     ApiError::new(ErrorKind::Internal, e.to_string())
 }
 
-fn admin_result(r: AdminResult) -> Result<Value, ApiError> {
+fn admin_result(shared: &Shared, r: AdminResult) -> Result<Value, ApiError> {
     match r {
         AdminResult::Done => Ok(json!({})),
-        AdminResult::Charger(Some(c)) => Ok(json!(ChargerView::new(*c, None))),
+        AdminResult::Charger(Some(c)) => Ok(json!(view(shared, *c))),
         AdminResult::Charger(None) => Err(ApiError::new(ErrorKind::NotFound, "no such charger")),
         AdminResult::NotFound(m) => Err(ApiError::new(ErrorKind::NotFound, m)),
         AdminResult::Conflict(m) => Err(ApiError::new(ErrorKind::Conflict, m)),
@@ -148,7 +152,7 @@ fn admin_result(r: AdminResult) -> Result<Value, ApiError> {
 }
 
 async fn admin(shared: &Shared, op: AdminOp) -> Result<Value, ApiError> {
-    admin_result(shared.store.admin(op, Utc::now()).await.map_err(internal)?)
+    admin_result(shared, shared.store.admin(op, Utc::now()).await.map_err(internal)?)
 }
 
 fn view(shared: &Shared, c: Charger) -> ChargerView {
