@@ -88,8 +88,17 @@ impl ServerConfig {
         if self.max_message_bytes < 1024 {
             return bad("max_message_bytes", "must be at least 1024");
         }
-        if self.call_timeout_s == 0 || self.heartbeat_interval_s == 0 {
-            return bad("call_timeout_s", "timeouts and intervals must be at least 1 s");
+        if self.call_timeout_s == 0 {
+            return bad("call_timeout_s", "must be at least 1");
+        }
+        if self.heartbeat_interval_s == 0 {
+            return bad("heartbeat_interval_s", "must be at least 1");
+        }
+        if self.handshake_timeout_s == 0 {
+            return bad("handshake_timeout_s", "must be at least 1");
+        }
+        if self.backlog < 1 {
+            return bad("backlog", "must be at least 1");
         }
         Ok(())
     }

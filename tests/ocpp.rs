@@ -135,6 +135,8 @@ async fn schema_violations_are_classified_per_version() {
         .unwrap_err();
     assert_eq!(code, "PropertyConstraintViolation");
     assert!(desc.contains("idTag"), "{desc}");
+    let huge = json!({"connectorId": 1, "meterValue": [{"timestamp": ts(0), "sampledValue": [{"value": "79228162514264337593543950335"}]}]});
+    assert_eq!(err(cp.call("MeterValues", huge).await), "PropertyConstraintViolation");
 
     let mut cp = srv.cp("V201", "ocpp2.0.1").await;
     assert_eq!(

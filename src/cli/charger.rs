@@ -336,6 +336,13 @@ pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, ClientError
             format!("--since: {s:?} is neither an RFC 3339 time nor a duration like 15m ({e})"),
         ))
     })?;
-    let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
-    Ok(chrono::Utc::now() - d)
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .ok_or_else(|| {
+            ClientError::Api(crate::control::proto::ApiError::new(
+                crate::control::proto::ErrorKind::Invalid,
+                format!("--since: {s:?} reaches back further than any log"),
+            ))
+        })
 }

@@ -172,7 +172,7 @@ async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResul
             C::NotConnected(_) | C::Closed => ErrorKind::NotConnected,
             C::Busy(_) => ErrorKind::Busy,
             C::Timeout(_) => ErrorKind::Timeout,
-            C::Remote { .. } => ErrorKind::Rejected,
+            C::Remote { .. } | C::BadAnswer(_) => ErrorKind::Rejected,
             C::Invalid(_) => ErrorKind::Invalid,
         };
         ApiError::new(kind, e.to_string())

@@ -44,11 +44,18 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, 
             field: format!("{index}.value"),
             reason: format!("{:?} is not a number", s.value),
         })?;
-        let factor = Decimal::from(scale) * pow10(s.multiplier) * Decimal::from(1000);
-        (v * factor).round().try_into().map_err(|_| SampleError {
+        let out_of_range = || SampleError {
             field: format!("{index}.value"),
-            reason: format!("{:?} is out of range", s.value),
-        })?
+            reason: format!("{:?} (multiplier {}) is out of range", s.value, s.multiplier),
+        };
+        let factor = pow10(s.multiplier)
+            .and_then(|p| p.checked_mul(Decimal::from(scale * 1000)))
+            .ok_or_else(out_of_range)?;
+        v.checked_mul(factor)
+            .ok_or_else(out_of_range)?
+            .round()
+            .try_into()
+            .map_err(|_| out_of_range())?
     };
     let signed = if s.value_is_signed {
         Some(SignedMeter {
@@ -78,13 +85,18 @@ fn parse_number(s: &str) -> Option<Decimal> {
     Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
 }
 
-fn pow10(exp: i32) -> Decimal {
+/// 10^exp; None when it does not fit a Decimal (a multiplier no meter uses).
+fn pow10(exp: i32) -> Option<Decimal> {
     let mut d = Decimal::ONE;
     let ten = Decimal::from(10);
-    for _ in 0..exp.unsigned_abs().min(20) {
-        d = if exp >= 0 { d * ten } else { d / ten };
+    for _ in 0..exp.unsigned_abs().min(30) {
+        d = if exp >= 0 {
+            d.checked_mul(ten)?
+        } else {
+            d.checked_div(ten)?
+        };
     }
-    d
+    Some(d)
 }
 
 /// OCPP defaults the unit to Wh whatever the measurand; nobody means Wh for
@@ -168,6 +180,15 @@ mod tests {
     fn garbage_values_name_the_field() {
         let e = normalise(Utc::now(), raw("12,5", None, None, 0), "meterValue[0].sampledValue[1]").unwrap_err();
         assert_eq!(e.field, "meterValue[0].sampledValue[1].value");
+    }
+
+    #[test]
+    fn absurd_values_are_refused_not_panicked_on() {
+        let e = normalise(Utc::now(), raw("79228162514264337593543950335", None, None, 0), "v").unwrap_err();
+        assert_eq!(e.field, "v.value");
+        assert!(normalise(Utc::now(), raw("1", None, None, 9), "v").is_ok());
+        assert!(normalise(Utc::now(), raw("1", None, None, 40), "v").is_err());
+        assert!(normalise(Utc::now(), raw("1e300", None, None, 0), "v").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and notices when it is dead.
 
 use super::frame::{self, ErrorCode, Frame, FrameError};
-use super::registry::{CallError, CallRequest, Registration};
+use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
 use crate::domain::Protocol;
 use crate::domain::message::{Command, CommandResult};
@@ -45,6 +45,13 @@ where
         mut replaced,
         last_seen,
     } = reg;
+    // Unregister even if this task unwinds, so a charger never looks online
+    // through a connection that no longer exists.
+    let registered = Unregister {
+        shared: &shared,
+        charger: &charger,
+        generation,
+    };
     let mut queue: VecDeque<CallRequest> = VecDeque::new();
     let mut pending: Option<Pending> = None;
     let mut next_id: u64 = 0;
@@ -115,7 +122,13 @@ where
                     }
                 }
             }
-            Some(req) = calls.recv() => queue.push_back(req),
+            Some(req) = calls.recv() => {
+                if queue.len() >= CALL_QUEUE {
+                    let _ = req.reply.send(Err(CallError::Busy(charger.clone())));
+                } else {
+                    queue.push_back(req);
+                }
+            }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
                     close_reason = "ping failed";
@@ -144,7 +157,7 @@ where
     }
 
     tracing::info!(charger, reason = close_reason, "disconnected");
-    shared.registry.unregister(&charger, generation);
+    drop(registered);
     if let Some(p) = pending {
         let _ = p.req.reply.send(Err(CallError::Closed));
     }
@@ -156,12 +169,24 @@ where
         .store
         .admin(
             AdminOp::Disconnected {
-                id: charger,
+                id: charger.clone(),
                 last_seen: seen,
             },
             Utc::now(),
         )
         .await;
+}
+
+struct Unregister<'a> {
+    shared: &'a Shared,
+    charger: &'a str,
+    generation: u64,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.shared.registry.unregister(self.charger, self.generation);
+    }
 }
 
 #[derive(Default)]
@@ -295,7 +320,7 @@ fn complete(pending: &mut Option<Pending>, id: &str, proto: Protocol, result: Re
     let Some(p) = pending.take() else { return };
     let outcome = result.and_then(|payload| {
         schema::validate(proto, p.action, Part::Response, &payload)
-            .map_err(|v| CallError::Invalid(format!("charger answered {} with an invalid payload: {v}", p.action)))?;
+            .map_err(|v| CallError::BadAnswer(format!("charger answered {} with an invalid payload: {v}", p.action)))?;
         Ok(super::decode_result(proto, &p.req.cmd, &payload))
     });
     let _ = p.req.reply.send(outcome);

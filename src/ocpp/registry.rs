@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Calls one connection may have waiting before we refuse more.
-const CALL_QUEUE: usize = 64;
+pub const CALL_QUEUE: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum CallError {
@@ -23,8 +23,11 @@ pub enum CallError {
     Timeout(u64),
     #[error("charger answered {code}: {description}")]
     Remote { code: String, description: String },
+    /// The operator's request cannot be expressed for this charger.
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    BadAnswer(String),
     #[error("the connection closed before the charger answered")]
     Closed,
 }

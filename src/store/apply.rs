@@ -422,7 +422,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
     let token_auth = |ctx: &Ctx, except| -> Result<Option<AuthStatus>> {
         m.token
             .as_deref()
-            .map(|uid| ctx.authorize(ch, uid, m.t.max(now), except))
+            .map(|uid| ctx.authorize(ch, uid, m.t, except))
             .transpose()
     };
     let r = match &m.target {
@@ -478,7 +478,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
             if s.token != before_token
                 && let Some(uid) = s.token.clone()
             {
-                s.auth = ctx.authorize(ch, &uid, m.t.max(now), Some(id))?;
+                s.auth = ctx.authorize(ch, &uid, m.t, Some(id))?;
             }
             ctx.add_samples(s.id, &m.samples)?;
             ctx.put_session(&s)?;
