@@ -151,6 +151,15 @@ fn samples(
     Ok(out)
 }
 
+/// BootNotification status, spelled the same in both versions.
+fn registration(r: crate::domain::Registration) -> &'static str {
+    match r {
+        crate::domain::Registration::Accepted => "Accepted",
+        crate::domain::Registration::Pending => "Pending",
+        crate::domain::Registration::Rejected => "Rejected",
+    }
+}
+
 /// RFC 3339; a timestamp without offset (seen on real chargers) is taken as UTC.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

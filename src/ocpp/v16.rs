@@ -5,7 +5,7 @@ use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
 use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
-use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, Registration};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -277,18 +277,10 @@ fn auth(status: AuthStatus) -> &'static str {
     }
 }
 
-fn registration(r: Registration) -> &'static str {
-    match r {
-        Registration::Accepted => "Accepted",
-        Registration::Pending => "Pending",
-        Registration::Rejected => "Rejected",
-    }
-}
-
 pub fn encode_reply(action: &str, reply: &Reply) -> Value {
     match reply {
         Reply::Boot { status, interval, now } => {
-            json!({"status": registration(*status), "currentTime": super::format_time(*now), "interval": interval})
+            json!({"status": super::registration(*status), "currentTime": super::format_time(*now), "interval": interval})
         }
         Reply::Heartbeat { now } => json!({"currentTime": super::format_time(*now)}),
         Reply::Auth { status } => json!({"idTagInfo": {"status": auth(*status)}}),
