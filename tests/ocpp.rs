@@ -276,7 +276,8 @@ async fn v16_transactions_are_idempotent_and_keep_charger_time() {
         {"value": "16.1", "measurand": "Current.Import", "phase": "L1", "unit": "A"}
     ]}]});
     cp.call("MeterValues", mv).await.unwrap();
-    let stop = json!({"transactionId": id, "meterStop": 4500, "timestamp": ts(-120), "reason": "EVDisconnected"});
+    let stop = json!({"transactionId": id, "meterStop": 4500, "timestamp": ts(-120), "reason": "EVDisconnected",
+        "transactionData": [{"timestamp": ts(-120), "sampledValue": [{"value": "4500"}]}]});
     assert_eq!(cp.call("StopTransaction", stop.clone()).await.unwrap(), json!({}));
     cp.call("StopTransaction", stop).await.unwrap();
     let s = session(&srv, id).await;
@@ -284,6 +285,10 @@ async fn v16_transactions_are_idempotent_and_keep_charger_time() {
     assert_eq!(s["energy_wh"], 3500);
     assert_eq!(s["started_at"].as_str().unwrap()[..16], t0[..16], "charger time kept");
     assert_eq!(s["offline"], true);
+    assert_eq!(
+        s["samples"], 4,
+        "the retried stop must not store its transactionData twice"
+    );
     let mvs = s["meter_values"].as_array().unwrap();
     let power = mvs.iter().find(|m| m["measurand"] == "Power.Active.Import").unwrap();
     assert_eq!(

@@ -119,10 +119,7 @@ async fn follow_logs(
     }
     // Subscribe before reading history so no frame falls between the two.
     let mut feed = shared.store.subscribe_journal();
-    let history = shared
-        .store
-        .journal(id, since, 0, limit)
-        .map_err(std::io::Error::other)?;
+    let history = shared.store.journal(id, since, limit).map_err(std::io::Error::other)?;
     let last = history.last().map_or(0, |j| j.seq);
     write_line(w, &to_reply(Ok(json!(history)))).await?;
     loop {
@@ -284,7 +281,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             if store.charger(&id).map_err(internal)?.is_none() {
                 return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
             }
-            Ok(json!(store.journal(&id, since, 0, limit).map_err(internal)?))
+            Ok(json!(store.journal(&id, since, limit).map_err(internal)?))
         }
         Request::TokenList => Ok(json!(store.tokens().map_err(internal)?)),
         Request::TokenAdd(t) => {

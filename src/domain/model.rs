@@ -17,13 +17,6 @@ impl Protocol {
             Protocol::V201 => "ocpp2.0.1",
         }
     }
-    pub fn from_subprotocol(s: &str) -> Option<Self> {
-        match s {
-            "ocpp1.6" => Some(Protocol::V16),
-            "ocpp2.0.1" => Some(Protocol::V201),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Protocol {

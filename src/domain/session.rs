@@ -88,6 +88,9 @@ pub fn open(
 /// Apply an Updated/Ended (or duplicate Started) message to a session.
 /// Returns false when the message was already applied (a retry).
 pub fn apply(s: &mut Session, msg: &TxMessage, now: DateTime<Utc>) -> bool {
+    if msg.phase == TxPhase::Ended && s.closed_by == Some(ClosedBy::Charger) {
+        return false;
+    }
     if let (Some(seq), Some(last)) = (msg.seq_no, s.last_seq_no)
         && seq <= last
         && msg.phase != TxPhase::Ended
@@ -149,9 +152,6 @@ fn end_by_charger(s: &mut Session, msg: &TxMessage, now: DateTime<Utc>) {
             s.meter_stop_wh.map_or("?".into(), |w| w.to_string()),
             s.stopped_at.map_or("?".into(), |t| t.to_rfc3339()),
         ));
-    } else if s.status == SessionStatus::Completed {
-        // A retried Stop/Ended: keep the first one.
-        return;
     }
     s.status = SessionStatus::Completed;
     s.stopped_at = Some(msg.t);
@@ -232,8 +232,11 @@ mod tests {
     #[test]
     fn retried_stop_keeps_the_first() {
         let mut s = session();
-        apply(&mut s, &msg(TxPhase::Ended, 35, Some(5600), None), t(36));
-        apply(&mut s, &msg(TxPhase::Ended, 37, Some(9999), None), t(38));
+        assert!(apply(&mut s, &msg(TxPhase::Ended, 35, Some(5600), None), t(36)));
+        assert!(
+            !apply(&mut s, &msg(TxPhase::Ended, 37, Some(9999), None), t(38)),
+            "a retry is not applied again"
+        );
         assert_eq!((s.stopped_at, s.meter_stop_wh), (Some(t(35)), Some(5600)));
     }
 

@@ -5,9 +5,9 @@
 use super::frame::{self, ErrorCode, Frame, FrameError};
 use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
+use crate::domain::Direction;
 use crate::domain::Protocol;
 use crate::domain::message::{Command, CommandResult};
-use crate::domain::{Direction, message::Inbound};
 use crate::server::Shared;
 use crate::store::AdminOp;
 use chrono::Utc;
@@ -251,7 +251,6 @@ async fn handle_text(
             };
         }
     };
-    let is_boot = matches!(inbound, Inbound::Boot { .. });
     let hb = shared.config.heartbeat_interval_s;
     match shared.store.inbound(charger, text.to_string(), now, inbound, hb).await {
         Ok(Ok(outcome)) => {
@@ -259,9 +258,6 @@ async fn handle_text(
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));
-            }
-            if is_boot {
-                tracing::info!(charger, "boot answered");
             }
             Handled {
                 reply: Some(frame::result(&id, &payload)),

@@ -121,10 +121,6 @@ impl Registry {
         self.lock().len()
     }
 
-    pub fn protocol(&self, id: &str) -> Option<Protocol> {
-        self.lock().get(id).map(|e| e.protocol)
-    }
-
     /// Send a command and wait for the charger's answer. The connection
     /// enforces the response timeout; `wait` only guards against a
     /// connection that never answers its queue.

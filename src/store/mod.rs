@@ -76,12 +76,6 @@ impl Store {
         t.iter()?.map(|e| decode("chargers", e?.1.value())).collect()
     }
 
-    pub fn token(&self, uid: &str) -> Result<Option<Token>> {
-        let r = self.db().begin_read()?;
-        let t = r.open_table(TOKENS)?;
-        t.get(uid)?.map(|v| decode("tokens", v.value())).transpose()
-    }
-
     pub fn tokens(&self) -> Result<Vec<Token>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(TOKENS)?;
@@ -127,20 +121,11 @@ impl Store {
     }
 
     /// The newest `limit` frames of a charger at or after `since`, oldest first.
-    pub fn journal(
-        &self,
-        charger: &str,
-        since: Option<DateTime<Utc>>,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<JournalEntry>> {
+    pub fn journal(&self, charger: &str, since: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<JournalEntry>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(JOURNAL)?;
         let mut out = Vec::new();
-        for e in t
-            .range((charger, after_seq.saturating_add(1))..=(charger, u64::MAX))?
-            .rev()
-        {
+        for e in t.range((charger, 0)..=(charger, u64::MAX))?.rev() {
             let j: JournalEntry = decode("journal", e?.1.value())?;
             if since.is_some_and(|s| j.t < s) || out.len() >= limit {
                 break;
