@@ -10,6 +10,9 @@ use std::time::Duration;
 pub enum UnknownChargers {
     /// Let them connect; they boot as Pending until `charger accept`.
     Pending,
+    /// Register them as accepted at once: for test benches and simulations,
+    /// never for a site on the internet.
+    Accept,
     /// Refuse the WebSocket handshake (HTTP 404).
     Reject,
 }

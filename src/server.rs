@@ -34,6 +34,7 @@ impl Running {
 /// Start serving in the current runtime and return at once.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     config.check()?;
+    raise_open_file_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.db_path())
@@ -53,6 +54,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     ];
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
+}
+
+/// Every charger holds a socket, and the usual soft limit (1,024) would cap
+/// a site far below what the machine allows; go up to the hard limit.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
 }
 
 /// Run until interrupted.

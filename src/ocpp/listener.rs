@@ -81,14 +81,18 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let Some(Admitted { id, proto }) = admitted else {
         return;
     };
-    let create_pending = cfg.unknown_chargers == UnknownChargers::Pending;
+    let create_as = match cfg.unknown_chargers {
+        UnknownChargers::Pending => Some(Registration::Pending),
+        UnknownChargers::Accept => Some(Registration::Accepted),
+        UnknownChargers::Reject => None,
+    };
     match shared
         .store
         .admin(
             AdminOp::Connected {
                 id: id.clone(),
                 protocol: proto,
-                create_pending,
+                create_as,
             },
             Utc::now(),
         )

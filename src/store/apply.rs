@@ -27,11 +27,12 @@ pub struct InboundOutcome {
 #[derive(Debug, Clone)]
 pub enum AdminOp {
     Noop,
-    /// A charger connected: create it as pending when unknown, note its protocol.
+    /// A charger connected: note its protocol; an unknown one is created
+    /// with `create_as` (or refused when that is `None`).
     Connected {
         id: String,
         protocol: Protocol,
-        create_pending: bool,
+        create_as: Option<Registration>,
     },
     ChargerAdd(Box<Charger>),
     SetRegistration {
@@ -532,7 +533,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::Connected {
             id,
             protocol,
-            create_pending,
+            create_as,
         } => {
             let ch = match ctx.charger(&id)? {
                 Some(mut ch) => {
@@ -540,19 +541,20 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
                     ch.last_seen = Some(t);
                     ch
                 }
-                None if create_pending => {
-                    let mut ch = Charger::new(&id, Registration::Pending, t);
+                None => {
+                    let Some(registration) = create_as else {
+                        return Ok(AdminResult::Charger(None));
+                    };
+                    let mut ch = Charger::new(&id, registration, t);
                     ch.protocol = Some(protocol);
                     ch.last_seen = Some(t);
-                    ctx.event(
-                        t,
-                        Some(&id),
-                        "pending",
-                        "unknown charger connected; waiting for `charger accept`".into(),
-                    )?;
+                    let (kind, note) = match registration {
+                        Registration::Pending => ("pending", "unknown charger connected; waiting for `charger accept`"),
+                        _ => ("auto-accepted", "unknown charger connected and was accepted (unknown_chargers = \"accept\")"),
+                    };
+                    ctx.event(t, Some(&id), kind, note.into())?;
                     ch
                 }
-                None => return Ok(AdminResult::Charger(None)),
             };
             ctx.put_charger(&ch)?;
             AdminResult::Charger(Some(Box::new(ch)))
