@@ -7,4 +7,5 @@ pub mod control;
 pub mod domain;
 pub mod ocpp;
 pub mod server;
+pub mod sim;
 pub mod store;

@@ -2,8 +2,10 @@
 //! Exit codes: 0 success, 1 refused or failed, 2 bad usage, 3 no server.
 
 mod charger;
+mod demo;
 mod output;
 mod session;
+mod simulate;
 mod site;
 mod token;
 
@@ -68,8 +70,16 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// The demo: a server with simulated chargers (arrives with the simulator).
-    Demo,
+    /// The demo: a server on a scratch data dir with a simulated site.
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- demo\n  voltyard demo --scenario office --duration 10m\n  voltyard --data-dir ./demo-data demo   (keep the data afterwards)"
+    )]
+    Demo(demo::DemoArgs),
+    /// Virtual chargers and cars speaking OCPP-J to any CSMS.
+    #[command(
+        after_help = "Examples:\n  voltyard simulate --url ws://127.0.0.1:9000/ocpp --chargers 50 --protocol mix --duration 10m\n  voltyard simulate --url ws://csms.example:9000/ocpp --scenario office --seed 7\n  voltyard simulate --scenario scenarios/depot.toml --plan   (what would run, no network)\n\nExit status 1 when a frame broke the OCPP schemas or no charger got connected."
+    )]
+    Simulate(simulate::SimulateArgs),
     /// Print shell completions.
     #[command(after_help = "Example:\n  voltyard completions bash > /etc/bash_completion.d/voltyard")]
     Completions { shell: clap_complete::Shell },
@@ -102,12 +112,23 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "voltyard", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Cmd::Demo => {
-            eprintln!(
-                "The demo (simulated chargers and cars) arrives with the simulator.\n\
-                 Meanwhile: `voltyard serve` and point a charger at ws://HOST:9000/ocpp/<id>; see README.md."
-            );
-            ExitCode::SUCCESS
+        Cmd::Demo(args) => match runtime.block_on(demo::run(args, data_dir, json)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Simulate(args) => {
+            init_logging_at("warn");
+            match runtime.block_on(simulate::run(args, json)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
         cmd => {
             let ctx = Ctx {
@@ -143,8 +164,13 @@ fn exit_code(e: &ClientError) -> u8 {
 }
 
 fn init_logging() {
+    init_logging_at("info");
+}
+
+/// Logs to stderr at `level` unless VOLTYARD_LOG says otherwise.
+fn init_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOLTYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -208,6 +234,6 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             );
             Ok(())
         }
-        Cmd::Serve { .. } | Cmd::Completions { .. } | Cmd::Demo => Ok(()),
+        Cmd::Serve { .. } | Cmd::Completions { .. } | Cmd::Demo(_) | Cmd::Simulate(_) => Ok(()),
     }
 }

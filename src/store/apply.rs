@@ -550,7 +550,10 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
                     ch.last_seen = Some(t);
                     let (kind, note) = match registration {
                         Registration::Pending => ("pending", "unknown charger connected; waiting for `charger accept`"),
-                        _ => ("auto-accepted", "unknown charger connected and was accepted (unknown_chargers = \"accept\")"),
+                        _ => (
+                            "auto-accepted",
+                            "unknown charger connected and was accepted (unknown_chargers = \"accept\")",
+                        ),
                     };
                     ctx.event(t, Some(&id), kind, note.into())?;
                     ch

@@ -4,6 +4,12 @@
 //!   suite, and the interop test against the PyPI `ocpp` library.
 //! - `interop`: only the interop test.
 //! - `dist`: the static release binary, with proof that it is static.
+//! - `bench ocpp`: the OCPP load benchmark (see docs/benchmarks.md).
+//!
+//! Hidden, for `bench` to start as child processes of its own:
+//! `loadgen` (the charge points) and `echo-server` (the yardstick).
+
+mod bench;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -12,16 +18,22 @@ use std::process::Command;
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() -> Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().cloned().unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default();
     let root = root();
     std::env::set_current_dir(&root)?;
     match task.as_str() {
         "ci" => ci(),
         "interop" => interop(),
         "dist" => dist().map(|_| ()),
+        "bench" => bench::bench(&root, rest),
+        "loadgen" => bench::loadgen(rest),
+        "echo-server" => bench::echo_server(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|interop|dist>\n\n  ci       fmt check, clippy -D warnings, tests, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)"
+                "usage: cargo xtask <ci|interop|dist|bench>\n\n  ci       fmt check, clippy -D warnings, tests, bench ocpp --quick, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)\n  bench    {}",
+                bench::USAGE
             );
             bail!("unknown task {task:?}")
         }
@@ -52,6 +64,9 @@ fn ci() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace"]))?;
+    // The smoke run of `cargo xtask bench ocpp --quick`: every phase against
+    // the release server, no timing asserted.
+    bench::bench(&root(), &["ocpp".to_string(), "--quick".to_string()])?;
     interop()
 }
 

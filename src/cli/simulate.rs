@@ -1,0 +1,207 @@
+//! `voltyard simulate`: run virtual chargers against any CSMS URL.
+
+use crate::sim::scenario::ProtocolChoice;
+use crate::sim::{Options, Plan, Scenario, Simulation, Summary};
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// CSMS endpoint; each charger connects to URL/{chargerId}.
+    #[arg(long, value_name = "URL", required_unless_present = "plan")]
+    url: Option<String>,
+    /// Number of chargers (a generic site; not with --scenario).
+    #[arg(long, value_name = "N", conflicts_with = "scenario")]
+    chargers: Option<u32>,
+    /// OCPP version of the chargers: 1.6, 2.0.1 or mix.
+    #[arg(long, value_name = "VERSION")]
+    protocol: Option<ProtocolChoice>,
+    /// Connectors per charger (generic site).
+    #[arg(long, value_name = "K", default_value_t = 1, conflicts_with = "scenario")]
+    connectors: u32,
+    /// Same seed, same chargers, cars and visits.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// A scenario file (.toml / .json) or a built-in one: demo, office,
+    /// apartments, depot, retail-dc.
+    #[arg(long, value_name = "FILE|NAME")]
+    scenario: Option<String>,
+    /// Stop after this long (e.g. 90s, 10m); default: until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Percent of chargers with a real-world quirk (overrides the scenario).
+    #[arg(long, value_name = "PERCENT")]
+    misbehave: Option<u32>,
+    /// New connections per second while the chargers come up.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    connect_rate: u32,
+    /// Seconds a charger waits for the server's answer to a CALL.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    call_timeout: u64,
+    /// Do not check every frame against the OCPP JSON schemas.
+    #[arg(long)]
+    no_validate: bool,
+    /// Print the chargers and their first visits, then exit (no network).
+    #[arg(long)]
+    plan: bool,
+}
+
+impl SimulateArgs {
+    fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut s = match &self.scenario {
+            Some(name) => Scenario::load(name)?,
+            None => Scenario::generic(
+                self.chargers.unwrap_or(10),
+                self.protocol.unwrap_or(ProtocolChoice::Mix),
+                self.connectors,
+            ),
+        };
+        if let (Some(p), Some(_)) = (self.protocol, &self.scenario) {
+            s.chargers.iter_mut().for_each(|g| g.protocol = p);
+        }
+        if let Some(m) = self.misbehave {
+            if m > 100 {
+                bail!("--misbehave: a percentage, 0 to 100");
+            }
+            s.misbehaviour.percent = m;
+        }
+        if self.chargers == Some(0) || !(1..=8).contains(&self.connectors) {
+            bail!("--chargers must be at least 1 and --connectors 1 to 8");
+        }
+        Ok(s)
+    }
+}
+
+pub async fn run(args: SimulateArgs, json: bool) -> anyhow::Result<bool> {
+    let scenario = args.scenario()?;
+    if args.plan {
+        print_plan(&scenario, args.seed, json);
+        return Ok(true);
+    }
+    let url = args.url.clone().context("--url is required")?;
+    if !url.starts_with("ws://") && !url.starts_with("wss://") {
+        bail!("--url must start with ws:// (got {url})");
+    }
+    let sim = Simulation::start(Options {
+        url,
+        scenario,
+        seed: args.seed,
+        validate: !args.no_validate,
+        connect_rate: args.connect_rate,
+        call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+    });
+    watch(&sim, args.duration).await;
+    let summary = sim.stop().await;
+    report(&summary, json);
+    Ok(summary.schema_violations == 0 && summary.accepted + summary.connects > 0)
+}
+
+/// A live line until the duration ends or Ctrl-C: a spinner on a terminal,
+/// a log line every 10 s otherwise.
+pub async fn watch(sim: &Simulation, duration: Option<Duration>) {
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or(ProgressStyle::default_spinner()),
+        );
+        b
+    });
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    let mut n = 0u64;
+    let ctrl_c = crate::server::shutdown_signal();
+    tokio::pin!(ctrl_c);
+    loop {
+        let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep_until(until) => if deadline.is_some() { break },
+            _ = every.tick() => {
+                n += 1;
+                let line = sim.summary().line();
+                match &bar {
+                    Some(b) => { b.set_message(line); b.tick(); }
+                    None if n % 20 == 0 => eprintln!("simulate: {line}"),
+                    None => {}
+                }
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
+
+pub fn report(s: &Summary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{} chargers for {:.0} s: {} sessions started, {} completed, {:.1} kWh",
+        s.chargers,
+        s.elapsed_s,
+        s.sessions_started,
+        s.sessions_completed,
+        s.energy_wh as f64 / 1000.0
+    );
+    println!(
+        "messages {} sent, {} received; {} server CALLs answered; connects {} (failed {}), drops {}, replayed {}",
+        s.messages_sent,
+        s.messages_received,
+        s.calls_answered,
+        s.connects,
+        s.connect_failures,
+        s.disconnects,
+        s.replayed
+    );
+    println!(
+        "errors: {} CALLERRORs from the server, {} sent, {} timeouts, {} schema violations, {} authorizations refused",
+        s.call_errors_received, s.call_errors_sent, s.timeouts, s.schema_violations, s.auth_rejected
+    );
+    for e in &s.errors {
+        println!("  {e}");
+    }
+}
+
+fn print_plan(s: &Scenario, seed: u64, json: bool) {
+    let plan = Plan::new(s, seed);
+    let rows: Vec<serde_json::Value> = plan
+        .chargers
+        .iter()
+        .map(|c| {
+            let visits: Vec<_> = (1..=c.connectors)
+                .map(|k| {
+                    let mut v = crate::sim::Visits::new(s, c, k);
+                    v.next_visit()
+                })
+                .collect();
+            serde_json::json!({"charger": c, "first_visits": visits})
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        return;
+    }
+    for (c, r) in plan.chargers.iter().zip(&rows) {
+        let v = &r["first_visits"][0];
+        println!(
+            "{:<14} {:<9} {}×{:?} {:>3} A {}{}  first car: {} after {} s, {} for {} s ({})",
+            c.id,
+            c.protocol,
+            c.connectors,
+            c.supply,
+            c.max_current_a,
+            if c.signed_meter { "signed " } else { "" },
+            c.quirk.map(|q| format!("[{q:?}]")).unwrap_or_default(),
+            v["car"].as_str().unwrap_or("?"),
+            v["wait_s"],
+            v["token"].as_str().unwrap_or("?"),
+            v["dwell_s"],
+            s.site.name,
+        );
+    }
+}

@@ -1,0 +1,566 @@
+//! What a virtual charger answers to the server's CALLs, per version, with
+//! the refusals a real one gives (unknown connector, busy, read-only key).
+
+use super::charger::{Charger, Clock, Status};
+use super::profiles::{Profile, Purpose as ProfilePurpose};
+use super::scenario::Quirk;
+use super::settings::{Access, SetOutcome};
+use super::stats::Stats;
+use crate::domain::Protocol;
+use crate::ocpp::Rejection;
+use crate::ocpp::frame::ErrorCode;
+use serde_json::{Value, json};
+
+type Answer = Result<Value, Rejection>;
+
+fn not_implemented(action: &str) -> Rejection {
+    Rejection::new(
+        ErrorCode::NotImplemented,
+        format!("{action} is not implemented by this charger"),
+    )
+}
+
+impl Charger {
+    /// Answer one CALL from the server. The payload has passed schema
+    /// validation, so required fields are present with the right types.
+    pub fn handle_call(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
+        let answer = match self.proto() {
+            Protocol::V16 => self.call16(action, p, clock),
+            Protocol::V201 => self.call201(action, p, clock),
+        };
+        if answer.is_ok() {
+            Stats::add(&self.stats.calls_answered, 1);
+        }
+        answer
+    }
+
+    /// Connector index for a 1-based connector / EVSE id.
+    fn conn_index(&self, id: i64) -> Option<usize> {
+        (1..=self.conns.len() as i64).contains(&id).then(|| id as usize - 1)
+    }
+
+    fn tx_index(&self, id: &str) -> Option<usize> {
+        self.conns.iter().position(|c| {
+            c.plugged
+                .as_ref()
+                .and_then(|p| p.tx.as_ref())
+                .is_some_and(|t| !t.ended && t.id == id)
+        })
+    }
+
+    fn running(&self, i: usize) -> bool {
+        self.conns[i]
+            .plugged
+            .as_ref()
+            .is_some_and(|p| p.tx.as_ref().is_some_and(|t| !t.ended))
+    }
+
+    /// A remote start: a waiting car, or a driver who plugs in right now.
+    fn remote_start(&mut self, i: usize, token: &str, remote_id: Option<i64>, clock: Clock) -> bool {
+        if !self.conns[i].available || self.running(i) {
+            return false;
+        }
+        match self.conns[i].plugged.is_some() {
+            true => {
+                let Some(p) = self.conns[i].plugged.as_ref() else {
+                    return false;
+                };
+                if p.tx.is_some() {
+                    return false;
+                }
+                let visit = p.visit.clone();
+                self.conns[i].plugged = None;
+                self.plug_in(i, visit, Some((token.to_string(), remote_id)), clock);
+            }
+            false => {
+                let visit = self.next_visit_now(i);
+                self.plug_in(i, visit, Some((token.to_string(), remote_id)), clock);
+            }
+        }
+        true
+    }
+
+    fn set_profile(&mut self, parsed: Result<Profile, String>, tx_required_on: Option<usize>) -> &'static str {
+        let reject = |c: &mut Charger| {
+            Stats::add(&c.stats.profiles_rejected, 1);
+            "Rejected"
+        };
+        if self.plan.quirk == Some(Quirk::RejectProfiles) {
+            return reject(self);
+        }
+        let profile = match parsed {
+            Ok(p) => p,
+            Err(why) => {
+                self.stats
+                    .error(format!("{}: refused a charging profile: {why}", self.plan.id));
+                return reject(self);
+            }
+        };
+        if profile.purpose == ProfilePurpose::Tx && tx_required_on.is_none_or(|i| !self.running(i)) {
+            return reject(self);
+        }
+        Stats::add(&self.stats.profiles_accepted, 1);
+        self.profiles.install(profile);
+        "Accepted"
+    }
+
+    fn call16(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
+        let int = |k: &str| p.get(k).and_then(Value::as_i64);
+        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
+        let status = |st: &str| Ok(json!({"status": st}));
+        match action {
+            "Reset" => {
+                let reason = if s("type") == "Hard" { "HardReset" } else { "SoftReset" };
+                self.schedule_reset(clock, reason);
+                status("Accepted")
+            }
+            "UnlockConnector" => {
+                let Some(i) = int("connectorId").and_then(|c| self.conn_index(c)) else {
+                    return status("NotSupported");
+                };
+                if self.running(i) {
+                    self.stop_tx(i, "UnlockCommand", "UnlockCommand", clock);
+                }
+                status("Unlocked")
+            }
+            "RemoteStartTransaction" => {
+                let conn = int("connectorId")
+                    .map(|c| self.conn_index(c))
+                    .unwrap_or_else(|| (0..self.conns.len()).find(|&i| self.conns[i].available && !self.running(i)));
+                let Some(i) = conn else { return status("Rejected") };
+                if let Some(cp) = p.get("chargingProfile")
+                    && cp.get("chargingProfilePurpose").and_then(Value::as_str) != Some("TxProfile")
+                {
+                    return status("Rejected");
+                }
+                if !self.remote_start(i, s("idTag"), None, clock) {
+                    return status("Rejected");
+                }
+                if let Some(cp) = p.get("chargingProfile") {
+                    let parsed = Profile::from_v16(self.conns[i].id, cp).map_err(|e| e.0);
+                    self.set_profile(parsed, Some(i));
+                }
+                status("Accepted")
+            }
+            "RemoteStopTransaction" => {
+                let id = int("transactionId").unwrap_or(-1).to_string();
+                match self.tx_index(&id) {
+                    Some(i) => {
+                        self.stop_tx(i, "Remote", "RemoteStop", clock);
+                        status("Accepted")
+                    }
+                    None => status("Rejected"),
+                }
+            }
+            "GetConfiguration" => {
+                let keys: Option<Vec<&str>> = p
+                    .get("key")
+                    .and_then(Value::as_array)
+                    .map(|k| k.iter().filter_map(Value::as_str).collect());
+                let entry = |st: &super::settings::Setting| json!({"key": st.key, "readonly": st.access == Access::ReadOnly, "value": st.value});
+                let (known, unknown): (Vec<Value>, Vec<String>) = match keys.filter(|k| !k.is_empty()) {
+                    None => (self.settings.readable().map(entry).collect(), Vec::new()),
+                    Some(keys) => {
+                        let mut known = Vec::new();
+                        let mut unknown = Vec::new();
+                        for k in keys {
+                            match self.settings.by_key(k).filter(|s| s.access != Access::WriteOnly) {
+                                Some(st) => known.push(entry(st)),
+                                None => unknown.push(k.to_string()),
+                            }
+                        }
+                        (known, unknown)
+                    }
+                };
+                let mut out = json!({"configurationKey": known});
+                if !unknown.is_empty() {
+                    out["unknownKey"] = json!(unknown);
+                }
+                Ok(out)
+            }
+            "ChangeConfiguration" => status(match self.settings.set(s("key"), None, s("value")) {
+                SetOutcome::Accepted => "Accepted",
+                SetOutcome::Rejected => "Rejected",
+                SetOutcome::Unknown => "NotSupported",
+            }),
+            "TriggerMessage" => {
+                let conn = int("connectorId");
+                if conn.is_some_and(|c| c != 0 && self.conn_index(c).is_none()) {
+                    return status("Rejected");
+                }
+                let targets: Vec<usize> = match conn.and_then(|c| self.conn_index(c)) {
+                    Some(i) => vec![i],
+                    None => (0..self.conns.len()).collect(),
+                };
+                match s("requestedMessage") {
+                    "BootNotification" => self.queue_boot_front(),
+                    "Heartbeat" => self.push_plain("Heartbeat", json!({})),
+                    "StatusNotification" => {
+                        for i in targets {
+                            let st = self.status(i);
+                            self.send_status(i, st, clock);
+                        }
+                    }
+                    "MeterValues" => {
+                        for i in targets {
+                            self.send_meter_values(i, "Trigger", clock);
+                        }
+                    }
+                    "DiagnosticsStatusNotification" => {
+                        self.push_plain("DiagnosticsStatusNotification", json!({"status": "Idle"}))
+                    }
+                    "FirmwareStatusNotification" => {
+                        self.push_plain("FirmwareStatusNotification", json!({"status": "Idle"}))
+                    }
+                    _ => return status("NotImplemented"),
+                }
+                status("Accepted")
+            }
+            "SetChargingProfile" => {
+                let c = int("connectorId").unwrap_or(-1);
+                let i = self.conn_index(c);
+                if c != 0 && i.is_none() {
+                    return status("Rejected");
+                }
+                let parsed = p
+                    .get("csChargingProfiles")
+                    .ok_or_else(|| "csChargingProfiles missing".to_string())
+                    .and_then(|cp| Profile::from_v16(c as u32, cp).map_err(|e| e.0));
+                status(self.set_profile(parsed, i))
+            }
+            "ClearChargingProfile" => {
+                let purpose = match p.get("chargingProfilePurpose").and_then(Value::as_str) {
+                    Some("ChargePointMaxProfile") => Some(ProfilePurpose::StationMax),
+                    Some("TxDefaultProfile") => Some(ProfilePurpose::TxDefault),
+                    Some("TxProfile") => Some(ProfilePurpose::Tx),
+                    _ => None,
+                };
+                let n = self.profiles.clear(
+                    int("id"),
+                    int("connectorId").map(|c| c as u32),
+                    purpose,
+                    int("stackLevel"),
+                );
+                status(if n > 0 { "Accepted" } else { "Unknown" })
+            }
+            "GetCompositeSchedule" => {
+                let c = int("connectorId").unwrap_or(-1);
+                let Some(i) = self.conn_index(c) else {
+                    return status("Rejected");
+                };
+                let limit = self.target_limit(i, clock);
+                let amps = p.get("chargingRateUnit").and_then(Value::as_str) != Some("W");
+                let (unit, value) = if amps || self.plan.supply == super::scenario::Supply::Dc {
+                    ("A", limit)
+                } else {
+                    ("W", limit * 230 * self.plan.phases as i64)
+                };
+                Ok(json!({
+                    "status": "Accepted",
+                    "connectorId": c,
+                    "scheduleStart": crate::ocpp::format_time(clock.wall),
+                    "chargingSchedule": {
+                        "duration": int("duration").unwrap_or(0),
+                        "chargingRateUnit": unit,
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": super::charger::milli_number(value)}]
+                    }
+                }))
+            }
+            "ChangeAvailability" => {
+                let c = int("connectorId").unwrap_or(-1);
+                let operative = s("type") == "Operative";
+                let targets: Vec<usize> = if c == 0 {
+                    (0..self.conns.len()).collect()
+                } else {
+                    match self.conn_index(c) {
+                        Some(i) => vec![i],
+                        None => return status("Rejected"),
+                    }
+                };
+                status(self.change_availability(&targets, operative))
+            }
+            "ClearCache" => status("Accepted"),
+            "DataTransfer" => status("UnknownVendorId"),
+            other => Err(not_implemented(other)),
+        }
+    }
+
+    fn change_availability(&mut self, targets: &[usize], operative: bool) -> &'static str {
+        let mut scheduled = false;
+        for &i in targets {
+            if operative {
+                self.conns[i].available = true;
+            } else if self.running(i) {
+                self.set_unavailable_after_tx(i);
+                scheduled = true;
+            } else {
+                self.conns[i].available = false;
+            }
+        }
+        if scheduled { "Scheduled" } else { "Accepted" }
+    }
+
+    fn call201(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
+        let int = |k: &str| p.get(k).and_then(Value::as_i64);
+        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
+        let status = |st: &str| Ok(json!({"status": st}));
+        match action {
+            "Reset" => {
+                if int("evseId").is_some() {
+                    return status("Rejected");
+                }
+                let busy = (0..self.conns.len()).any(|i| self.running(i));
+                if s("type") == "OnIdle" && busy {
+                    return status("Scheduled");
+                }
+                self.schedule_reset(clock, "HardReset");
+                status("Accepted")
+            }
+            "UnlockConnector" => {
+                let Some(i) = int("evseId").and_then(|c| self.conn_index(c)) else {
+                    return status("UnknownConnector");
+                };
+                if int("connectorId") != Some(1) {
+                    return status("UnknownConnector");
+                }
+                if self.running(i) {
+                    return status("OngoingAuthorizedTransaction");
+                }
+                status("Unlocked")
+            }
+            "RequestStartTransaction" => {
+                let conn = match int("evseId") {
+                    Some(e) => self.conn_index(e),
+                    None => (0..self.conns.len()).find(|&i| self.conns[i].available && !self.running(i)),
+                };
+                let Some(i) = conn else { return status("Rejected") };
+                let token = p
+                    .pointer("/idToken/idToken")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !self.remote_start(i, token, int("remoteStartId"), clock) {
+                    return status("Rejected");
+                }
+                if let Some(cp) = p.get("chargingProfile") {
+                    let parsed = Profile::from_v201(self.conns[i].id, cp).map_err(|e| e.0);
+                    self.set_profile(parsed, Some(i));
+                }
+                let tx = self.conns[i]
+                    .plugged
+                    .as_ref()
+                    .and_then(|p| p.tx.as_ref())
+                    .map(|t| t.id.clone());
+                let mut out = json!({"status": "Accepted"});
+                if let Some(t) = tx {
+                    out["transactionId"] = json!(t);
+                }
+                Ok(out)
+            }
+            "RequestStopTransaction" => match self.tx_index(s("transactionId")) {
+                Some(i) => {
+                    self.stop_tx(i, "Remote", "RemoteStop", clock);
+                    status("Accepted")
+                }
+                None => status("Rejected"),
+            },
+            "GetVariables" => {
+                let items = p
+                    .get("getVariableData")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let results: Vec<Value> = items
+                    .iter()
+                    .map(|item| {
+                        let comp = item
+                            .pointer("/component/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let var = item
+                            .pointer("/variable/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let mut r = json!({"component": item["component"], "variable": item["variable"]});
+                        match self.settings.by_variable(comp, var) {
+                            Some(st) if st.access == Access::WriteOnly => r["attributeStatus"] = json!("Rejected"),
+                            Some(st) => {
+                                r["attributeStatus"] = json!("Accepted");
+                                r["attributeValue"] = json!(st.value.chars().take(2500).collect::<String>());
+                            }
+                            None if self.settings.readable().any(|s| s.component == comp) => {
+                                r["attributeStatus"] = json!("UnknownVariable")
+                            }
+                            None => r["attributeStatus"] = json!("UnknownComponent"),
+                        }
+                        r
+                    })
+                    .collect();
+                Ok(json!({"getVariableResult": results}))
+            }
+            "SetVariables" => {
+                let items = p
+                    .get("setVariableData")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let results: Vec<Value> = items
+                    .iter()
+                    .map(|item| {
+                        let comp = item
+                            .pointer("/component/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let var = item
+                            .pointer("/variable/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let value = item.get("attributeValue").and_then(Value::as_str).unwrap_or_default();
+                        let st = match self.settings.set(comp, Some(var), value) {
+                            SetOutcome::Accepted => "Accepted",
+                            SetOutcome::Rejected => "Rejected",
+                            SetOutcome::Unknown if self.settings.readable().any(|s| s.component == comp) => {
+                                "UnknownVariable"
+                            }
+                            SetOutcome::Unknown => "UnknownComponent",
+                        };
+                        json!({"attributeStatus": st, "component": item["component"], "variable": item["variable"]})
+                    })
+                    .collect();
+                Ok(json!({"setVariableResult": results}))
+            }
+            "GetBaseReport" => {
+                let request_id = int("requestId").unwrap_or(0);
+                if s("reportBase") == "SummaryInventory" {
+                    return status("NotSupported");
+                }
+                let report: Vec<Value> = self
+                    .settings
+                    .readable()
+                    .map(|st| {
+                        let mutability = match st.access {
+                            Access::ReadOnly => "ReadOnly",
+                            _ => "ReadWrite",
+                        };
+                        json!({"component": {"name": st.component}, "variable": {"name": st.variable},
+                               "variableAttribute": [{"value": st.value.chars().take(2500).collect::<String>(),
+                                                      "mutability": mutability}]})
+                    })
+                    .collect();
+                let now = crate::ocpp::format_time(clock.wall);
+                self.push_plain(
+                    "NotifyReport",
+                    json!({"requestId": request_id, "generatedAt": now, "seqNo": 0, "tbc": false, "reportData": report}),
+                );
+                status("Accepted")
+            }
+            "TriggerMessage" => {
+                let evse = p.pointer("/evse/id").and_then(Value::as_i64);
+                if evse.is_some_and(|e| self.conn_index(e).is_none()) {
+                    return status("Rejected");
+                }
+                let targets: Vec<usize> = match evse.and_then(|e| self.conn_index(e)) {
+                    Some(i) => vec![i],
+                    None => (0..self.conns.len()).collect(),
+                };
+                match s("requestedMessage") {
+                    "BootNotification" => self.queue_boot_front(),
+                    "Heartbeat" => self.push_plain("Heartbeat", json!({})),
+                    "StatusNotification" => {
+                        for i in targets {
+                            let st: Status = self.status(i);
+                            self.send_status(i, st, clock);
+                        }
+                    }
+                    "MeterValues" | "TransactionEvent" => {
+                        let running: Vec<usize> = targets.into_iter().filter(|&i| self.running(i)).collect();
+                        if s("requestedMessage") == "TransactionEvent" && running.is_empty() {
+                            return status("Rejected");
+                        }
+                        for i in running {
+                            self.send_meter_values(i, "Trigger", clock);
+                        }
+                    }
+                    "FirmwareStatusNotification" => {
+                        self.push_plain("FirmwareStatusNotification", json!({"status": "Idle"}))
+                    }
+                    "LogStatusNotification" => self.push_plain("LogStatusNotification", json!({"status": "Idle"})),
+                    _ => return status("NotImplemented"),
+                }
+                status("Accepted")
+            }
+            "SetChargingProfile" => {
+                let e = int("evseId").unwrap_or(-1);
+                let i = self.conn_index(e);
+                if e != 0 && i.is_none() {
+                    return status("Rejected");
+                }
+                let parsed = p
+                    .get("chargingProfile")
+                    .ok_or_else(|| "chargingProfile missing".to_string())
+                    .and_then(|cp| Profile::from_v201(e as u32, cp).map_err(|e| e.0));
+                status(self.set_profile(parsed, i))
+            }
+            "ClearChargingProfile" => {
+                let crit = p.get("chargingProfileCriteria");
+                let purpose = match crit
+                    .and_then(|c| c.get("chargingProfilePurpose"))
+                    .and_then(Value::as_str)
+                {
+                    Some("ChargingStationMaxProfile") => Some(ProfilePurpose::StationMax),
+                    Some("TxDefaultProfile") => Some(ProfilePurpose::TxDefault),
+                    Some("TxProfile") => Some(ProfilePurpose::Tx),
+                    Some("ChargingStationExternalConstraints") => Some(ProfilePurpose::External),
+                    _ => None,
+                };
+                let n = self.profiles.clear(
+                    int("chargingProfileId"),
+                    crit.and_then(|c| c.get("evseId"))
+                        .and_then(Value::as_i64)
+                        .map(|e| e as u32),
+                    purpose,
+                    crit.and_then(|c| c.get("stackLevel")).and_then(Value::as_i64),
+                );
+                status(if n > 0 { "Accepted" } else { "Unknown" })
+            }
+            "GetCompositeSchedule" => {
+                let e = int("evseId").unwrap_or(-1);
+                let Some(i) = self.conn_index(e) else {
+                    return status("Rejected");
+                };
+                let limit = self.target_limit(i, clock);
+                Ok(json!({
+                    "status": "Accepted",
+                    "schedule": {
+                        "evseId": e,
+                        "duration": int("duration").unwrap_or(0),
+                        "scheduleStart": crate::ocpp::format_time(clock.wall),
+                        "chargingRateUnit": "A",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": super::charger::milli_number(limit)}]
+                    }
+                }))
+            }
+            "ChangeAvailability" => {
+                let operative = s("operationalStatus") == "Operative";
+                let targets: Vec<usize> = match p.pointer("/evse/id").and_then(Value::as_i64) {
+                    None | Some(0) => (0..self.conns.len()).collect(),
+                    Some(e) => match self.conn_index(e) {
+                        Some(i) => vec![i],
+                        None => return status("Rejected"),
+                    },
+                };
+                status(self.change_availability(&targets, operative))
+            }
+            "GetTransactionStatus" => {
+                let queued = self.queued() > 0;
+                let mut out = json!({"messagesInQueue": queued});
+                if let Some(id) = p.get("transactionId").and_then(Value::as_str) {
+                    out["ongoingIndicator"] = json!(self.tx_index(id).is_some());
+                }
+                Ok(out)
+            }
+            "ClearCache" => status("Accepted"),
+            "DataTransfer" => status("UnknownVendorId"),
+            other => Err(not_implemented(other)),
+        }
+    }
+}

@@ -1,0 +1,1130 @@
+//! One virtual charge point: connectors with cars, its meter, profiles and
+//! settings, and the CALLs it has to send. No sockets and no clock: the link
+//! feeds it the time (`Clock`), frames it received, and takes its outbox.
+
+use super::car::{AC_MIN_MA, AC_VOLTS, Car, Draw};
+use super::ocmf::{Meter, Reading, SIGNING_METHOD};
+use super::plan::{ChargerPlan, Visit, Visits};
+use super::profiles::{self, Profiles, Unit};
+use super::scenario::{Quirk, Scenario, Supply, TokenKind};
+use super::settings::{self, Settings};
+use super::stats::Stats;
+use crate::domain::Protocol;
+use chrono::{DateTime, Utc};
+use data_encoding::BASE64;
+use serde_json::{Value, json};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: Instant,
+    pub wall: DateTime<Utc>,
+}
+
+/// What a CALL we sent was for, so its answer lands in the right place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Purpose {
+    Boot,
+    Authorize { conn: usize },
+    Start { conn: usize, local: u64 },
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub action: &'static str,
+    pub payload: Value,
+    pub purpose: Purpose,
+    /// Kept and replayed across a lost connection (transaction messages).
+    pub transactional: bool,
+    /// 1.6: the transaction whose server id goes into `transactionId`.
+    tx_local: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Available,
+    Preparing,
+    Charging,
+    SuspendedEv,
+    SuspendedEvse,
+    Finishing,
+    Unavailable,
+}
+
+impl Status {
+    fn v16(self) -> &'static str {
+        match self {
+            Status::Available => "Available",
+            Status::Preparing => "Preparing",
+            Status::Charging => "Charging",
+            Status::SuspendedEv => "SuspendedEV",
+            Status::SuspendedEvse => "SuspendedEVSE",
+            Status::Finishing => "Finishing",
+            Status::Unavailable => "Unavailable",
+        }
+    }
+    fn v201(self) -> &'static str {
+        match self {
+            Status::Available => "Available",
+            Status::Unavailable => "Unavailable",
+            _ => "Occupied",
+        }
+    }
+    /// 2.0.1 TransactionEvent chargingState.
+    fn charging_state(self) -> &'static str {
+        match self {
+            Status::Charging => "Charging",
+            Status::SuspendedEv => "SuspendedEV",
+            Status::SuspendedEvse => "SuspendedEVSE",
+            _ => "EVConnected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Auth {
+    /// Not asked yet (or the question was lost with the connection).
+    Waiting,
+    Asked,
+    Accepted,
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Tx {
+    pub local: u64,
+    /// 1.6: the server's transactionId once StartTransaction is answered.
+    pub server_id: Option<i64>,
+    /// 2.0.1 transactionId (1.6: the server id as text once known).
+    pub id: String,
+    pub seq: u32,
+    pub started: DateTime<Utc>,
+    pub token: String,
+    pub token_kind: TokenKind,
+    pub ended: bool,
+}
+
+pub(super) struct Plugged {
+    pub visit: Visit,
+    pub car: Car,
+    pub leave_at: Instant,
+    auth: Auth,
+    pub tx: Option<Tx>,
+    /// The driver/server ended the session but the car is still plugged in.
+    finished: bool,
+}
+
+pub(super) struct Conn {
+    pub id: u32,
+    visits: Visits,
+    next: Option<(Instant, Visit)>,
+    pub plugged: Option<Plugged>,
+    register_mwh: u64,
+    /// W·ms not yet a whole mWh.
+    energy_rest: i64,
+    pub draw: Draw,
+    /// mA per phase (AC) or W (DC) the car may take now.
+    pub offered: i64,
+    /// The limit the charger is moving to, and since when.
+    target: (i64, Instant),
+    next_meter: Instant,
+    pub available: bool,
+    /// ChangeAvailability(Inoperative) during a transaction: after it.
+    unavailable_after_tx: bool,
+    reported: Option<Status>,
+    reported_state: Option<&'static str>,
+}
+
+pub struct Charger {
+    pub plan: ChargerPlan,
+    pub settings: Settings,
+    pub(super) conns: Vec<Conn>,
+    pub(super) profiles: Profiles,
+    outbox: VecDeque<Out>,
+    meter: Option<Meter>,
+    pub accepted: bool,
+    pub online: bool,
+    boot_reason: &'static str,
+    boot_retry_at: Option<Instant>,
+    next_heartbeat: Instant,
+    tx_counter: u64,
+    auth_cache: HashSet<String>,
+    /// 1.6: ended transactions whose queued messages still need their id.
+    finished_tx_ids: Vec<Tx>,
+    /// A Reset was accepted: reboot at this instant, with this stop reason.
+    reset_at: Option<(Instant, &'static str)>,
+    /// Reset: transactions were stopped; reboot once their messages are
+    /// out (or at this deadline).
+    reboot_by: Option<Instant>,
+    /// The link should close the socket and stay offline this long.
+    pub drop_for: Option<Duration>,
+    next_drop: Option<Instant>,
+    drop_every: (u32, u32),
+    pub offline_s: u32,
+    drop_rng: u64,
+    last_tick: Instant,
+    pub(super) stats: Arc<Stats>,
+}
+
+/// Tokens are at most 20 characters in 1.6; 2.0.1 allows 36.
+fn token_type(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Rfid => "ISO14443",
+        TokenKind::Vehicle => "MacAddress",
+    }
+}
+
+/// Decimal text of a milli value (`12345` → `"12.345"`).
+pub fn milli_text(v: i64) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    let v = v.unsigned_abs();
+    let frac = v % 1000;
+    if frac == 0 {
+        format!("{sign}{}", v / 1000)
+    } else {
+        format!("{sign}{}.{:03}", v / 1000, frac)
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
+pub(super) fn milli_number(v: i64) -> Value {
+    serde_json::from_str(&milli_text(v)).unwrap_or(Value::from(0))
+}
+
+impl Charger {
+    pub fn new(plan: ChargerPlan, scenario: &Scenario, stats: Arc<Stats>, clock: Clock) -> Charger {
+        let meter = plan.meter_key.map(|k| {
+            Meter::new(
+                k,
+                &format!("MTR{}", &plan.serial[2..]),
+                &format!("{} {}", plan.vendor, plan.model),
+                &plan.serial,
+            )
+        });
+        let keys: Vec<String> = match &meter {
+            Some(m) => {
+                let hex = data_encoding::HEXUPPER.encode(&m.public_key_der());
+                (0..plan.connectors).map(|_| format!("oca:base16:asn1:{hex}")).collect()
+            }
+            None => Vec::new(),
+        };
+        let settings = Settings::new(plan.connectors, plan.meter_interval_s, &plan.phase_rotation, &keys);
+        let conns = (1..=plan.connectors)
+            .map(|id| {
+                let mut visits = Visits::new(scenario, &plan, id);
+                let v = visits.next_visit();
+                Conn {
+                    id,
+                    next: Some((clock.now + Duration::from_secs(v.wait_s as u64), v)),
+                    visits,
+                    plugged: None,
+                    // Meters are not new: a register that is not zero shows up
+                    // bugs that treat the register as the session energy.
+                    register_mwh: (plan.index as u64 + 1) * 1_234_567_000 + id as u64 * 100_000_000,
+                    energy_rest: 0,
+                    draw: Draw::default(),
+                    offered: 0,
+                    target: (0, clock.now),
+                    next_meter: clock.now,
+                    available: true,
+                    unavailable_after_tx: false,
+                    reported: None,
+                    reported_state: None,
+                }
+            })
+            .collect();
+        let drop_every = (
+            scenario.misbehaviour.drop_every_s[0],
+            scenario.misbehaviour.drop_every_s[1],
+        );
+        let mut c = Charger {
+            settings,
+            conns,
+            profiles: Profiles::default(),
+            outbox: VecDeque::new(),
+            meter,
+            accepted: false,
+            online: false,
+            boot_reason: "PowerUp",
+            boot_retry_at: None,
+            next_heartbeat: clock.now,
+            tx_counter: 0,
+            auth_cache: HashSet::new(),
+            finished_tx_ids: Vec::new(),
+            reset_at: None,
+            reboot_by: None,
+            drop_for: None,
+            next_drop: None,
+            drop_every,
+            offline_s: scenario.misbehaviour.offline_s,
+            drop_rng: plan.visit_seed | 1,
+            last_tick: clock.now,
+            stats,
+            plan,
+        };
+        if c.plan.quirk == Some(Quirk::DropAndReplay) {
+            c.next_drop = Some(clock.now + c.drop_interval());
+        }
+        let hw = c.plan_hw_limit();
+        for conn in &mut c.conns {
+            conn.offered = hw;
+            conn.target = (hw, clock.now);
+        }
+        c
+    }
+
+    pub fn proto(&self) -> Protocol {
+        self.plan.protocol
+    }
+
+    /// xorshift: the drop schedule is as reproducible as the visits.
+    fn drop_interval(&mut self) -> Duration {
+        let mut x = self.drop_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.drop_rng = x;
+        let (lo, hi) = self.drop_every;
+        Duration::from_secs(lo as u64 + x % (hi - lo + 1) as u64)
+    }
+
+    fn dc(&self) -> bool {
+        self.plan.supply == Supply::Dc
+    }
+
+    /// The hardware limit: mA per phase (AC) or W (DC).
+    fn plan_hw_limit(&self) -> i64 {
+        match self.plan.supply {
+            Supply::Ac => self.plan.max_current_a as i64 * 1000,
+            Supply::Dc => self.plan.max_power_kw.unwrap_or(50) as i64 * 1000,
+        }
+    }
+
+    fn push(&mut self, action: &'static str, payload: Value, purpose: Purpose, transactional: bool, tx: Option<u64>) {
+        self.outbox.push_back(Out {
+            action,
+            payload,
+            purpose,
+            transactional,
+            tx_local: tx,
+        });
+    }
+
+    // ---- the link's side -------------------------------------------------
+
+    /// The next CALL to send. Before the server accepted us, only boots go.
+    pub fn next_out(&mut self, clock: Clock) -> Option<Out> {
+        if !self.online {
+            return None;
+        }
+        if !self.accepted {
+            let due = self.boot_retry_at.is_none_or(|t| clock.now >= t);
+            if due && !self.outbox.iter().any(|o| o.purpose == Purpose::Boot) {
+                self.boot_retry_at = Some(clock.now + Duration::from_secs(30));
+                return Some(self.boot_message());
+            }
+            return None;
+        }
+        let mut out = self.outbox.pop_front()?;
+        if self.proto() == Protocol::V16
+            && let Some(local) = out.tx_local
+        {
+            let id = self
+                .conns
+                .iter()
+                .filter_map(|c| c.plugged.as_ref()?.tx.as_ref())
+                .chain(self.finished_tx_ids.iter())
+                .find(|t| t.local == local)
+                .and_then(|t| t.server_id);
+            match id {
+                Some(id) => out.payload["transactionId"] = json!(id),
+                // The start was never answered: the server cannot place it.
+                None => {
+                    if let Some(o) = out.payload.as_object_mut() {
+                        o.remove("transactionId");
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn boot_message(&self) -> Out {
+        let p = &self.plan;
+        let payload = match self.proto() {
+            Protocol::V16 => {
+                let mut b = json!({
+                    "chargePointVendor": p.vendor,
+                    "chargePointModel": p.model,
+                    "chargePointSerialNumber": p.serial,
+                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                });
+                if self.meter.is_some() {
+                    b["meterType"] = json!("VirtualMeter");
+                    b["meterSerialNumber"] = json!(format!("MTR{}", &p.serial[2..]));
+                }
+                b
+            }
+            Protocol::V201 => json!({
+                "reason": self.boot_reason,
+                "chargingStation": {
+                    "vendorName": p.vendor,
+                    "model": p.model,
+                    "serialNumber": p.serial,
+                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                }
+            }),
+        };
+        Out {
+            action: "BootNotification",
+            payload,
+            purpose: Purpose::Boot,
+            transactional: false,
+            tx_local: None,
+        }
+    }
+
+    pub fn on_connect(&mut self) {
+        self.online = true;
+        for c in &mut self.conns {
+            c.reported = None;
+        }
+    }
+
+    /// The connection is gone; `outstanding` was in flight. Transaction
+    /// messages stay queued for replay, the rest is stale by reconnection.
+    pub fn on_disconnect(&mut self, outstanding: Option<Out>) {
+        self.online = false;
+        if let Some(o) = outstanding {
+            if let Purpose::Authorize { conn } = o.purpose
+                && let Some(p) = self.conns[conn].plugged.as_mut()
+            {
+                p.auth = Auth::Waiting;
+            }
+            if o.transactional {
+                self.outbox.push_front(o);
+            }
+        }
+        self.outbox.retain(|o| o.transactional);
+        for c in &mut self.conns {
+            if let Some(p) = c.plugged.as_mut()
+                && p.auth == Auth::Asked
+            {
+                p.auth = Auth::Waiting;
+            }
+        }
+    }
+
+    /// Queued transaction messages a reconnect will replay.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub fn on_result(&mut self, purpose: Purpose, p: &Value, clock: Clock) {
+        match purpose {
+            Purpose::Boot => {
+                let interval = p
+                    .get("interval")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(300)
+                    .clamp(1, 86_400);
+                match p.get("status").and_then(Value::as_str) {
+                    Some("Accepted") => {
+                        if !self.accepted {
+                            Stats::gauge(&self.stats.accepted, 1);
+                        }
+                        self.accepted = true;
+                        self.boot_retry_at = None;
+                        self.settings.set(settings::HEARTBEAT, None, &interval.to_string());
+                        self.next_heartbeat = clock.now + Duration::from_secs(interval);
+                        self.boot_reason = "PowerUp";
+                        if self.proto() == Protocol::V16 {
+                            self.push(
+                                "StatusNotification",
+                                json!({"connectorId": 0, "errorCode": "NoError", "status": "Available",
+                                       "timestamp": crate::ocpp::format_time(clock.wall)}),
+                                Purpose::Plain,
+                                false,
+                                None,
+                            );
+                        }
+                    }
+                    // Pending / Rejected: try again after the interval given.
+                    _ => self.boot_retry_at = Some(clock.now + Duration::from_secs(interval)),
+                }
+            }
+            Purpose::Authorize { conn } => {
+                let key = if self.proto() == Protocol::V16 {
+                    "idTagInfo"
+                } else {
+                    "idTokenInfo"
+                };
+                let ok = p.pointer(&format!("/{key}/status")).and_then(Value::as_str) == Some("Accepted");
+                self.authorized(conn, ok, clock);
+            }
+            Purpose::Start { conn, local } => {
+                let ok = p.pointer("/idTagInfo/status").and_then(Value::as_str) == Some("Accepted");
+                let id = p.get("transactionId").and_then(Value::as_i64);
+                let plugged = self.conns[conn].plugged.as_mut().and_then(|pl| pl.tx.as_mut());
+                for tx in plugged.into_iter().chain(self.finished_tx_ids.iter_mut()) {
+                    if tx.local == local {
+                        tx.server_id = id;
+                        if let Some(id) = id {
+                            tx.id = id.to_string();
+                        }
+                    }
+                }
+                let running = self.conns[conn]
+                    .plugged
+                    .as_ref()
+                    .and_then(|pl| pl.tx.as_ref())
+                    .is_some_and(|t| t.local == local && !t.ended);
+                if !ok && running {
+                    Stats::add(&self.stats.auth_rejected, 1);
+                    self.stop_tx(conn, "DeAuthorized", "Deauthorized", clock);
+                }
+            }
+            Purpose::Plain => {}
+        }
+    }
+
+    /// A CALLERROR or a timeout in answer to our CALL.
+    pub fn on_failure(&mut self, purpose: Purpose, clock: Clock) {
+        match purpose {
+            Purpose::Boot => self.boot_retry_at = Some(clock.now + Duration::from_secs(30)),
+            Purpose::Authorize { conn } => self.authorized(conn, false, clock),
+            _ => {}
+        }
+    }
+
+    // ---- time passing ----------------------------------------------------
+
+    /// When the charger next needs `tick`.
+    pub fn next_wakeup(&self) -> Instant {
+        let mut t = self.next_heartbeat;
+        let busy = self.conns.iter().any(|c| c.plugged.is_some());
+        if busy {
+            return self.last_tick + Duration::from_secs(1);
+        }
+        for c in &self.conns {
+            if let Some((at, _)) = &c.next {
+                t = t.min(*at);
+            }
+        }
+        if let Some(d) = self.next_drop {
+            t = t.min(d);
+        }
+        if let Some((r, _)) = self.reset_at {
+            t = t.min(r);
+        }
+        if let Some(r) = self.reboot_by {
+            t = t.min(r);
+        }
+        if let Some(b) = self.boot_retry_at {
+            t = t.min(b);
+        }
+        t.max(self.last_tick + Duration::from_millis(200))
+    }
+
+    pub fn tick(&mut self, clock: Clock) {
+        let dt_ms = clock.now.saturating_duration_since(self.last_tick).as_millis() as i64;
+        self.last_tick = clock.now;
+        if let Some((at, reason)) = self.reset_at
+            && clock.now >= at
+        {
+            self.reset_at = None;
+            for i in 0..self.conns.len() {
+                if self.conns[i].plugged.as_ref().is_some_and(|p| p.tx.is_some()) {
+                    self.stop_tx(i, reason, "ResetCommand", clock);
+                }
+            }
+            self.reboot_by = Some(clock.now + Duration::from_secs(10));
+            return;
+        }
+        if let Some(at) = self.next_drop
+            && clock.now >= at
+        {
+            self.next_drop = Some(clock.now + Duration::from_secs(self.offline_s as u64) + self.drop_interval());
+            self.drop_for = Some(Duration::from_secs(self.offline_s as u64));
+        }
+        for i in 0..self.conns.len() {
+            self.tick_conn(i, dt_ms, clock);
+        }
+        if self.accepted && self.online && clock.now >= self.next_heartbeat {
+            let s = self.settings.int(settings::HEARTBEAT).unwrap_or(300).max(1);
+            self.next_heartbeat = clock.now + Duration::from_secs(s);
+            self.push("Heartbeat", json!({}), Purpose::Plain, false, None);
+        }
+        if self.accepted && self.online {
+            self.report_statuses(clock);
+        }
+    }
+
+    fn tick_conn(&mut self, i: usize, dt_ms: i64, clock: Clock) {
+        let target = self.target_limit(i, clock);
+        let delay = Duration::from_secs(self.plan.limit_delay_s as u64);
+        let conn = &mut self.conns[i];
+        if target != conn.target.0 {
+            conn.target = (target, clock.now);
+        }
+        if conn.offered != conn.target.0 && clock.now.saturating_duration_since(conn.target.1) >= delay {
+            conn.offered = conn.target.0;
+        }
+        let charging = conn
+            .plugged
+            .as_ref()
+            .is_some_and(|p| p.tx.as_ref().is_some_and(|t| !t.ended) && !p.finished);
+        let draw = match (&conn.plugged, charging) {
+            (Some(p), true) if self.plan.supply == Supply::Dc => p.car.dc_draw(conn.offered),
+            (Some(p), true) => p.car.ac_draw(conn.offered, self.plan.phases),
+            _ => Draw::default(),
+        };
+        if (draw.power_w > 0) != (conn.draw.power_w > 0) {
+            Stats::gauge(&self.stats.charging, if draw.power_w > 0 { 1 } else { -1 });
+        }
+        conn.draw = draw;
+        conn.energy_rest += draw.power_w * dt_ms;
+        let mwh = conn.energy_rest / 3600;
+        conn.energy_rest %= 3600;
+        let before_wh = conn.register_mwh / 1000;
+        conn.register_mwh += mwh as u64;
+        Stats::add(&self.stats.energy_wh, conn.register_mwh / 1000 - before_wh);
+        if let Some(p) = conn.plugged.as_mut() {
+            p.car.absorb(mwh as u64);
+        }
+        if charging && clock.now >= conn.next_meter {
+            let every = self.settings.int(settings::METER_INTERVAL).unwrap_or(60).max(1);
+            self.conns[i].next_meter = clock.now + Duration::from_secs(every);
+            self.send_meter_values(i, "Sample.Periodic", clock);
+        }
+        let conn = &self.conns[i];
+        let leaving = conn.plugged.as_ref().is_some_and(|p| clock.now >= p.leave_at);
+        if leaving {
+            self.unplug(i, clock);
+        }
+        let conn = &mut self.conns[i];
+        let arriving = conn.plugged.is_none()
+            && conn.available
+            && self.accepted
+            && conn.next.as_ref().is_some_and(|(at, _)| clock.now >= *at);
+        if arriving && let Some((_, visit)) = conn.next.take() {
+            self.plug_in(i, visit, None, clock);
+        }
+        if self.conns[i].plugged.as_ref().is_some_and(|p| p.auth == Auth::Waiting) && self.online {
+            self.ask_authorization(i);
+        }
+    }
+
+    // ---- limits ----------------------------------------------------------
+
+    /// What the connector should offer now: hardware, profiles, availability.
+    pub(super) fn target_limit(&self, i: usize, clock: Clock) -> i64 {
+        let conn = &self.conns[i];
+        let hw = self.plan_hw_limit();
+        if !conn.available {
+            return 0;
+        }
+        if self.plan.quirk == Some(Quirk::IgnoreProfiles) {
+            return hw;
+        }
+        let convert = |per: &profiles::Period, unit: Unit| -> i64 {
+            match (self.plan.supply, unit) {
+                (Supply::Ac, u) => profiles::to_ma(per, u, self.plan.phases, AC_VOLTS),
+                (Supply::Dc, Unit::Watts) => per.limit_milli / 1000,
+                // A on a DC charger: at the nominal 400 V battery voltage.
+                (Supply::Dc, Unit::Amps) => per.limit_milli * 400 / 1000,
+            }
+        };
+        let tx = conn
+            .plugged
+            .as_ref()
+            .and_then(|p| p.tx.as_ref())
+            .map(|t| (t.id.as_str(), t.started));
+        let mut limit = hw;
+        if let Some((p, per)) = self.profiles.session_limit(conn.id, tx, clock.wall) {
+            limit = limit.min(convert(per, p.unit));
+        }
+        let active = self
+            .conns
+            .iter()
+            .filter(|c| c.plugged.as_ref().is_some_and(|p| p.tx.is_some()))
+            .count()
+            .max(1) as i64;
+        for (p, per) in self.profiles.station_limits(clock.wall) {
+            // A charger-wide cap is shared by the connectors in use.
+            limit = limit.min(convert(per, p.unit) / active);
+        }
+        if self.plan.quirk == Some(Quirk::RoundLimits) {
+            limit = (limit + 500) / 1000 * 1000;
+        }
+        limit.max(0)
+    }
+
+    // ---- visits and transactions ------------------------------------------
+
+    /// A car plugs in. `remote` carries a remote start's token and id.
+    pub(super) fn plug_in(&mut self, i: usize, visit: Visit, remote: Option<(String, Option<i64>)>, clock: Clock) {
+        let car = Car::new(&visit);
+        let leave_at = clock.now + Duration::from_secs(visit.dwell_s as u64);
+        let remote_auth = remote.is_some() && !self.settings.flag(settings::AUTHORIZE_REMOTE);
+        let mut visit = visit;
+        if let Some((token, _)) = &remote {
+            visit.token = token.clone();
+            visit.token_kind = TokenKind::Rfid;
+        }
+        let remote_id = remote.and_then(|(_, id)| id);
+        self.conns[i].plugged = Some(Plugged {
+            visit,
+            car,
+            leave_at,
+            auth: if remote_auth { Auth::Accepted } else { Auth::Waiting },
+            tx: None,
+            finished: false,
+        });
+        if remote_auth {
+            self.start_tx(i, remote_id, clock);
+        } else if let Some(p) = self.conns[i].plugged.as_mut()
+            && !self.online
+            && self.auth_cache.contains(&p.visit.token)
+            && self.settings.flag("LocalAuthorizeOffline")
+        {
+            // Offline: a token the charger saw accepted before may start.
+            p.auth = Auth::Accepted;
+            self.start_tx(i, None, clock);
+        }
+    }
+
+    fn ask_authorization(&mut self, i: usize) {
+        let Some(p) = self.conns[i].plugged.as_mut() else {
+            return;
+        };
+        p.auth = Auth::Asked;
+        let payload = match self.plan.protocol {
+            Protocol::V16 => json!({"idTag": p.visit.token}),
+            Protocol::V201 => json!({"idToken": {"idToken": p.visit.token, "type": token_type(p.visit.token_kind)}}),
+        };
+        self.push("Authorize", payload, Purpose::Authorize { conn: i }, false, None);
+    }
+
+    fn authorized(&mut self, i: usize, ok: bool, clock: Clock) {
+        let Some(p) = self.conns[i].plugged.as_mut() else {
+            return;
+        };
+        if p.auth != Auth::Asked {
+            return;
+        }
+        if ok {
+            p.auth = Auth::Accepted;
+            self.auth_cache.insert(p.visit.token.clone());
+            self.start_tx(i, None, clock);
+        } else {
+            p.auth = Auth::Refused;
+            Stats::add(&self.stats.auth_rejected, 1);
+            // The driver gives up and drives off shortly.
+            p.leave_at = p.leave_at.min(clock.now + Duration::from_secs(5));
+        }
+    }
+
+    fn start_tx(&mut self, i: usize, remote_start_id: Option<i64>, clock: Clock) {
+        self.tx_counter += 1;
+        let local = self.tx_counter;
+        let conn_id = self.conns[i].id;
+        let register_wh = self.conns[i].register_mwh / 1000;
+        let Some(p) = self.conns[i].plugged.as_mut() else {
+            return;
+        };
+        let id = format!("{}-{:06}", &self.plan.serial[2..], local);
+        let tx = Tx {
+            local,
+            server_id: None,
+            id: id.clone(),
+            seq: 0,
+            started: clock.wall,
+            token: p.visit.token.clone(),
+            token_kind: p.visit.token_kind,
+            ended: false,
+        };
+        let token = tx.token.clone();
+        let kind = tx.token_kind;
+        p.tx = Some(tx);
+        Stats::add(&self.stats.sessions_started, 1);
+        self.conns[i].next_meter = clock.now + Duration::from_secs(1);
+        let signed = self.sign(conn_id, 'B', register_wh, &token, clock);
+        match self.proto() {
+            Protocol::V16 => {
+                self.push(
+                    "StartTransaction",
+                    json!({"connectorId": conn_id, "idTag": token, "meterStart": register_wh,
+                           "timestamp": crate::ocpp::format_time(clock.wall)}),
+                    Purpose::Start { conn: i, local },
+                    true,
+                    None,
+                );
+                if let Some(sd) = signed {
+                    let mv = json!({
+                        "connectorId": conn_id,
+                        "transactionId": 0,
+                        "meterValue": [{"timestamp": crate::ocpp::format_time(clock.wall), "sampledValue": [
+                            self.register_sample16(register_wh * 1000, "Transaction.Begin"),
+                            {"value": sd, "format": "SignedData", "context": "Transaction.Begin",
+                             "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+                        ]}]
+                    });
+                    self.push("MeterValues", mv, Purpose::Plain, true, Some(local));
+                }
+            }
+            Protocol::V201 => {
+                let mut sv = json!({"value": register_wh, "context": "Transaction.Begin",
+                                    "measurand": "Energy.Active.Import.Register"});
+                if let Some(sd) = signed {
+                    sv["signedMeterValue"] = self.signed201(&sd);
+                }
+                let mut ev = json!({
+                    "eventType": "Started",
+                    "timestamp": crate::ocpp::format_time(clock.wall),
+                    "triggerReason": if remote_start_id.is_some() { "RemoteStart" } else { "Authorized" },
+                    "seqNo": 0,
+                    "transactionInfo": {"transactionId": id, "chargingState": "EVConnected"},
+                    "evse": {"id": conn_id, "connectorId": 1},
+                    "idToken": {"idToken": token, "type": token_type(kind)},
+                    "meterValue": [{"timestamp": crate::ocpp::format_time(clock.wall), "sampledValue": [sv]}]
+                });
+                if let Some(r) = remote_start_id {
+                    ev["transactionInfo"]["remoteStartId"] = json!(r);
+                }
+                self.push_tx_event(i, ev);
+            }
+        }
+    }
+
+    /// 2.0.1 events carry seqNo and `offline`; both are set here.
+    fn push_tx_event(&mut self, i: usize, mut ev: Value) {
+        let online = self.online;
+        if let Some(tx) = self.conns[i].plugged.as_mut().and_then(|p| p.tx.as_mut()) {
+            ev["seqNo"] = json!(tx.seq);
+            tx.seq += 1;
+        }
+        if !online {
+            ev["offline"] = json!(true);
+        }
+        self.push("TransactionEvent", ev, Purpose::Plain, true, None);
+    }
+
+    fn sign(&mut self, connector: u32, kind: char, register_wh: u64, token: &str, clock: Clock) -> Option<String> {
+        let m = self.meter.as_mut()?;
+        Some(m.sign(&Reading {
+            at: clock.wall,
+            kind,
+            register_wh,
+            token,
+            connector,
+        }))
+    }
+
+    fn signed201(&self, ocmf: &str) -> Value {
+        let key = self
+            .meter
+            .as_ref()
+            .map(|m| BASE64.encode(&m.public_key_der()))
+            .unwrap_or_default();
+        json!({"signedMeterData": BASE64.encode(ocmf.as_bytes()), "signingMethod": SIGNING_METHOD,
+               "encodingMethod": "OCMF", "publicKey": key})
+    }
+
+    /// End the transaction on connector `i` (the car may stay plugged).
+    pub(super) fn stop_tx(&mut self, i: usize, reason16: &'static str, trigger201: &'static str, clock: Clock) {
+        let conn_id = self.conns[i].id;
+        let register_wh = self.conns[i].register_mwh / 1000;
+        let Some(p) = self.conns[i].plugged.as_mut() else {
+            return;
+        };
+        let Some(tx) = p.tx.as_mut().filter(|t| !t.ended) else {
+            return;
+        };
+        tx.ended = true;
+        p.finished = true;
+        let (local, token, id) = (tx.local, tx.token.clone(), tx.id.clone());
+        Stats::add(&self.stats.sessions_completed, 1);
+        self.profiles.end_transaction(conn_id);
+        let signed = self.sign(conn_id, 'E', register_wh, &token, clock);
+        let now = crate::ocpp::format_time(clock.wall);
+        match self.proto() {
+            Protocol::V16 => {
+                let mut sv = vec![self.register_sample16(register_wh * 1000, "Transaction.End")];
+                if let Some(sd) = signed {
+                    sv.push(
+                        json!({"value": sd, "format": "SignedData", "context": "Transaction.End",
+                                   "measurand": "Energy.Active.Import.Register", "unit": "Wh"}),
+                    );
+                }
+                self.push(
+                    "StopTransaction",
+                    json!({"transactionId": 0, "idTag": token, "meterStop": register_wh, "timestamp": now,
+                           "reason": reason16, "transactionData": [{"timestamp": now, "sampledValue": sv}]}),
+                    Purpose::Plain,
+                    true,
+                    Some(local),
+                );
+            }
+            Protocol::V201 => {
+                let mut sv = json!({"value": register_wh, "context": "Transaction.End",
+                                    "measurand": "Energy.Active.Import.Register"});
+                if let Some(sd) = signed {
+                    sv["signedMeterValue"] = self.signed201(&sd);
+                }
+                let stopped = match reason16 {
+                    "EVDisconnected" => "EVDisconnected",
+                    "Remote" => "Remote",
+                    "DeAuthorized" => "DeAuthorized",
+                    "HardReset" | "SoftReset" => "ImmediateReset",
+                    "UnlockCommand" => "Other",
+                    _ => "Local",
+                };
+                let ev = json!({
+                    "eventType": "Ended",
+                    "timestamp": now,
+                    "triggerReason": trigger201,
+                    "transactionInfo": {"transactionId": id, "stoppedReason": stopped, "chargingState": "Idle"},
+                    "evse": {"id": conn_id, "connectorId": 1},
+                    "meterValue": [{"timestamp": now, "sampledValue": [sv]}]
+                });
+                self.push_tx_event(i, ev);
+            }
+        }
+        if self.conns[i].unavailable_after_tx {
+            self.conns[i].unavailable_after_tx = false;
+            self.conns[i].available = false;
+        }
+        if self.proto() == Protocol::V16 {
+            self.remember_finished(i);
+        }
+    }
+
+    /// The car drives off: stop what is running, free the connector, and
+    /// draw the next visit.
+    pub(super) fn unplug(&mut self, i: usize, clock: Clock) {
+        self.stop_tx(i, "EVDisconnected", "EVCommunicationLost", clock);
+        let conn = &mut self.conns[i];
+        conn.plugged = None;
+        let v = conn.visits.next_visit();
+        conn.next = Some((clock.now + Duration::from_secs(v.wait_s as u64), v));
+    }
+
+    // ---- reports -----------------------------------------------------------
+
+    pub(super) fn status(&self, i: usize) -> Status {
+        let c = &self.conns[i];
+        match &c.plugged {
+            None if c.available => Status::Available,
+            None => Status::Unavailable,
+            Some(p) => match &p.tx {
+                _ if p.finished => Status::Finishing,
+                None => Status::Preparing,
+                Some(_) if p.car.full() => Status::SuspendedEv,
+                Some(_) if c.draw.power_w > 0 => Status::Charging,
+                Some(_) if !self.dc() && c.offered < AC_MIN_MA => Status::SuspendedEvse,
+                Some(_) if self.dc() && c.offered <= 0 => Status::SuspendedEvse,
+                Some(_) => Status::Charging,
+            },
+        }
+    }
+
+    /// Send a StatusNotification (and, 2.0.1, a charging-state event) for
+    /// every connector whose state changed since it was last reported.
+    fn report_statuses(&mut self, clock: Clock) {
+        for i in 0..self.conns.len() {
+            let s = self.status(i);
+            if self.conns[i].reported != Some(s) {
+                self.send_status(i, s, clock);
+            }
+            if self.proto() == Protocol::V201 {
+                let running = self.conns[i]
+                    .plugged
+                    .as_ref()
+                    .is_some_and(|p| p.tx.as_ref().is_some_and(|t| !t.ended));
+                let state = running.then(|| s.charging_state());
+                if running && self.conns[i].reported_state != state {
+                    let tx_id = self.conns[i]
+                        .plugged
+                        .as_ref()
+                        .and_then(|p| p.tx.as_ref())
+                        .map(|t| t.id.clone())
+                        .unwrap_or_default();
+                    let ev = json!({
+                        "eventType": "Updated",
+                        "timestamp": crate::ocpp::format_time(clock.wall),
+                        "triggerReason": "ChargingStateChanged",
+                        "seqNo": 0,
+                        "transactionInfo": {"transactionId": tx_id, "chargingState": state},
+                        "evse": {"id": self.conns[i].id, "connectorId": 1},
+                    });
+                    self.push_tx_event(i, ev);
+                }
+                self.conns[i].reported_state = state;
+            }
+        }
+    }
+
+    pub(super) fn send_status(&mut self, i: usize, s: Status, clock: Clock) {
+        self.conns[i].reported = Some(s);
+        let id = self.conns[i].id;
+        let now = crate::ocpp::format_time(clock.wall);
+        let payload = match self.proto() {
+            Protocol::V16 => json!({"connectorId": id, "errorCode": "NoError", "status": s.v16(), "timestamp": now}),
+            Protocol::V201 => {
+                json!({"timestamp": now, "connectorStatus": s.v201(), "evseId": id, "connectorId": 1})
+            }
+        };
+        self.push("StatusNotification", payload, Purpose::Plain, false, None);
+    }
+
+    fn register_value(&self, mwh: u64) -> i64 {
+        // The kWh-labelled-Wh quirk: the number is kWh, the unit says Wh.
+        if self.plan.quirk == Some(Quirk::KwhAsWh) {
+            (mwh / 1000) as i64
+        } else {
+            mwh as i64
+        }
+    }
+
+    fn register_sample16(&self, mwh: u64, context: &str) -> Value {
+        json!({"value": milli_text(self.register_value(mwh)), "context": context,
+               "measurand": "Energy.Active.Import.Register", "unit": "Wh"})
+    }
+
+    /// Periodic (or triggered) readings of connector `i`.
+    pub(super) fn send_meter_values(&mut self, i: usize, context: &str, clock: Clock) {
+        let c = &self.conns[i];
+        let now = crate::ocpp::format_time(clock.wall);
+        let reg = self.register_value(c.register_mwh);
+        let phases: &[&str] = if self.dc() || self.plan.phases == 1 {
+            &["L1"]
+        } else {
+            &["L1", "L2", "L3"]
+        };
+        let soc = c.plugged.as_ref().map(|p| p.car.soc_permille() as i64 * 100);
+        let tx = c.plugged.as_ref().and_then(|p| p.tx.as_ref()).filter(|t| !t.ended);
+        let mut rows: Vec<(&str, Option<&str>, i64, &str)> = vec![
+            ("Energy.Active.Import.Register", None, reg, "Wh"),
+            ("Power.Active.Import", None, c.draw.power_w * 1000, "W"),
+        ];
+        for (n, ph) in phases.iter().enumerate() {
+            rows.push(("Current.Import", Some(ph), c.draw.current_ma[n], "A"));
+        }
+        if !self.dc() {
+            rows.push(("Current.Offered", None, c.offered, "A"));
+        }
+        if let (true, Some(soc)) = (self.dc(), soc) {
+            rows.push(("SoC", None, soc, "Percent"));
+        }
+        match self.proto() {
+            Protocol::V16 => {
+                let sv: Vec<Value> = rows
+                    .iter()
+                    .map(|(m, ph, v, unit)| {
+                        let mut s = json!({"value": milli_text(*v), "context": context, "measurand": m, "unit": unit});
+                        if let Some(ph) = ph {
+                            s["phase"] = json!(ph);
+                        }
+                        s
+                    })
+                    .collect();
+                let local = tx.map(|t| t.local);
+                let mut payload = json!({"connectorId": c.id, "meterValue": [{"timestamp": now, "sampledValue": sv}]});
+                if local.is_some() {
+                    payload["transactionId"] = json!(0);
+                }
+                self.push("MeterValues", payload, Purpose::Plain, local.is_some(), local);
+            }
+            Protocol::V201 => {
+                let sv: Vec<Value> = rows
+                    .iter()
+                    .map(|(m, ph, v, unit)| {
+                        let mut s = json!({"value": milli_number(*v), "context": context, "measurand": m});
+                        if *unit != "Wh" {
+                            s["unitOfMeasure"] = json!({"unit": unit});
+                        }
+                        if let Some(ph) = ph {
+                            s["phase"] = json!(ph);
+                        }
+                        s
+                    })
+                    .collect();
+                let mv = json!([{"timestamp": now, "sampledValue": sv}]);
+                match tx {
+                    Some(t) => {
+                        let ev = json!({
+                            "eventType": "Updated",
+                            "timestamp": now,
+                            "triggerReason": if context == "Trigger" { "Trigger" } else { "MeterValuePeriodic" },
+                            "seqNo": 0,
+                            "transactionInfo": {"transactionId": t.id, "chargingState": self.status(i).charging_state()},
+                            "evse": {"id": c.id, "connectorId": 1},
+                            "meterValue": mv
+                        });
+                        self.push_tx_event(i, ev);
+                    }
+                    None => {
+                        let payload = json!({"evseId": c.id, "meterValue": mv});
+                        self.push("MeterValues", payload, Purpose::Plain, false, None);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn queue_boot_front(&mut self) {
+        self.outbox.push_front(self.boot_message());
+    }
+
+    pub(super) fn push_plain(&mut self, action: &'static str, payload: Value) {
+        self.push(action, payload, Purpose::Plain, false, None);
+    }
+
+    pub(super) fn schedule_reset(&mut self, clock: Clock, reason: &'static str) {
+        self.reset_at = Some((clock.now + Duration::from_millis(500), reason));
+    }
+
+    /// A reset is due: its stop messages are out (`idle`: nothing in
+    /// flight) or it waited long enough.
+    pub fn reboot_due(&self, now: Instant, idle: bool) -> bool {
+        self.reboot_by
+            .is_some_and(|by| now >= by || (idle && self.outbox.is_empty()))
+    }
+
+    /// The link closed the socket for a reset: start again from power-up.
+    pub fn rebooted(&mut self) {
+        if self.accepted {
+            Stats::gauge(&self.stats.accepted, -1);
+        }
+        self.reboot_by = None;
+        self.accepted = false;
+        self.boot_reason = "RemoteReset";
+        self.boot_retry_at = None;
+        for i in 0..self.conns.len() {
+            self.profiles.end_transaction(self.conns[i].id);
+        }
+    }
+
+    pub(super) fn set_unavailable_after_tx(&mut self, i: usize) {
+        self.conns[i].unavailable_after_tx = true;
+    }
+
+    pub(super) fn next_visit_now(&mut self, i: usize) -> Visit {
+        self.conns[i].visits.next_visit()
+    }
+
+    fn remember_finished(&mut self, i: usize) {
+        if let Some(t) = self.conns[i].plugged.as_ref().and_then(|p| p.tx.clone()) {
+            self.finished_tx_ids.push(t);
+            // Only the newest few can still have queued messages.
+            if self.finished_tx_ids.len() > 16 {
+                self.finished_tx_ids.remove(0);
+            }
+        }
+    }
+}
