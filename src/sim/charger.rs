@@ -329,28 +329,32 @@ impl Charger {
             }
             return None;
         }
-        let mut out = self.outbox.pop_front()?;
-        if self.proto() == Protocol::V16
-            && let Some(local) = out.tx_local
-        {
-            let id = self
-                .conns
-                .iter()
-                .filter_map(|c| c.plugged.as_ref()?.tx.as_ref())
-                .chain(self.finished_tx_ids.iter())
-                .find(|t| t.local == local)
-                .and_then(|t| t.server_id);
-            match id {
-                Some(id) => out.payload["transactionId"] = json!(id),
-                // The start was never answered: the server cannot place it.
-                None => {
-                    if let Some(o) = out.payload.as_object_mut() {
-                        o.remove("transactionId");
+        loop {
+            let mut out = self.outbox.pop_front()?;
+            if self.proto() == Protocol::V16
+                && let Some(local) = out.tx_local
+            {
+                let id = self
+                    .conns
+                    .iter()
+                    .filter_map(|c| c.plugged.as_ref()?.tx.as_ref())
+                    .chain(self.finished_tx_ids.iter())
+                    .find(|t| t.local == local)
+                    .and_then(|t| t.server_id);
+                match id {
+                    Some(id) => out.payload["transactionId"] = json!(id),
+                    // The server refused the start outright: there is no
+                    // transaction to stop, and readings go out unattached.
+                    None if out.action == "StopTransaction" => continue,
+                    None => {
+                        if let Some(o) = out.payload.as_object_mut() {
+                            o.remove("transactionId");
+                        }
                     }
                 }
             }
+            return Some(out);
         }
-        Some(out)
     }
 
     fn boot_message(&self) -> Out {

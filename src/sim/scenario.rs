@@ -320,28 +320,56 @@ impl Scenario {
         Ok(parsed)
     }
 
-    /// A plain site for `--chargers N` without a scenario file.
+    /// A plain site for `--chargers N` without a scenario file: one AC
+    /// wallbox group, cards `SIM0001…` (two per connector), a mixed fleet.
     pub fn generic(chargers: u32, protocol: ProtocolChoice, connectors: u32) -> Scenario {
-        let mut s = Self::parse(BUILT_IN[0].1, "built-in scenario demo", false).expect("the demo scenario is valid");
-        s.circuits.clear();
-        s.chargers = vec![ChargerGroup {
-            prefix: "SIM".into(),
-            count: chargers,
-            circuit: None,
-            protocol,
-            connectors,
-            supply: Supply::Ac,
-            phases: 3,
-            phase_rotation: rotation(),
-            max_current: 16,
-            max_power_kw: None,
-            vendor: vendor(),
-            model: model(),
-            meter_interval_s: 10,
-            limit_delay_s: 3,
-            signed_meter: false,
-        }];
-        s
+        let car = |name: &str, battery_kwh, ac_max_current, ac_phases, dc_max_kw, weight| CarModel {
+            name: name.into(),
+            battery_kwh,
+            ac_max_current,
+            ac_phases,
+            dc_max_kw,
+            weight,
+        };
+        Scenario {
+            site: SiteSpec {
+                id: "sim".into(),
+                name: "Simulated site".into(),
+                timezone: utc(),
+            },
+            circuits: Vec::new(),
+            chargers: vec![ChargerGroup {
+                prefix: "SIM".into(),
+                count: chargers,
+                circuit: None,
+                protocol,
+                connectors,
+                supply: Supply::Ac,
+                phases: 3,
+                phase_rotation: rotation(),
+                max_current: 16,
+                max_power_kw: None,
+                vendor: vendor(),
+                model: model(),
+                meter_interval_s: 10,
+                limit_delay_s: 3,
+                signed_meter: false,
+            }],
+            tokens: vec![TokenGroup {
+                prefix: "SIM".into(),
+                count: (chargers.saturating_mul(connectors).saturating_mul(2)).clamp(10, 9999),
+                group: None,
+                kind: TokenKind::Rfid,
+            }],
+            cars: vec![
+                car("VW ID.3", 58, 16, 3, 120, 3),
+                car("Renault Zoe", 52, 32, 3, 50, 2),
+                car("Nissan Leaf", 40, 32, 1, 50, 1),
+                car("Tesla Model 3", 75, 16, 3, 170, 2),
+            ],
+            arrivals: Arrivals::default(),
+            misbehaviour: Misbehaviour::default(),
+        }
     }
 
     fn check(&self, origin: &str) -> Result<(), ScenarioError> {
