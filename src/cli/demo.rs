@@ -93,7 +93,7 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
                     let screen = dashboard(&mut client, &s, &dir).await;
                     print!("\x1b[H\x1b[2J{screen}");
                     let _ = std::io::stdout().flush();
-                } else if n % 10 == 0 {
+                } else if n.is_multiple_of(10) {
                     tracing::info!("demo: {}", s.line());
                 }
             }
@@ -174,20 +174,13 @@ async fn dashboard(client: &mut Client, s: &Summary, dir: &Path) -> String {
         "charger", "protocol", "online", "connectors"
     ));
     for c in chargers.as_array().into_iter().flatten() {
+        // EVSE 0 is the charger as a whole (1.6 connector 0).
         let conns: Vec<String> = c["connectors"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|k| {
-                format!(
-                    "{}:{}",
-                    k["connector"]
-                        .as_u64()
-                        .unwrap_or(0)
-                        .max(k["evse"].as_u64().unwrap_or(0)),
-                    k["status"].as_str().unwrap_or("?")
-                )
-            })
+            .filter(|k| k["evse"].as_u64().unwrap_or(0) > 0)
+            .map(|k| format!("{}:{}", k["evse"], k["status"].as_str().unwrap_or("?")))
             .collect();
         out.push_str(&format!(
             "{:<12} {:<10} {:<6} {}\r\n",

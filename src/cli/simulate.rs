@@ -124,7 +124,7 @@ pub async fn watch(sim: &Simulation, duration: Option<Duration>) {
                 let line = sim.summary().line();
                 match &bar {
                     Some(b) => { b.set_message(line); b.tick(); }
-                    None if n % 20 == 0 => eprintln!("simulate: {line}"),
+                    None if n.is_multiple_of(20) => eprintln!("simulate: {line}"),
                     None => {}
                 }
             }

@@ -135,7 +135,7 @@ mod tests {
     fn tapers_near_full_and_stops_when_full() {
         let mut car = Car::new(&visit(900, 3));
         let tapered = car.ac_draw(16_000, 3).current_ma[0];
-        assert!(tapered < 16_000 && tapered >= 6_000, "{tapered}");
+        assert!((6_000..16_000).contains(&tapered), "{tapered}");
         car.absorb(1_000_000_000);
         assert!(car.full());
         assert_eq!(car.ac_draw(16_000, 3), Draw::default());

@@ -509,6 +509,10 @@ impl Charger {
 
     /// When the charger next needs `tick`.
     pub fn next_wakeup(&self) -> Instant {
+        // Statuses owed (just accepted, or reconnected): report at once.
+        if self.online && self.accepted && self.conns.iter().any(|c| c.reported.is_none()) {
+            return self.last_tick;
+        }
         let mut t = self.next_heartbeat;
         let busy = self.conns.iter().any(|c| c.plugged.is_some());
         if busy {
@@ -1130,5 +1134,158 @@ impl Charger {
                 self.finished_tx_ids.remove(0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::plan::Plan;
+    use crate::sim::scenario::ProtocolChoice;
+
+    fn booted(proto: ProtocolChoice, quirk: Option<Quirk>) -> (Charger, Clock) {
+        let mut s = Scenario::generic(1, proto, 1);
+        s.arrivals.first_within_s = 100_000;
+        let mut plan = Plan::new(&s, 1).chargers.remove(0);
+        plan.quirk = quirk;
+        plan.limit_delay_s = 3;
+        let clock = Clock {
+            now: Instant::now(),
+            wall: "2026-11-23T10:00:00Z".parse().unwrap(),
+        };
+        let mut c = Charger::new(plan, &s, Arc::new(Stats::default()), clock);
+        c.on_connect();
+        let boot = c.next_out(clock).unwrap();
+        assert_eq!(boot.action, "BootNotification");
+        c.on_result(Purpose::Boot, &json!({"status": "Accepted", "interval": 60}), clock);
+        (c, clock)
+    }
+
+    fn later(c: Clock, s: u64) -> Clock {
+        Clock {
+            now: c.now + Duration::from_secs(s),
+            wall: c.wall + chrono::Duration::seconds(s as i64),
+        }
+    }
+
+    fn drain(c: &mut Charger, clock: Clock) -> Vec<Out> {
+        std::iter::from_fn(|| c.next_out(clock)).collect()
+    }
+
+    fn tx_default_8a() -> Value {
+        json!({"connectorId": 0, "csChargingProfiles": {"chargingProfileId": 1, "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8}]}}})
+    }
+
+    #[test]
+    fn a_new_limit_is_followed_after_the_delay_and_never_exceeded() {
+        let (mut c, t0) = booted(ProtocolChoice::V16, None);
+        let r = c.handle_call("RemoteStartTransaction", &json!({"idTag": "X", "connectorId": 1}), t0);
+        assert_eq!(r.unwrap()["status"], "Accepted");
+        c.tick(later(t0, 1));
+        assert_eq!(c.conns[0].draw.current_ma, [16_000; 3]);
+        let r = c.handle_call("SetChargingProfile", &tx_default_8a(), later(t0, 1));
+        assert_eq!(r.unwrap()["status"], "Accepted");
+        c.tick(later(t0, 2));
+        assert_eq!(c.conns[0].offered, 16_000, "applied before its delay");
+        for s in 3..=6 {
+            c.tick(later(t0, s));
+        }
+        assert_eq!(c.conns[0].offered, 8_000);
+        assert_eq!(c.conns[0].draw.current_ma, [8_000; 3]);
+        // The next periodic reading (every 10 s) reports the new offer.
+        for s in 7..=12 {
+            c.tick(later(t0, s));
+        }
+        let frames = drain(&mut c, later(t0, 12));
+        let offered: Vec<&Value> = frames
+            .iter()
+            .filter(|o| o.action == "MeterValues")
+            .flat_map(|o| o.payload["meterValue"][0]["sampledValue"].as_array().unwrap())
+            .filter(|s| s["measurand"] == "Current.Offered")
+            .collect();
+        assert_eq!(offered.last().unwrap()["value"], "8");
+    }
+
+    #[test]
+    fn below_six_amps_the_car_pauses_and_the_connector_says_so() {
+        let (mut c, t0) = booted(ProtocolChoice::V16, None);
+        c.handle_call("RemoteStartTransaction", &json!({"idTag": "X", "connectorId": 1}), t0)
+            .unwrap();
+        let mut p = tx_default_8a();
+        p["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = json!(4.5);
+        c.handle_call("SetChargingProfile", &p, t0).unwrap();
+        for s in 1..=5 {
+            c.tick(later(t0, s));
+        }
+        assert_eq!(c.conns[0].draw, Draw::default());
+        assert_eq!(c.status(0), Status::SuspendedEvse);
+        let statuses: Vec<String> = drain(&mut c, later(t0, 5))
+            .iter()
+            .filter(|o| o.action == "StatusNotification")
+            .map(|o| o.payload["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(statuses.last().map(String::as_str), Some("SuspendedEVSE"));
+    }
+
+    #[test]
+    fn quirky_chargers_misbehave_as_configured() {
+        let (mut c, t0) = booted(ProtocolChoice::V16, Some(Quirk::RejectProfiles));
+        c.handle_call("RemoteStartTransaction", &json!({"idTag": "X", "connectorId": 1}), t0)
+            .unwrap();
+        let r = c.handle_call("SetChargingProfile", &tx_default_8a(), t0).unwrap();
+        assert_eq!(r["status"], "Rejected");
+
+        let (mut c, t0) = booted(ProtocolChoice::V16, Some(Quirk::IgnoreProfiles));
+        c.handle_call("RemoteStartTransaction", &json!({"idTag": "X", "connectorId": 1}), t0)
+            .unwrap();
+        assert_eq!(
+            c.handle_call("SetChargingProfile", &tx_default_8a(), t0).unwrap()["status"],
+            "Accepted"
+        );
+        for s in 1..=6 {
+            c.tick(later(t0, s));
+        }
+        assert_eq!(c.conns[0].draw.current_ma, [16_000; 3]);
+    }
+
+    #[test]
+    fn offline_transactions_are_queued_and_replayed_in_order_with_the_server_id() {
+        let (mut c, t0) = booted(ProtocolChoice::V16, None);
+        drain(&mut c, t0);
+        c.handle_call("RemoteStartTransaction", &json!({"idTag": "X", "connectorId": 1}), t0)
+            .unwrap();
+        c.on_disconnect(None);
+        for s in 1..=12 {
+            c.tick(later(t0, s));
+        }
+        c.unplug(0, later(t0, 12));
+        let queued = c.queued();
+        assert!(queued >= 3, "start, meter values and stop stay queued: {queued}");
+        c.on_connect();
+        let t = later(t0, 13);
+        let start = c.next_out(t).unwrap();
+        assert_eq!(start.action, "StartTransaction");
+        c.on_result(
+            start.purpose,
+            &json!({"transactionId": 77, "idTagInfo": {"status": "Accepted"}}),
+            t,
+        );
+        let rest = drain(&mut c, t);
+        let stop = rest.iter().find(|o| o.action == "StopTransaction").unwrap();
+        assert_eq!(stop.payload["transactionId"], 77);
+        assert!(
+            rest.iter()
+                .filter(|o| o.action == "MeterValues")
+                .all(|o| o.payload["transactionId"] == 77)
+        );
+    }
+
+    #[test]
+    fn kwh_labelled_as_wh() {
+        let (c, _) = booted(ProtocolChoice::V16, Some(Quirk::KwhAsWh));
+        let v = c.register_sample16(12_345_678, "Sample.Periodic");
+        assert_eq!((v["value"].as_str(), v["unit"].as_str()), (Some("12.345"), Some("Wh")));
     }
 }
