@@ -203,7 +203,7 @@ impl Charger {
                     }
                     "MeterValues" => {
                         for i in targets {
-                            self.send_meter_values(i, "Trigger", clock);
+                            self.send_meter_values(i, "Trigger", true, clock);
                         }
                     }
                     "DiagnosticsStatusNotification" => {
@@ -471,13 +471,20 @@ impl Charger {
                             self.send_status(i, st, clock);
                         }
                     }
-                    "MeterValues" | "TransactionEvent" => {
+                    // F06.FR.06: the latest readings, transaction or not.
+                    "MeterValues" => {
+                        for i in targets {
+                            self.send_meter_values(i, "Trigger", false, clock);
+                        }
+                    }
+                    // F06.FR.07: an Updated event of each running transaction.
+                    "TransactionEvent" => {
                         let running: Vec<usize> = targets.into_iter().filter(|&i| self.running(i)).collect();
-                        if s("requestedMessage") == "TransactionEvent" && running.is_empty() {
+                        if running.is_empty() {
                             return status("Rejected");
                         }
                         for i in running {
-                            self.send_meter_values(i, "Trigger", clock);
+                            self.send_meter_values(i, "Trigger", true, clock);
                         }
                     }
                     "FirmwareStatusNotification" => {

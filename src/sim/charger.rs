@@ -607,7 +607,7 @@ impl Charger {
         if charging && clock.now >= conn.next_meter {
             let every = self.settings.int(settings::METER_INTERVAL).unwrap_or(60).max(1);
             self.conns[i].next_meter = clock.now + Duration::from_secs(every);
-            self.send_meter_values(i, "Sample.Periodic", clock);
+            self.send_meter_values(i, "Sample.Periodic", true, clock);
         }
         let conn = &self.conns[i];
         let leaving = conn.plugged.as_ref().is_some_and(|p| clock.now >= p.leave_at);
@@ -946,7 +946,15 @@ impl Charger {
     fn report_statuses(&mut self, clock: Clock) {
         for i in 0..self.conns.len() {
             let s = self.status(i);
-            if self.conns[i].reported != Some(s) {
+            // 2.0.1 has fewer states: Preparing → Charging is no news there.
+            let wire = |st: Status| {
+                if self.proto() == Protocol::V16 {
+                    st.v16()
+                } else {
+                    st.v201()
+                }
+            };
+            if self.conns[i].reported.map(wire) != Some(wire(s)) {
                 self.send_status(i, s, clock);
             }
             if self.proto() == Protocol::V201 {
@@ -1004,8 +1012,10 @@ impl Charger {
                "measurand": "Energy.Active.Import.Register", "unit": "Wh"})
     }
 
-    /// Periodic (or triggered) readings of connector `i`.
-    pub(super) fn send_meter_values(&mut self, i: usize, context: &str, clock: Clock) {
+    /// Periodic (or triggered) readings of connector `i`. On 2.0.1 they go
+    /// in a TransactionEvent when `in_event` and a transaction runs, else in
+    /// a MeterValues request.
+    pub(super) fn send_meter_values(&mut self, i: usize, context: &str, in_event: bool, clock: Clock) {
         let c = &self.conns[i];
         let now = crate::ocpp::format_time(clock.wall);
         let reg = self.register_value(c.register_mwh);
@@ -1063,7 +1073,7 @@ impl Charger {
                     })
                     .collect();
                 let mv = json!([{"timestamp": now, "sampledValue": sv}]);
-                match tx {
+                match tx.filter(|_| in_event) {
                     Some(t) => {
                         let ev = json!({
                             "eventType": "Updated",
