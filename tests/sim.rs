@@ -320,3 +320,28 @@ fn bad_scenarios_are_refused_with_the_field_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chargers[0].max_current"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_charger_waits_and_boots_again_when_accepted() {
+    let srv = TestServer::start().await;
+    let s = scenario(
+        "[arrivals]\nfirst_within_s = 3600",
+        "[[chargers]]\nprefix = \"P\"\ncount = 1\nprotocol = \"1.6\"\n\n[[chargers]]\nprefix = \"Q\"\ncount = 1\nprotocol = \"2.0.1\"",
+    );
+    let sim = start(&srv, s);
+    let pending = eventually(15, async || {
+        let list = srv.cli_json(&["charger", "list"]).await;
+        list.as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|c| c["status"] == "pending" && c["connected"] == true))
+    })
+    .await;
+    assert!(pending, "{}", srv.cli_json(&["charger", "list"]).await);
+    assert_eq!(sim.summary().accepted, 0);
+    srv.ok(&["charger", "accept", "P-01"]).await;
+    srv.ok(&["charger", "accept", "Q-01"]).await;
+    // The server triggers a boot; the charger must not sit out its retry interval.
+    let accepted = eventually(10, async || sim.summary().accepted == 2).await;
+    let summary = sim.stop().await;
+    assert!(accepted, "{summary:?}");
+    assert_eq!(summary.schema_violations, 0, "{:?}", summary.errors);
+}

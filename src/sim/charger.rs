@@ -322,8 +322,10 @@ impl Charger {
             return None;
         }
         if !self.accepted {
-            let due = self.boot_retry_at.is_none_or(|t| clock.now >= t);
-            if due && !self.outbox.iter().any(|o| o.purpose == Purpose::Boot) {
+            // A triggered boot goes at once; otherwise wait for the interval.
+            let triggered = self.outbox.iter().any(|o| o.purpose == Purpose::Boot);
+            self.outbox.retain(|o| o.purpose != Purpose::Boot);
+            if triggered || self.boot_retry_at.is_none_or(|t| clock.now >= t) {
                 self.boot_retry_at = Some(clock.now + Duration::from_secs(30));
                 return Some(self.boot_message());
             }
