@@ -2,8 +2,8 @@
 //! settings, and the CALLs it has to send. No sockets and no clock: the link
 //! feeds it the time (`Clock`), frames it received, and takes its outbox.
 
-use super::car::{AC_MIN_MA, AC_VOLTS, Car, Draw};
-use super::ocmf::{Meter, Reading, SIGNING_METHOD};
+use super::car::{AC_VOLTS, Car, Draw};
+use super::ocmf::Meter;
 use super::plan::{ChargerPlan, Visit, Visits};
 use super::profiles::{self, Profiles, Unit};
 use super::scenario::{Quirk, Scenario, Supply, TokenKind};
@@ -11,7 +11,6 @@ use super::settings::{self, Settings};
 use super::stats::Stats;
 use crate::domain::Protocol;
 use chrono::{DateTime, Utc};
-use data_encoding::BASE64;
 use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -40,7 +39,7 @@ pub struct Out {
     /// Kept and replayed across a lost connection (transaction messages).
     pub transactional: bool,
     /// 1.6: the transaction whose server id goes into `transactionId`.
-    tx_local: Option<u64>,
+    pub(super) tx_local: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn v16(self) -> &'static str {
+    pub(super) fn v16(self) -> &'static str {
         match self {
             Status::Available => "Available",
             Status::Preparing => "Preparing",
@@ -66,7 +65,7 @@ impl Status {
             Status::Unavailable => "Unavailable",
         }
     }
-    fn v201(self) -> &'static str {
+    pub(super) fn v201(self) -> &'static str {
         match self {
             Status::Available => "Available",
             Status::Unavailable => "Unavailable",
@@ -74,7 +73,7 @@ impl Status {
         }
     }
     /// 2.0.1 TransactionEvent chargingState.
-    fn charging_state(self) -> &'static str {
+    pub(super) fn charging_state(self) -> &'static str {
         match self {
             Status::Charging => "Charging",
             Status::SuspendedEv => "SuspendedEV",
@@ -85,7 +84,7 @@ impl Status {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Auth {
+pub(super) enum Auth {
     /// Not asked yet (or the question was lost with the connection).
     Waiting,
     Asked,
@@ -111,31 +110,31 @@ pub(super) struct Plugged {
     pub visit: Visit,
     pub car: Car,
     pub leave_at: Instant,
-    auth: Auth,
+    pub(super) auth: Auth,
     pub tx: Option<Tx>,
     /// The driver/server ended the session but the car is still plugged in.
-    finished: bool,
+    pub(super) finished: bool,
 }
 
 pub(super) struct Conn {
     pub id: u32,
-    visits: Visits,
-    next: Option<(Instant, Visit)>,
+    pub(super) visits: Visits,
+    pub(super) next: Option<(Instant, Visit)>,
     pub plugged: Option<Plugged>,
-    register_mwh: u64,
+    pub(super) register_mwh: u64,
     /// W·ms not yet a whole mWh.
-    energy_rest: i64,
+    pub(super) energy_rest: i64,
     pub draw: Draw,
     /// mA per phase (AC) or W (DC) the car may take now.
     pub offered: i64,
     /// The limit the charger is moving to, and since when.
-    target: (i64, Instant),
-    next_meter: Instant,
+    pub(super) target: (i64, Instant),
+    pub(super) next_meter: Instant,
     pub available: bool,
     /// ChangeAvailability(Inoperative) during a transaction: after it.
-    unavailable_after_tx: bool,
-    reported: Option<Status>,
-    reported_state: Option<&'static str>,
+    pub(super) unavailable_after_tx: bool,
+    pub(super) reported: Option<Status>,
+    pub(super) reported_state: Option<&'static str>,
 }
 
 pub struct Charger {
@@ -143,38 +142,30 @@ pub struct Charger {
     pub settings: Settings,
     pub(super) conns: Vec<Conn>,
     pub(super) profiles: Profiles,
-    outbox: VecDeque<Out>,
-    meter: Option<Meter>,
+    pub(super) outbox: VecDeque<Out>,
+    pub(super) meter: Option<Meter>,
     pub accepted: bool,
     pub online: bool,
-    boot_reason: &'static str,
-    boot_retry_at: Option<Instant>,
-    next_heartbeat: Instant,
-    tx_counter: u64,
-    auth_cache: HashSet<String>,
+    pub(super) boot_reason: &'static str,
+    pub(super) boot_retry_at: Option<Instant>,
+    pub(super) next_heartbeat: Instant,
+    pub(super) tx_counter: u64,
+    pub(super) auth_cache: HashSet<String>,
     /// 1.6: ended transactions whose queued messages still need their id.
-    finished_tx_ids: Vec<Tx>,
+    pub(super) finished_tx_ids: Vec<Tx>,
     /// A Reset was accepted: reboot at this instant, with this stop reason.
-    reset_at: Option<(Instant, &'static str)>,
+    pub(super) reset_at: Option<(Instant, &'static str)>,
     /// Reset: transactions were stopped; reboot once their messages are
     /// out (or at this deadline).
-    reboot_by: Option<Instant>,
+    pub(super) reboot_by: Option<Instant>,
     /// The link should close the socket and stay offline this long.
     pub drop_for: Option<Duration>,
-    next_drop: Option<Instant>,
-    drop_every: (u32, u32),
+    pub(super) next_drop: Option<Instant>,
+    pub(super) drop_every: (u32, u32),
     pub offline_s: u32,
-    drop_rng: u64,
-    last_tick: Instant,
+    pub(super) drop_rng: u64,
+    pub(super) last_tick: Instant,
     pub(super) stats: Arc<Stats>,
-}
-
-/// Tokens are at most 20 characters in 1.6; 2.0.1 allows 36.
-fn token_type(kind: TokenKind) -> &'static str {
-    match kind {
-        TokenKind::Rfid => "ISO14443",
-        TokenKind::Vehicle => "MacAddress",
-    }
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -282,7 +273,7 @@ impl Charger {
     }
 
     /// xorshift: the drop schedule is as reproducible as the visits.
-    fn drop_interval(&mut self) -> Duration {
+    pub(super) fn drop_interval(&mut self) -> Duration {
         let mut x = self.drop_rng;
         x ^= x << 13;
         x ^= x >> 7;
@@ -292,19 +283,26 @@ impl Charger {
         Duration::from_secs(lo as u64 + x % (hi - lo + 1) as u64)
     }
 
-    fn dc(&self) -> bool {
+    pub(super) fn dc(&self) -> bool {
         self.plan.supply == Supply::Dc
     }
 
     /// The hardware limit: mA per phase (AC) or W (DC).
-    fn plan_hw_limit(&self) -> i64 {
+    pub(super) fn plan_hw_limit(&self) -> i64 {
         match self.plan.supply {
             Supply::Ac => self.plan.max_current_a as i64 * 1000,
             Supply::Dc => self.plan.max_power_kw.unwrap_or(50) as i64 * 1000,
         }
     }
 
-    fn push(&mut self, action: &'static str, payload: Value, purpose: Purpose, transactional: bool, tx: Option<u64>) {
+    pub(super) fn push(
+        &mut self,
+        action: &'static str,
+        payload: Value,
+        purpose: Purpose,
+        transactional: bool,
+        tx: Option<u64>,
+    ) {
         self.outbox.push_back(Out {
             action,
             payload,
@@ -359,7 +357,7 @@ impl Charger {
         }
     }
 
-    fn boot_message(&self) -> Out {
+    pub(super) fn boot_message(&self) -> Out {
         let p = &self.plan;
         let payload = match self.proto() {
             Protocol::V16 => {
@@ -574,7 +572,7 @@ impl Charger {
         }
     }
 
-    fn tick_conn(&mut self, i: usize, dt_ms: i64, clock: Clock) {
+    pub(super) fn tick_conn(&mut self, i: usize, dt_ms: i64, clock: Clock) {
         let target = self.target_limit(i, clock);
         let delay = Duration::from_secs(self.plan.limit_delay_s as u64);
         let conn = &mut self.conns[i];
@@ -674,429 +672,6 @@ impl Charger {
         limit.max(0)
     }
 
-    // ---- visits and transactions ------------------------------------------
-
-    /// A car plugs in. `remote` carries a remote start's token and id.
-    pub(super) fn plug_in(&mut self, i: usize, visit: Visit, remote: Option<(String, Option<i64>)>, clock: Clock) {
-        let car = Car::new(&visit);
-        let leave_at = clock.now + Duration::from_secs(visit.dwell_s as u64);
-        let remote_auth = remote.is_some() && !self.settings.flag(settings::AUTHORIZE_REMOTE);
-        let mut visit = visit;
-        if let Some((token, _)) = &remote {
-            visit.token = token.clone();
-            visit.token_kind = TokenKind::Rfid;
-        }
-        let remote_id = remote.and_then(|(_, id)| id);
-        self.conns[i].plugged = Some(Plugged {
-            visit,
-            car,
-            leave_at,
-            auth: if remote_auth { Auth::Accepted } else { Auth::Waiting },
-            tx: None,
-            finished: false,
-        });
-        if remote_auth {
-            self.start_tx(i, remote_id, clock);
-        } else if let Some(p) = self.conns[i].plugged.as_mut()
-            && !self.online
-            && self.auth_cache.contains(&p.visit.token)
-            && self.settings.flag("LocalAuthorizeOffline")
-        {
-            // Offline: a token the charger saw accepted before may start.
-            p.auth = Auth::Accepted;
-            self.start_tx(i, None, clock);
-        }
-    }
-
-    fn ask_authorization(&mut self, i: usize) {
-        let Some(p) = self.conns[i].plugged.as_mut() else {
-            return;
-        };
-        p.auth = Auth::Asked;
-        let payload = match self.plan.protocol {
-            Protocol::V16 => json!({"idTag": p.visit.token}),
-            Protocol::V201 => json!({"idToken": {"idToken": p.visit.token, "type": token_type(p.visit.token_kind)}}),
-        };
-        self.push("Authorize", payload, Purpose::Authorize { conn: i }, false, None);
-    }
-
-    fn authorized(&mut self, i: usize, ok: bool, clock: Clock) {
-        let Some(p) = self.conns[i].plugged.as_mut() else {
-            return;
-        };
-        if p.auth != Auth::Asked {
-            return;
-        }
-        if ok {
-            p.auth = Auth::Accepted;
-            self.auth_cache.insert(p.visit.token.clone());
-            self.start_tx(i, None, clock);
-        } else {
-            p.auth = Auth::Refused;
-            Stats::add(&self.stats.auth_rejected, 1);
-            // The driver gives up and drives off shortly.
-            p.leave_at = p.leave_at.min(clock.now + Duration::from_secs(5));
-        }
-    }
-
-    fn start_tx(&mut self, i: usize, remote_start_id: Option<i64>, clock: Clock) {
-        self.tx_counter += 1;
-        let local = self.tx_counter;
-        let conn_id = self.conns[i].id;
-        let register_wh = self.conns[i].register_mwh / 1000;
-        let Some(p) = self.conns[i].plugged.as_mut() else {
-            return;
-        };
-        let id = format!("{}-{:06}", &self.plan.serial[2..], local);
-        let tx = Tx {
-            local,
-            server_id: None,
-            id: id.clone(),
-            seq: 0,
-            started: clock.wall,
-            token: p.visit.token.clone(),
-            token_kind: p.visit.token_kind,
-            ended: false,
-        };
-        let token = tx.token.clone();
-        let kind = tx.token_kind;
-        p.tx = Some(tx);
-        Stats::add(&self.stats.sessions_started, 1);
-        self.conns[i].next_meter = clock.now + Duration::from_secs(1);
-        let signed = self.sign(conn_id, 'B', register_wh, &token, clock);
-        match self.proto() {
-            Protocol::V16 => {
-                self.push(
-                    "StartTransaction",
-                    json!({"connectorId": conn_id, "idTag": token, "meterStart": register_wh,
-                           "timestamp": crate::ocpp::format_time(clock.wall)}),
-                    Purpose::Start { conn: i, local },
-                    true,
-                    None,
-                );
-                if let Some(sd) = signed {
-                    let mv = json!({
-                        "connectorId": conn_id,
-                        "transactionId": 0,
-                        "meterValue": [{"timestamp": crate::ocpp::format_time(clock.wall), "sampledValue": [
-                            self.register_sample16(register_wh * 1000, "Transaction.Begin"),
-                            {"value": sd, "format": "SignedData", "context": "Transaction.Begin",
-                             "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
-                        ]}]
-                    });
-                    self.push("MeterValues", mv, Purpose::Plain, true, Some(local));
-                }
-            }
-            Protocol::V201 => {
-                let mut sv = json!({"value": register_wh, "context": "Transaction.Begin",
-                                    "measurand": "Energy.Active.Import.Register"});
-                if let Some(sd) = signed {
-                    sv["signedMeterValue"] = self.signed201(&sd);
-                }
-                let mut ev = json!({
-                    "eventType": "Started",
-                    "timestamp": crate::ocpp::format_time(clock.wall),
-                    "triggerReason": if remote_start_id.is_some() { "RemoteStart" } else { "Authorized" },
-                    "seqNo": 0,
-                    "transactionInfo": {"transactionId": id, "chargingState": "EVConnected"},
-                    "evse": {"id": conn_id, "connectorId": 1},
-                    "idToken": {"idToken": token, "type": token_type(kind)},
-                    "meterValue": [{"timestamp": crate::ocpp::format_time(clock.wall), "sampledValue": [sv]}]
-                });
-                if let Some(r) = remote_start_id {
-                    ev["transactionInfo"]["remoteStartId"] = json!(r);
-                }
-                self.push_tx_event(i, ev);
-            }
-        }
-    }
-
-    /// 2.0.1 events carry seqNo and `offline`; both are set here.
-    fn push_tx_event(&mut self, i: usize, mut ev: Value) {
-        let online = self.online;
-        if let Some(tx) = self.conns[i].plugged.as_mut().and_then(|p| p.tx.as_mut()) {
-            ev["seqNo"] = json!(tx.seq);
-            tx.seq += 1;
-        }
-        if !online {
-            ev["offline"] = json!(true);
-        }
-        self.push("TransactionEvent", ev, Purpose::Plain, true, None);
-    }
-
-    fn sign(&mut self, connector: u32, kind: char, register_wh: u64, token: &str, clock: Clock) -> Option<String> {
-        let m = self.meter.as_mut()?;
-        Some(m.sign(&Reading {
-            at: clock.wall,
-            kind,
-            register_wh,
-            token,
-            connector,
-        }))
-    }
-
-    fn signed201(&self, ocmf: &str) -> Value {
-        let key = self
-            .meter
-            .as_ref()
-            .map(|m| BASE64.encode(&m.public_key_der()))
-            .unwrap_or_default();
-        json!({"signedMeterData": BASE64.encode(ocmf.as_bytes()), "signingMethod": SIGNING_METHOD,
-               "encodingMethod": "OCMF", "publicKey": key})
-    }
-
-    /// End the transaction on connector `i` (the car may stay plugged).
-    pub(super) fn stop_tx(&mut self, i: usize, reason16: &'static str, trigger201: &'static str, clock: Clock) {
-        let conn_id = self.conns[i].id;
-        let register_wh = self.conns[i].register_mwh / 1000;
-        let Some(p) = self.conns[i].plugged.as_mut() else {
-            return;
-        };
-        let Some(tx) = p.tx.as_mut().filter(|t| !t.ended) else {
-            return;
-        };
-        tx.ended = true;
-        p.finished = true;
-        let (local, token, id) = (tx.local, tx.token.clone(), tx.id.clone());
-        Stats::add(&self.stats.sessions_completed, 1);
-        self.profiles.end_transaction(conn_id);
-        let signed = self.sign(conn_id, 'E', register_wh, &token, clock);
-        let now = crate::ocpp::format_time(clock.wall);
-        match self.proto() {
-            Protocol::V16 => {
-                let mut sv = vec![self.register_sample16(register_wh * 1000, "Transaction.End")];
-                if let Some(sd) = signed {
-                    sv.push(
-                        json!({"value": sd, "format": "SignedData", "context": "Transaction.End",
-                                   "measurand": "Energy.Active.Import.Register", "unit": "Wh"}),
-                    );
-                }
-                self.push(
-                    "StopTransaction",
-                    json!({"transactionId": 0, "idTag": token, "meterStop": register_wh, "timestamp": now,
-                           "reason": reason16, "transactionData": [{"timestamp": now, "sampledValue": sv}]}),
-                    Purpose::Plain,
-                    true,
-                    Some(local),
-                );
-            }
-            Protocol::V201 => {
-                let mut sv = json!({"value": register_wh, "context": "Transaction.End",
-                                    "measurand": "Energy.Active.Import.Register"});
-                if let Some(sd) = signed {
-                    sv["signedMeterValue"] = self.signed201(&sd);
-                }
-                let stopped = match reason16 {
-                    "EVDisconnected" => "EVDisconnected",
-                    "Remote" => "Remote",
-                    "DeAuthorized" => "DeAuthorized",
-                    "HardReset" | "SoftReset" => "ImmediateReset",
-                    "UnlockCommand" => "Other",
-                    _ => "Local",
-                };
-                let ev = json!({
-                    "eventType": "Ended",
-                    "timestamp": now,
-                    "triggerReason": trigger201,
-                    "transactionInfo": {"transactionId": id, "stoppedReason": stopped, "chargingState": "Idle"},
-                    "evse": {"id": conn_id, "connectorId": 1},
-                    "meterValue": [{"timestamp": now, "sampledValue": [sv]}]
-                });
-                self.push_tx_event(i, ev);
-            }
-        }
-        if self.conns[i].unavailable_after_tx {
-            self.conns[i].unavailable_after_tx = false;
-            self.conns[i].available = false;
-        }
-        if self.proto() == Protocol::V16 {
-            self.remember_finished(i);
-        }
-    }
-
-    /// The car drives off: stop what is running, free the connector, and
-    /// draw the next visit.
-    pub(super) fn unplug(&mut self, i: usize, clock: Clock) {
-        self.stop_tx(i, "EVDisconnected", "EVCommunicationLost", clock);
-        let conn = &mut self.conns[i];
-        conn.plugged = None;
-        let v = conn.visits.next_visit();
-        conn.next = Some((clock.now + Duration::from_secs(v.wait_s as u64), v));
-    }
-
-    // ---- reports -----------------------------------------------------------
-
-    pub(super) fn status(&self, i: usize) -> Status {
-        let c = &self.conns[i];
-        match &c.plugged {
-            None if c.available => Status::Available,
-            None => Status::Unavailable,
-            Some(p) => match &p.tx {
-                _ if p.finished => Status::Finishing,
-                None => Status::Preparing,
-                Some(_) if p.car.full() => Status::SuspendedEv,
-                Some(_) if c.draw.power_w > 0 => Status::Charging,
-                Some(_) if !self.dc() && c.offered < AC_MIN_MA => Status::SuspendedEvse,
-                Some(_) if self.dc() && c.offered <= 0 => Status::SuspendedEvse,
-                Some(_) => Status::Charging,
-            },
-        }
-    }
-
-    /// Send a StatusNotification (and, 2.0.1, a charging-state event) for
-    /// every connector whose state changed since it was last reported.
-    fn report_statuses(&mut self, clock: Clock) {
-        for i in 0..self.conns.len() {
-            let s = self.status(i);
-            // 2.0.1 has fewer states: Preparing → Charging is no news there.
-            let wire = |st: Status| {
-                if self.proto() == Protocol::V16 {
-                    st.v16()
-                } else {
-                    st.v201()
-                }
-            };
-            if self.conns[i].reported.map(wire) != Some(wire(s)) {
-                self.send_status(i, s, clock);
-            }
-            if self.proto() == Protocol::V201 {
-                let running = self.conns[i]
-                    .plugged
-                    .as_ref()
-                    .is_some_and(|p| p.tx.as_ref().is_some_and(|t| !t.ended));
-                let state = running.then(|| s.charging_state());
-                if running && self.conns[i].reported_state != state {
-                    let tx_id = self.conns[i]
-                        .plugged
-                        .as_ref()
-                        .and_then(|p| p.tx.as_ref())
-                        .map(|t| t.id.clone())
-                        .unwrap_or_default();
-                    let ev = json!({
-                        "eventType": "Updated",
-                        "timestamp": crate::ocpp::format_time(clock.wall),
-                        "triggerReason": "ChargingStateChanged",
-                        "seqNo": 0,
-                        "transactionInfo": {"transactionId": tx_id, "chargingState": state},
-                        "evse": {"id": self.conns[i].id, "connectorId": 1},
-                    });
-                    self.push_tx_event(i, ev);
-                }
-                self.conns[i].reported_state = state;
-            }
-        }
-    }
-
-    pub(super) fn send_status(&mut self, i: usize, s: Status, clock: Clock) {
-        self.conns[i].reported = Some(s);
-        let id = self.conns[i].id;
-        let now = crate::ocpp::format_time(clock.wall);
-        let payload = match self.proto() {
-            Protocol::V16 => json!({"connectorId": id, "errorCode": "NoError", "status": s.v16(), "timestamp": now}),
-            Protocol::V201 => {
-                json!({"timestamp": now, "connectorStatus": s.v201(), "evseId": id, "connectorId": 1})
-            }
-        };
-        self.push("StatusNotification", payload, Purpose::Plain, false, None);
-    }
-
-    fn register_value(&self, mwh: u64) -> i64 {
-        // The kWh-labelled-Wh quirk: the number is kWh, the unit says Wh.
-        if self.plan.quirk == Some(Quirk::KwhAsWh) {
-            (mwh / 1000) as i64
-        } else {
-            mwh as i64
-        }
-    }
-
-    fn register_sample16(&self, mwh: u64, context: &str) -> Value {
-        json!({"value": milli_text(self.register_value(mwh)), "context": context,
-               "measurand": "Energy.Active.Import.Register", "unit": "Wh"})
-    }
-
-    /// Periodic (or triggered) readings of connector `i`. On 2.0.1 they go
-    /// in a TransactionEvent when `in_event` and a transaction runs, else in
-    /// a MeterValues request.
-    pub(super) fn send_meter_values(&mut self, i: usize, context: &str, in_event: bool, clock: Clock) {
-        let c = &self.conns[i];
-        let now = crate::ocpp::format_time(clock.wall);
-        let reg = self.register_value(c.register_mwh);
-        let phases: &[&str] = if self.dc() || self.plan.phases == 1 {
-            &["L1"]
-        } else {
-            &["L1", "L2", "L3"]
-        };
-        let soc = c.plugged.as_ref().map(|p| p.car.soc_permille() as i64 * 100);
-        let tx = c.plugged.as_ref().and_then(|p| p.tx.as_ref()).filter(|t| !t.ended);
-        let mut rows: Vec<(&str, Option<&str>, i64, &str)> = vec![
-            ("Energy.Active.Import.Register", None, reg, "Wh"),
-            ("Power.Active.Import", None, c.draw.power_w * 1000, "W"),
-        ];
-        for (n, ph) in phases.iter().enumerate() {
-            rows.push(("Current.Import", Some(ph), c.draw.current_ma[n], "A"));
-        }
-        if !self.dc() {
-            rows.push(("Current.Offered", None, c.offered, "A"));
-        }
-        if let (true, Some(soc)) = (self.dc(), soc) {
-            rows.push(("SoC", None, soc, "Percent"));
-        }
-        match self.proto() {
-            Protocol::V16 => {
-                let sv: Vec<Value> = rows
-                    .iter()
-                    .map(|(m, ph, v, unit)| {
-                        let mut s = json!({"value": milli_text(*v), "context": context, "measurand": m, "unit": unit});
-                        if let Some(ph) = ph {
-                            s["phase"] = json!(ph);
-                        }
-                        s
-                    })
-                    .collect();
-                let local = tx.map(|t| t.local);
-                let mut payload = json!({"connectorId": c.id, "meterValue": [{"timestamp": now, "sampledValue": sv}]});
-                if local.is_some() {
-                    payload["transactionId"] = json!(0);
-                }
-                self.push("MeterValues", payload, Purpose::Plain, local.is_some(), local);
-            }
-            Protocol::V201 => {
-                let sv: Vec<Value> = rows
-                    .iter()
-                    .map(|(m, ph, v, unit)| {
-                        let mut s = json!({"value": milli_number(*v), "context": context, "measurand": m});
-                        if *unit != "Wh" {
-                            s["unitOfMeasure"] = json!({"unit": unit});
-                        }
-                        if let Some(ph) = ph {
-                            s["phase"] = json!(ph);
-                        }
-                        s
-                    })
-                    .collect();
-                let mv = json!([{"timestamp": now, "sampledValue": sv}]);
-                match tx.filter(|_| in_event) {
-                    Some(t) => {
-                        let ev = json!({
-                            "eventType": "Updated",
-                            "timestamp": now,
-                            "triggerReason": if context == "Trigger" { "Trigger" } else { "MeterValuePeriodic" },
-                            "seqNo": 0,
-                            "transactionInfo": {"transactionId": t.id, "chargingState": self.status(i).charging_state()},
-                            "evse": {"id": c.id, "connectorId": 1},
-                            "meterValue": mv
-                        });
-                        self.push_tx_event(i, ev);
-                    }
-                    None => {
-                        let payload = json!({"evseId": c.id, "meterValue": mv});
-                        self.push("MeterValues", payload, Purpose::Plain, false, None);
-                    }
-                }
-            }
-        }
-    }
-
     pub(super) fn queue_boot_front(&mut self) {
         self.outbox.push_front(self.boot_message());
     }
@@ -1138,7 +713,7 @@ impl Charger {
         self.conns[i].visits.next_visit()
     }
 
-    fn remember_finished(&mut self, i: usize) {
+    pub(super) fn remember_finished(&mut self, i: usize) {
         if let Some(t) = self.conns[i].plugged.as_ref().and_then(|p| p.tx.clone()) {
             self.finished_tx_ids.push(t);
             // Only the newest few can still have queued messages.

@@ -15,9 +15,11 @@ mod link;
 mod ocmf;
 mod plan;
 mod profiles;
+mod reports;
 pub mod scenario;
 mod settings;
 mod stats;
+mod visit;
 
 pub use plan::{ChargerPlan, Plan, Visits, tokens};
 pub use scenario::Scenario;
