@@ -57,7 +57,13 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // The transport refuses anything far beyond the application limit; frames
     // in between get a CALLERROR from the connection instead of a hang-up.
     let hard_limit = cfg.max_message_bytes.saturating_mul(16).max(4 << 20);
+    // tungstenite's defaults (128 KiB read and write buffers) would cost
+    // ~136 KiB of RSS per idle charger. OCPP frames are small: a 4 KiB read
+    // buffer grows when a frame needs it, and frames are written straight
+    // out (one frame per send, so nothing to coalesce).
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit));
     let mut admitted = None;
