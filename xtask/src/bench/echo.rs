@@ -1,8 +1,9 @@
 //! `xtask echo-server`: the yardstick. A bare tokio-tungstenite server that
 //! sends every text or binary frame back unchanged: no parsing, no storage.
-//! It is built like voltyard's listener (multi-threaded runtime, default
-//! WebSocketConfig, TCP_NODELAY, the subprotocol echoed back) so that the
-//! difference between the two is the OCPP work and the durable store.
+//! It is built like voltyard's listener (multi-threaded runtime, the same
+//! WebSocketConfig buffers, TCP_NODELAY, the subprotocol echoed back) so
+//! that the difference between the two is the OCPP work and the durable
+//! store.
 
 // tungstenite's handshake callback fixes the (large) error type.
 #![allow(clippy::result_large_err)]
@@ -14,10 +15,10 @@ use std::io::Write;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub fn main(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &[])?;
-    flags.only(&["listen"])?;
+    let flags = Flags::parse(args, &[], &["listen"])?;
     let listen = flags.str("listen").unwrap_or("127.0.0.1:0").to_string();
     raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -59,7 +60,9 @@ async fn echo(stream: TcpStream) {
         }
         Ok(resp)
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+    // voltyard's listener settings (src/ocpp/listener.rs).
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
         return;
     };
     while let Some(Ok(msg)) = ws.next().await {

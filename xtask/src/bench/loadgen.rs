@@ -62,30 +62,36 @@ struct Cfg {
     tag_prefix: String,
     sources: Vec<Ipv4Addr>,
     ws: WebSocketConfig,
+    /// The voltyard CLI and data dir, to read the commit counter (`status`).
+    status: Option<(String, String)>,
 }
 
 pub fn main(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["echo"])?;
-    flags.only(&[
-        "addr",
-        "protocol",
-        "chargers",
-        "pid",
-        "echo",
-        "phases",
-        "rate",
-        "duration",
-        "warmup",
-        "settle",
-        "tx-chargers",
-        "ramp-concurrency",
-        "ramp-timeout",
-        "storm-timeout",
-        "id-prefix",
-        "tag-prefix",
-        "source-net",
-        "threads",
-    ])?;
+    let flags = Flags::parse(
+        args,
+        &["echo"],
+        &[
+            "addr",
+            "protocol",
+            "chargers",
+            "pid",
+            "phases",
+            "rate",
+            "duration",
+            "warmup",
+            "settle",
+            "tx-chargers",
+            "ramp-concurrency",
+            "ramp-timeout",
+            "storm-timeout",
+            "id-prefix",
+            "tag-prefix",
+            "source-net",
+            "threads",
+            "server-bin",
+            "data-dir",
+        ],
+    )?;
     let secs = |name: &str, default: f64| -> Result<Duration> {
         Ok(Duration::from_secs_f64(flags.num::<f64>(name)?.unwrap_or(default)))
     };
@@ -123,6 +129,10 @@ pub fn main(args: &[String]) -> Result<()> {
             .write_buffer_size(0)
             .max_message_size(Some(1 << 20))
             .max_frame_size(Some(1 << 20)),
+        status: flags
+            .str("server-bin")
+            .zip(flags.str("data-dir"))
+            .map(|(b, d)| (b.to_string(), d.to_string())),
     };
     let phases: Vec<String> = flags
         .str("phases")
@@ -194,7 +204,10 @@ struct Phase {
     /// Latest acceptance, in µs after `start`.
     last_ok_us: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// From when a call was due (paced) or sent, to its answer.
     latency: Mutex<Histogram<u64>>,
+    /// From when a call was actually sent, to its answer.
+    service: Mutex<Histogram<u64>>,
 }
 
 impl Phase {
@@ -217,6 +230,7 @@ impl Phase {
             errors: Mutex::new(BTreeMap::new()),
             // 1 µs to 10 min, 3 significant digits.
             latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+            service: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         }))
     }
 
@@ -238,27 +252,22 @@ impl Phase {
         self.error(f.kind());
     }
 
-    /// Count an answer that arrived now for a call sent (or due) at `sent`.
-    /// Returns whether it fell in the measurement window.
-    fn answered(&self, sent: Instant) -> bool {
+    /// Count an answer that arrived now for a call due at `due` and sent at
+    /// `sent`. Returns whether it fell in the measurement window.
+    fn answered(&self, due: Instant, sent: Instant) -> bool {
         let now = Instant::now();
         if now < self.from || now >= self.to {
             return false;
         }
         self.answered.fetch_add(1, Relaxed);
-        self.record(now.saturating_duration_since(sent));
+        record(&self.latency, now.saturating_duration_since(due));
+        record(&self.service, now.saturating_duration_since(sent));
         true
-    }
-
-    fn record(&self, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, 600_000_000);
-        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = h.record(us);
     }
 
     fn accepted(&self) {
         let us = Instant::now().saturating_duration_since(self.start).as_micros() as u64;
-        self.record(Duration::from_micros(us));
+        record(&self.latency, Duration::from_micros(us));
         self.last_ok_us.fetch_max(us, Relaxed);
         self.ok.fetch_add(1, Relaxed);
     }
@@ -269,19 +278,29 @@ impl Phase {
     }
 
     fn latency_json(&self) -> Value {
-        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        if h.is_empty() {
-            return Value::Null;
-        }
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        json!({
-            "count": h.len(),
-            "p50_ms": ms(0.5),
-            "p99_ms": ms(0.99),
-            "p999_ms": ms(0.999),
-            "max_ms": h.max() as f64 / 1000.0,
-        })
+        histogram_json(&self.latency)
     }
+}
+
+fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
+    let us = (d.as_micros() as u64).clamp(1, 600_000_000);
+    let mut h = h.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = h.record(us);
+}
+
+fn histogram_json(h: &Mutex<Histogram<u64>>) -> Value {
+    let h = h.lock().unwrap_or_else(|p| p.into_inner());
+    if h.is_empty() {
+        return Value::Null;
+    }
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    json!({
+        "count": h.len(),
+        "p50_ms": ms(0.5),
+        "p99_ms": ms(0.99),
+        "p999_ms": ms(0.999),
+        "max_ms": h.max() as f64 / 1000.0,
+    })
 }
 
 /// Why a call or a connection attempt failed.
@@ -362,7 +381,9 @@ async fn run(cfg: Arc<Cfg>, phases: Vec<String>) -> Result<()> {
     let mut result = Ok(());
     for name in &phases {
         let r = match name.as_str() {
-            "ramp" => connect_phase(&cfg, &orders, "ramp", cfg.ramp_timeout, Some(cfg.ramp_concurrency)).await,
+            "ramp" => connect_phase(&cfg, &orders, "ramp", cfg.ramp_timeout, Some(cfg.ramp_concurrency))
+                .await
+                .and_then(|v| emit(v.clone()).map(|_| v)),
             "idle" => idle(&cfg, before, &connected).await,
             "paced" => {
                 let period = Duration::from_secs_f64(cfg.chargers as f64 / cfg.rate.max(1) as f64);
@@ -457,7 +478,6 @@ async fn connect_phase(
         start.elapsed().as_secs_f64()
     ));
     orders.send(Arc::new(Order::Wait))?;
-    emit(v.clone())?;
     Ok(v)
 }
 
@@ -474,6 +494,7 @@ async fn idle(cfg: &Cfg, before: u64, connected: &AtomicUsize) -> Result<Value> 
         "rss_before_bytes": before,
         "rss_idle_bytes": rss,
         "rss_per_charger_bytes": per,
+        "loadgen_rss_bytes": sys::rss_bytes(std::process::id()).ok(),
     });
     progress(&format!(
         "idle: {n} connected, RSS {:.1} MiB (before {:.1} MiB)",
@@ -506,8 +527,28 @@ async fn steady(
     orders.send(Arc::new(order))?;
     sleep_until(from).await;
     let (cpu0, self0) = (sys::cpu_us(cfg.pid)?, sys::cpu_us(std::process::id())?);
+    let (io0, commits0) = (sys::write_bytes(cfg.pid), commits(cfg).await);
+    let threads0 = sys::thread_cpu_us(cfg.pid);
     sleep_until(to).await;
     let (cpu1, self1) = (sys::cpu_us(cfg.pid)?, sys::cpu_us(std::process::id())?);
+    let (io1, commits1) = (sys::write_bytes(cfg.pid), commits(cfg).await);
+    let threads: BTreeMap<String, f64> = sys::thread_cpu_us(cfg.pid)
+        .into_iter()
+        .map(|(name, us)| {
+            let before = threads0.get(&name).copied().unwrap_or(0);
+            (
+                name,
+                us.saturating_sub(before) as f64 / 1e6 / cfg.duration.as_secs_f64(),
+            )
+        })
+        .collect();
+    let per_msg = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if phase.answered.load(Relaxed) > 0 => {
+            Some(b.saturating_sub(a) as f64 / phase.answered.load(Relaxed) as f64)
+        }
+        _ => None,
+    };
+    let (written_per_msg, commits_per_msg) = (per_msg(io0, io1), per_msg(commits0, commits1));
     let rss = sys::rss_bytes(cfg.pid)?;
     let all = wait_done(cfg, &phase, name, to + CALL_TIMEOUT + Duration::from_secs(5)).await;
     orders.send(Arc::new(Order::Wait))?;
@@ -525,11 +566,16 @@ async fn steady(
         "msgs_per_s": answered as f64 / secs,
         "transactions_per_s": (name == "tx").then(|| phase.transactions.load(Relaxed) as f64 / secs),
         "latency": phase.latency_json(),
+        "service_latency": histogram_json(&phase.service),
         "server_cpu_us": cpu,
         "server_cpu_us_per_msg": (answered > 0).then(|| cpu as f64 / answered as f64),
         "server_cores_busy": cpu as f64 / 1e6 / secs,
+        "server_thread_cores_busy": threads,
         "loadgen_cores_busy": self1.saturating_sub(self0) as f64 / 1e6 / secs,
         "server_rss_bytes": rss,
+        "server_disk_write_bytes_per_msg": written_per_msg,
+        "server_commits_per_s": commits0.zip(commits1).map(|(a, b)| b.saturating_sub(a) as f64 / secs),
+        "msgs_per_commit": commits_per_msg.filter(|c| *c > 0.0).map(|c| 1.0 / c),
         "not_accepted": phase.not_accepted.load(Relaxed),
         "call_errors": phase.call_errors.load(Relaxed),
         "connections_lost": phase.lost.load(Relaxed),
@@ -549,6 +595,21 @@ async fn steady(
     Ok(v)
 }
 
+/// The server's count of committed write transactions, from `voltyard status`.
+async fn commits(cfg: &Cfg) -> Option<u64> {
+    let (bin, data) = cfg.status.clone()?;
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["--data-dir", &data, "--json", "status"]);
+        sys::run_bounded(&mut cmd, Duration::from_secs(10))
+    })
+    .await
+    .ok()?
+    .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.get("commits")?.as_u64()
+}
+
 /// Every connection dropped at once, then every charger reconnecting at once.
 async fn storm(cfg: &Cfg, orders: &watch::Sender<Arc<Order>>, connected: &AtomicUsize) -> Result<Value> {
     let start = Instant::now();
@@ -561,6 +622,7 @@ async fn storm(cfg: &Cfg, orders: &watch::Sender<Arc<Order>>, connected: &Atomic
     let mut v = connect_phase(cfg, orders, "storm", cfg.storm_timeout, None).await?;
     v["dropped"] = json!(before);
     v["drop_s"] = json!(dropped_in);
+    emit(v.clone())?;
     Ok(v)
 }
 
@@ -749,7 +811,7 @@ impl Charger {
         // due, so a server that falls behind cannot hide it.
         let mut due = period.map(|p| phase.start + p.mul_f64(self.idx as f64 / cfg.chargers as f64));
         while self.conn.is_some() {
-            let sent = match (due, period) {
+            let scheduled = match (due, period) {
                 (Some(d), Some(p)) => {
                     if d >= phase.end {
                         break;
@@ -758,14 +820,13 @@ impl Charger {
                     due = Some(d + p);
                     d
                 }
-                _ => {
-                    let now = Instant::now();
-                    if now >= phase.end {
-                        break;
-                    }
-                    now
-                }
+                _ => Instant::now(),
             };
+            // A charger behind schedule does not catch up after the end.
+            let sent = Instant::now();
+            if sent >= phase.end {
+                break;
+            }
             self.wh += 7;
             let (proto, wh) = (cfg.proto, self.wh);
             let ts = frames::now();
@@ -774,7 +835,7 @@ impl Charger {
                 .await
                 .is_some()
             {
-                phase.answered(sent);
+                phase.answered(scheduled, sent);
             }
         }
     }
@@ -796,7 +857,7 @@ impl Charger {
             else {
                 continue;
             };
-            phase.answered(sent);
+            phase.answered(sent, sent);
             let session = if cfg.echo {
                 0
             } else {
@@ -828,7 +889,7 @@ impl Charger {
             else {
                 continue;
             };
-            if phase.answered(sent) {
+            if phase.answered(sent, sent) {
                 phase.transactions.fetch_add(1, Relaxed);
             }
             if !cfg.echo {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use sys::{Flags, Killed};
 
 pub const USAGE: &str = "cargo xtask bench ocpp [--quick] [--chargers N] [--duration SECS] [--rate MSG_PER_S]
-                       [--tx-chargers N] [--protocol 1.6|2.0.1] [--json PATH]";
+                       [--tx-chargers N] [--protocol 1.6|2.0.1] [--json PATH] [--server-bin PATH]";
 
 /// The goals the issue sets; a miss is reported, never an error.
 const GOAL_CHARGERS: usize = 19_000;
@@ -49,6 +49,9 @@ struct Opts {
     tx_chargers: usize,
     proto: Proto,
     json: PathBuf,
+    /// A prebuilt server to measure instead of building target/release/voltyard
+    /// (to compare two builds).
+    server_bin: Option<PathBuf>,
 }
 
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
@@ -58,12 +61,19 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     // that same executable (current_exe).
     if cfg!(debug_assertions) && std::env::var_os("XTASK_BENCH_RELEASE").is_none() {
         crate::run(crate::cargo().args(["build", "--release", "-p", "xtask"]))?;
-        return crate::run(
-            Command::new(root.join("target/release/xtask"))
-                .arg("bench")
-                .args(args)
-                .env("XTASK_BENCH_RELEASE", "1"),
-        );
+        let exe = root.join("target/release/xtask");
+        eprintln!("xtask: running {} bench {}", exe.display(), args.join(" "));
+        let status = Command::new(&exe)
+            .arg("bench")
+            .args(args)
+            .env("XTASK_BENCH_RELEASE", "1")
+            .status()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        if !status.success() {
+            // The release run has already said what went wrong.
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        return Ok(());
     }
     match args.first().map(String::as_str) {
         Some("ocpp") => ocpp(root, &args[1..]),
@@ -72,16 +82,19 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn options(args: &[String]) -> Result<Opts> {
-    let flags = Flags::parse(args, &["quick"])?;
-    flags.only(&[
-        "quick",
-        "chargers",
-        "duration",
-        "rate",
-        "json",
-        "protocol",
-        "tx-chargers",
-    ])?;
+    let flags = Flags::parse(
+        args,
+        &["quick"],
+        &[
+            "chargers",
+            "duration",
+            "rate",
+            "json",
+            "protocol",
+            "tx-chargers",
+            "server-bin",
+        ],
+    )?;
     let quick = flags.switch("quick");
     let requested: usize = flags
         .num("chargers")?
@@ -110,13 +123,19 @@ fn options(args: &[String]) -> Result<Opts> {
         tx_chargers: flags.num::<usize>("tx-chargers")?.unwrap_or(tx_default).min(chargers),
         proto: Proto::parse(flags.str("protocol").unwrap_or("1.6")).context("--protocol must be 1.6 or 2.0.1")?,
         json: PathBuf::from(flags.str("json").unwrap_or("target/bench/ocpp.json")),
+        server_bin: flags.str("server-bin").map(PathBuf::from),
     })
 }
 
 fn ocpp(root: &Path, args: &[String]) -> Result<()> {
     let opts = options(args)?;
-    crate::run(crate::cargo().args(["build", "--release", "-p", "voltyard"]))?;
-    let bin = root.join("target/release/voltyard");
+    let bin = match &opts.server_bin {
+        Some(b) => b.clone(),
+        None => {
+            crate::run(crate::cargo().args(["build", "--release", "-p", "voltyard"]))?;
+            root.join("target/release/voltyard")
+        }
+    };
     let out_dir = opts
         .json
         .parent()
@@ -136,18 +155,23 @@ fn ocpp(root: &Path, args: &[String]) -> Result<()> {
             opts.tx_chargers, tokens
         );
         let phases = "ramp,idle,paced,max,storm,tx";
-        let mut results = run_loadgen(&opts, &addr, server.0.pid(), phases, false)?;
+        let status = Some((bin.as_path(), data.as_path()));
+        let mut results = run_loadgen(&opts, &addr, server.0.pid(), phases, status)?;
         let crashed = server.0.check_alive().err().map(|e| e.to_string());
         results["server_log"] = json!(server_log);
         results["tokens_add_s"] = json!(tokens);
         results["server_crashed"] = json!(crashed);
         server.0.stop();
+        // Journal lines of outgoing frames are dropped, with a warning each,
+        // when the writer's queue is full: a sign the store is the bottleneck.
+        let log = std::fs::read_to_string(&server_log).unwrap_or_default();
+        results["journal_lines_dropped"] = json!(log.matches("journal queue full").count());
         results
     };
 
     let echo = {
         let (guard, addr) = start_echo()?;
-        let r = run_loadgen(&opts, &addr, guard.pid(), "ramp,idle,max", true)?;
+        let r = run_loadgen(&opts, &addr, guard.pid(), "ramp,idle,max", None)?;
         guard.stop();
         r
     };
@@ -159,6 +183,7 @@ fn ocpp(root: &Path, args: &[String]) -> Result<()> {
         "benchmark": "ocpp",
         "machine": machine,
         "config": {
+            "server_bin": bin,
             "chargers": opts.chargers,
             "chargers_requested": opts.requested,
             "protocol": opts.proto.name(),
@@ -209,6 +234,9 @@ fn start_server(bin: &Path, tmp: &Path, log: &Path) -> Result<(Killed, String)> 
         .arg(&cfg)
         // The environment form of --data-dir would override the file.
         .env_remove("VOLTYARD_DATA")
+        // The default level, whatever the caller's environment says, so runs
+        // compare (and dropped journal lines are counted from the log).
+        .env("VOLTYARD_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
@@ -312,8 +340,10 @@ fn start_echo() -> Result<(Killed, String)> {
 }
 
 /// Run the load generator against `addr` (the process `pid`); returns its
-/// phase results keyed by phase name.
-fn run_loadgen(opts: &Opts, addr: &str, pid: u32, phases: &str, echo: bool) -> Result<Value> {
+/// phase results keyed by phase name. `status` (the voltyard binary and data
+/// dir) is None for the echo server.
+fn run_loadgen(opts: &Opts, addr: &str, pid: u32, phases: &str, status: Option<(&Path, &Path)>) -> Result<Value> {
+    let echo = status.is_none();
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("loadgen")
@@ -328,8 +358,13 @@ fn run_loadgen(opts: &Opts, addr: &str, pid: u32, phases: &str, echo: bool) -> R
         // Fresh source addresses for the second run, clear of the first
         // run's TIME_WAIT sockets.
         .args(["--source-net", if echo { "2" } else { "1" }]);
-    if echo {
-        cmd.arg("--echo");
+    match status {
+        Some((bin, data)) => {
+            cmd.arg("--server-bin").arg(bin).arg("--data-dir").arg(data);
+        }
+        None => {
+            cmd.arg("--echo");
+        }
     }
     let mut child = cmd
         .stdin(Stdio::null())
@@ -440,12 +475,10 @@ fn bytes(b: f64) -> String {
     }
 }
 
-fn latency(v: &Value) -> String {
-    match (
-        f(v, &["latency", "p50_ms"]),
-        f(v, &["latency", "p99_ms"]),
-        f(v, &["latency", "p999_ms"]),
-    ) {
+/// p50 / p99 / p999 of the histogram `key` of a phase.
+fn latency(v: &Value, key: &str) -> String {
+    let q = |name: &str| f(v, &[key, name]);
+    match (q("p50_ms"), q("p99_ms"), q("p999_ms")) {
         (Some(a), Some(b), Some(c)) => format!("{a:.2} / {b:.2} / {c:.2} ms"),
         _ => "-".into(),
     }
@@ -522,10 +555,15 @@ fn table(opts: &Opts, ours: &Value, echo: &Value) -> (Vec<Row>, Vec<Value>) {
     let at_rate = opts.rate == GOAL_P99_RATE;
     let kept_up = achieved.is_some_and(|a| a >= 0.95 * opts.rate as f64);
     rows.push(judged(
-        row("paced", "reply latency p50 / p99 / p999", latency(paced)),
+        row("paced", "reply latency p50 / p99 / p999", latency(paced, "latency")),
         "p99 ≤ 20 ms at 10,000 msg/s",
         at_rate.then(|| kept_up && p99.is_some_and(|p| p <= GOAL_P99_MS)),
         &mut goals,
+    ));
+    rows.push(row(
+        "paced",
+        "same, from when sent (not when due)",
+        latency(paced, "service_latency"),
     ));
     steady_rows(&mut rows, "paced", paced);
 
@@ -541,7 +579,7 @@ fn table(opts: &Opts, ours: &Value, echo: &Value) -> (Vec<Row>, Vec<Value>) {
         Some(sustained.is_some_and(|s| s >= GOAL_DURABLE_MSGS)),
         &mut goals,
     ));
-    rows.push(row("max", "reply latency p50 / p99 / p999", latency(max)));
+    rows.push(row("max", "reply latency p50 / p99 / p999", latency(max, "latency")));
     steady_rows(&mut rows, "max", max);
 
     let storm = ph("storm");
@@ -579,7 +617,7 @@ fn table(opts: &Opts, ours: &Value, echo: &Value) -> (Vec<Row>, Vec<Value>) {
         "start + stop msg/s, durable",
         opt(f(tx, &["msgs_per_s"]), thousands),
     ));
-    rows.push(row("tx", "reply latency p50 / p99 / p999", latency(tx)));
+    rows.push(row("tx", "reply latency p50 / p99 / p999", latency(tx, "latency")));
     rows.push(row(
         "tx",
         "server CPU per message",
@@ -589,6 +627,12 @@ fn table(opts: &Opts, ours: &Value, echo: &Value) -> (Vec<Row>, Vec<Value>) {
         "tx",
         "answers not Accepted / errors",
         format!("{} / {}", f(tx, &["not_accepted"]).unwrap_or(0.0), errors(tx)),
+    ));
+
+    rows.push(row(
+        "all",
+        "journal lines dropped (writer queue full)",
+        opt(f(ours, &["journal_lines_dropped"]), thousands),
     ));
 
     let emax = echo.get("max").unwrap_or(&null);
@@ -643,6 +687,21 @@ fn steady_rows(rows: &mut Vec<Row>, phase: &'static str, v: &Value) {
             (Some(a), Some(b)) => format!("{a:.2} / {b:.2}"),
             _ => "-".into(),
         },
+    ));
+    if let Some(threads) = v.get("server_thread_cores_busy").and_then(Value::as_object) {
+        let mut busy: Vec<(&String, f64)> = threads.iter().filter_map(|(k, c)| Some((k, c.as_f64()?))).collect();
+        busy.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let shown: Vec<String> = busy.iter().take(3).map(|(k, c)| format!("{k} {c:.2}")).collect();
+        rows.push(row(phase, "server cores busy per thread", shown.join(", ")));
+    }
+    rows.push(row(
+        phase,
+        "server disk writes per message / messages per commit",
+        format!(
+            "{} / {}",
+            opt(f(v, &["server_disk_write_bytes_per_msg"]), bytes),
+            opt(f(v, &["msgs_per_commit"]), |m| format!("{m:.1}"))
+        ),
     ));
     rows.push(row(phase, "server RSS at end", opt(f(v, &["server_rss_bytes"]), bytes)));
     rows.push(row(phase, "errors", errors(v)));

@@ -10,28 +10,48 @@ use std::time::{Duration, Instant};
 pub fn cpu_us(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    // The command name (field 2) may contain spaces and parentheses; the
-    // fields we want are counted from the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .with_context(|| format!("{path}: no ')'"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize, name: &str| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .with_context(|| format!("{path}: no {name}"))
-    };
-    // Field 3 (state) is index 0 here, so utime (14) and stime (15) are 11 and 12.
-    let ticks = field(11, "utime")? + field(12, "stime")?;
-    Ok(ticks * 1_000_000 / clock_ticks())
+    stat_cpu_us(&stat).with_context(|| format!("{path}: no utime/stime"))
 }
 
 fn clock_ticks() -> u64 {
     // SAFETY: sysconf only reads a constant of the C library.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
+}
+
+/// CPU time per thread name (e.g. `store-writer`, `tokio-rt-worker`), in
+/// microseconds: shows whether one thread is the bottleneck. Threads that
+/// exited are not counted.
+pub fn thread_cpu_us(pid: u32) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.to_string());
+        let Some(name) = name else { continue };
+        if let Some(us) = stat_cpu_us(&stat) {
+            *out.entry(name).or_default() += us;
+        }
+    }
+    out
+}
+
+/// utime + stime of a /proc stat line, in microseconds.
+fn stat_cpu_us(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fields we want are counted from the last ')'. Field 3 (state) is index
+    // 0 there, so utime (14) and stime (15) are 11 and 12.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 1_000_000 / clock_ticks())
 }
 
 /// Resident set size of a process, in bytes.
@@ -44,6 +64,15 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .with_context(|| format!("{path}: no VmRSS"))?;
     Ok(kib * 1024)
+}
+
+/// Bytes a process has caused to be written to storage (`write_bytes` of
+/// /proc/PID/io); None where the kernel does not account it.
+pub fn write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Raise this process's open-file soft limit to its hard limit; returns the new limit.
@@ -168,21 +197,29 @@ pub struct Flags {
 }
 
 impl Flags {
-    pub fn parse(args: &[String], switches: &[&str]) -> Result<Flags> {
+    /// Refuses a flag in neither list, so a typo is not silently ignored.
+    pub fn parse(args: &[String], switches: &[&str], valued: &[&str]) -> Result<Flags> {
         let mut values = BTreeMap::new();
         let mut set = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let Some(name) = a.strip_prefix("--") else {
+            let Some(flag) = a.strip_prefix("--") else {
                 bail!("unexpected argument {a:?}");
             };
-            if let Some((k, v)) = name.split_once('=') {
-                values.insert(k.to_string(), v.to_string());
-            } else if switches.contains(&name) {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (flag, None),
+            };
+            if switches.contains(&name) && inline.is_none() {
                 set.push(name.to_string());
+            } else if valued.contains(&name) {
+                let v = match inline {
+                    Some(v) => v.to_string(),
+                    None => it.next().with_context(|| format!("--{name} needs a value"))?.clone(),
+                };
+                values.insert(name.to_string(), v);
             } else {
-                let v = it.next().with_context(|| format!("--{name} needs a value"))?;
-                values.insert(name.to_string(), v.clone());
+                bail!("unknown flag --{name}");
             }
         }
         Ok(Flags { values, switches: set })
@@ -203,15 +240,5 @@ impl Flags {
                     .map_err(|_| anyhow::anyhow!("--{name}: {v:?} is not a valid number"))
             })
             .transpose()
-    }
-
-    /// Refuse flags nobody asked for, so a typo is not silently ignored.
-    pub fn only(&self, known: &[&str]) -> Result<()> {
-        for k in self.values.keys().chain(self.switches.iter()) {
-            if !known.contains(&k.as_str()) {
-                bail!("unknown flag --{k}");
-            }
-        }
-        Ok(())
     }
 }
