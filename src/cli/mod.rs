@@ -216,7 +216,14 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             output::object(
                 ctx,
                 &v,
-                &["version", "listen", "data_dir", "chargers_connected", "commits"],
+                &[
+                    "version",
+                    "listen",
+                    "data_dir",
+                    "chargers_connected",
+                    "commits",
+                    "journal_dropped",
+                ],
             );
             Ok(())
         }

@@ -41,7 +41,7 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
         id: sniff_id(text),
         reason: format!("invalid JSON: {e}"),
     })?;
-    let Value::Array(items) = value else {
+    let Value::Array(mut items) = value else {
         return Err(FrameError::Malformed {
             id: None,
             reason: "not a JSON array".into(),
@@ -71,11 +71,12 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
             }
             let action = items[2]
                 .as_str()
-                .ok_or_else(|| malformed("third element of a CALL must be the action name"))?;
+                .ok_or_else(|| malformed("third element of a CALL must be the action name"))?
+                .to_string();
             Ok(Frame::Call {
                 id: msg_id,
-                action: action.to_string(),
-                payload: items[3].clone(),
+                action,
+                payload: items.swap_remove(3),
             })
         }
         3 => {
@@ -84,7 +85,7 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
             }
             Ok(Frame::Result {
                 id: msg_id,
-                payload: items[2].clone(),
+                payload: items.swap_remove(2),
             })
         }
         4 => {

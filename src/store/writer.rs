@@ -47,6 +47,10 @@ pub struct Store {
     tx: mpsc::Sender<Op>,
     journal_feed: broadcast::Sender<JournalEntry>,
     commits: Arc<AtomicU64>,
+    /// Journal lines dropped because the writer's queue was full.
+    journal_dropped: Arc<AtomicU64>,
+    /// Unix second of the last "dropped" warning: one per minute at most.
+    dropped_warned: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -63,6 +67,8 @@ impl Store {
             tx,
             journal_feed: journal_feed.clone(),
             commits: commits.clone(),
+            journal_dropped: Arc::default(),
+            dropped_warned: Arc::default(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -114,8 +120,23 @@ impl Store {
         // A full queue means the disk is behind; dropping a journal line is
         // better than stalling a connection.
         if self.tx.try_send(op).is_err() {
-            tracing::warn!(charger, "journal queue full, frame not journaled");
+            let total = self.journal_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = t.timestamp().max(0) as u64;
+            let last = self.dropped_warned.load(Ordering::Relaxed);
+            if now >= last + 60
+                && self
+                    .dropped_warned
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(total, "journal queue full: frames not journaled (the disk is behind)");
+            }
         }
+    }
+
+    /// Journal lines dropped under back-pressure since start.
+    pub fn journal_dropped(&self) -> u64 {
+        self.journal_dropped.load(Ordering::Relaxed)
     }
 
     pub async fn admin(&self, op: AdminOp, t: DateTime<Utc>) -> Result<AdminResult> {
