@@ -76,29 +76,17 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
         connect_rate: 50,
         call_timeout: Duration::from_secs(30),
     });
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
-    let ctrl_c = crate::server::shutdown_signal();
-    tokio::pin!(ctrl_c);
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    let mut n = 0u64;
-    loop {
-        let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            _ = &mut ctrl_c => break,
-            _ = tokio::time::sleep_until(until) => if deadline.is_some() { break },
-            _ = every.tick() => {
-                n += 1;
-                let s = sim.summary();
-                if live {
-                    let screen = dashboard(&mut client, &s, &dir).await;
-                    print!("\x1b[H\x1b[2J{screen}");
-                    let _ = std::io::stdout().flush();
-                } else if n.is_multiple_of(10) {
-                    tracing::info!("demo: {}", s.line());
-                }
-            }
+    super::simulate::until_stopped(args.duration, Duration::from_secs(1), async |n| {
+        let s = sim.summary();
+        if live {
+            let screen = dashboard(&mut client, &s, &dir).await;
+            print!("\x1b[H\x1b[2J{screen}");
+            let _ = std::io::stdout().flush();
+        } else if n.is_multiple_of(10) {
+            tracing::info!("demo: {}", s.line());
         }
-    }
+    })
+    .await;
     let summary = sim.stop().await;
     running.stop();
     if live {

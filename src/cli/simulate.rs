@@ -99,10 +99,30 @@ pub async fn run(args: SimulateArgs, json: bool) -> anyhow::Result<bool> {
     Ok(summary.schema_violations == 0 && summary.accepted + summary.connects > 0)
 }
 
+/// Call `tick` every `period` until `duration` has passed, or Ctrl-C /
+/// SIGTERM.
+pub async fn until_stopped(duration: Option<Duration>, period: Duration, mut tick: impl AsyncFnMut(u64)) {
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let stop = crate::server::shutdown_signal();
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(period);
+    let mut n = 0u64;
+    loop {
+        let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep_until(until) => if deadline.is_some() { break },
+            _ = every.tick() => {
+                n += 1;
+                tick(n).await;
+            }
+        }
+    }
+}
+
 /// A live line until the duration ends or Ctrl-C: a spinner on a terminal,
 /// a log line every 10 s otherwise.
 pub async fn watch(sim: &Simulation, duration: Option<Duration>) {
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new_spinner();
         b.set_style(
@@ -110,26 +130,18 @@ pub async fn watch(sim: &Simulation, duration: Option<Duration>) {
         );
         b
     });
-    let mut every = tokio::time::interval(Duration::from_millis(500));
-    let mut n = 0u64;
-    let ctrl_c = crate::server::shutdown_signal();
-    tokio::pin!(ctrl_c);
-    loop {
-        let until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            _ = &mut ctrl_c => break,
-            _ = tokio::time::sleep_until(until) => if deadline.is_some() { break },
-            _ = every.tick() => {
-                n += 1;
-                let line = sim.summary().line();
-                match &bar {
-                    Some(b) => { b.set_message(line); b.tick(); }
-                    None if n.is_multiple_of(20) => eprintln!("simulate: {line}"),
-                    None => {}
-                }
+    until_stopped(duration, Duration::from_millis(500), async |n| {
+        let line = sim.summary().line();
+        match &bar {
+            Some(b) => {
+                b.set_message(line);
+                b.tick();
             }
+            None if n.is_multiple_of(20) => eprintln!("simulate: {line}"),
+            None => {}
         }
-    }
+    })
+    .await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

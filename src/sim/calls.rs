@@ -2,7 +2,7 @@
 //! the refusals a real one gives (unknown connector, busy, read-only key).
 
 use super::charger::{Charger, Clock, Status};
-use super::profiles::{Profile, Purpose as ProfilePurpose};
+use super::profiles::{Profile, Purpose as ProfilePurpose, Refused};
 use super::scenario::Quirk;
 use super::settings::{Access, SetOutcome};
 use super::stats::Stats;
@@ -102,6 +102,23 @@ impl Charger {
         Stats::add(&self.stats.profiles_accepted, 1);
         self.profiles.install(profile);
         "Accepted"
+    }
+
+    /// SetChargingProfile for connector / EVSE `target` (0: the charger).
+    fn set_profile_call(
+        &mut self,
+        target: i64,
+        profile: Option<&Value>,
+        parse: fn(u32, &Value) -> Result<Profile, Refused>,
+    ) -> &'static str {
+        let i = self.conn_index(target);
+        if target != 0 && i.is_none() {
+            return "Rejected";
+        }
+        let parsed = profile
+            .ok_or_else(|| "the profile is missing".to_string())
+            .and_then(|cp| parse(target as u32, cp).map_err(|e| e.0));
+        self.set_profile(parsed, i)
     }
 
     fn call16(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
@@ -216,18 +233,11 @@ impl Charger {
                 }
                 status("Accepted")
             }
-            "SetChargingProfile" => {
-                let c = int("connectorId").unwrap_or(-1);
-                let i = self.conn_index(c);
-                if c != 0 && i.is_none() {
-                    return status("Rejected");
-                }
-                let parsed = p
-                    .get("csChargingProfiles")
-                    .ok_or_else(|| "csChargingProfiles missing".to_string())
-                    .and_then(|cp| Profile::from_v16(c as u32, cp).map_err(|e| e.0));
-                status(self.set_profile(parsed, i))
-            }
+            "SetChargingProfile" => status(self.set_profile_call(
+                int("connectorId").unwrap_or(-1),
+                p.get("csChargingProfiles"),
+                Profile::from_v16,
+            )),
             "ClearChargingProfile" => {
                 let purpose = match p.get("chargingProfilePurpose").and_then(Value::as_str) {
                     Some("ChargePointMaxProfile") => Some(ProfilePurpose::StationMax),
@@ -495,18 +505,11 @@ impl Charger {
                 }
                 status("Accepted")
             }
-            "SetChargingProfile" => {
-                let e = int("evseId").unwrap_or(-1);
-                let i = self.conn_index(e);
-                if e != 0 && i.is_none() {
-                    return status("Rejected");
-                }
-                let parsed = p
-                    .get("chargingProfile")
-                    .ok_or_else(|| "chargingProfile missing".to_string())
-                    .and_then(|cp| Profile::from_v201(e as u32, cp).map_err(|e| e.0));
-                status(self.set_profile(parsed, i))
-            }
+            "SetChargingProfile" => status(self.set_profile_call(
+                int("evseId").unwrap_or(-1),
+                p.get("chargingProfile"),
+                Profile::from_v201,
+            )),
             "ClearChargingProfile" => {
                 let crit = p.get("chargingProfileCriteria");
                 let purpose = match crit
