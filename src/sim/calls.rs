@@ -13,6 +13,17 @@ use serde_json::{Value, json};
 
 type Answer = Result<Value, Rejection>;
 
+/// The entries of a 2.0.1 list field (Get/SetVariables).
+fn items<'a>(p: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+    p.get(field).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// (component name, variable name) of a 2.0.1 variable reference.
+fn variable_ref(item: &Value) -> (&str, &str) {
+    let name = |path| item.pointer(path).and_then(Value::as_str).unwrap_or_default();
+    (name("/component/name"), name("/variable/name"))
+}
+
 fn not_implemented(action: &str) -> Rejection {
     Rejection::new(
         ErrorCode::NotImplemented,
@@ -32,6 +43,15 @@ impl Charger {
             Stats::add(&self.stats.calls_answered, 1);
         }
         answer
+    }
+
+    /// A 2.0.1 variable we do not have: is its component known at all?
+    fn unknown(&self, component: &str) -> &'static str {
+        if self.settings.readable().any(|s| s.component == component) {
+            "UnknownVariable"
+        } else {
+            "UnknownComponent"
+        }
     }
 
     /// Connector index for a 1-based connector / EVSE id.
@@ -374,22 +394,9 @@ impl Charger {
                 None => status("Rejected"),
             },
             "GetVariables" => {
-                let items = p
-                    .get("getVariableData")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let results: Vec<Value> = items
-                    .iter()
+                let results: Vec<Value> = items(p, "getVariableData")
                     .map(|item| {
-                        let comp = item
-                            .pointer("/component/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        let var = item
-                            .pointer("/variable/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
+                        let (comp, var) = variable_ref(item);
                         let mut r = json!({"component": item["component"], "variable": item["variable"]});
                         match self.settings.by_variable(comp, var) {
                             Some(st) if st.access == Access::WriteOnly => r["attributeStatus"] = json!("Rejected"),
@@ -397,10 +404,7 @@ impl Charger {
                                 r["attributeStatus"] = json!("Accepted");
                                 r["attributeValue"] = json!(st.value.chars().take(2500).collect::<String>());
                             }
-                            None if self.settings.readable().any(|s| s.component == comp) => {
-                                r["attributeStatus"] = json!("UnknownVariable")
-                            }
-                            None => r["attributeStatus"] = json!("UnknownComponent"),
+                            None => r["attributeStatus"] = json!(self.unknown(comp)),
                         }
                         r
                     })
@@ -408,30 +412,14 @@ impl Charger {
                 Ok(json!({"getVariableResult": results}))
             }
             "SetVariables" => {
-                let items = p
-                    .get("setVariableData")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let results: Vec<Value> = items
-                    .iter()
+                let results: Vec<Value> = items(p, "setVariableData")
                     .map(|item| {
-                        let comp = item
-                            .pointer("/component/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        let var = item
-                            .pointer("/variable/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
+                        let (comp, var) = variable_ref(item);
                         let value = item.get("attributeValue").and_then(Value::as_str).unwrap_or_default();
                         let st = match self.settings.set(comp, Some(var), value) {
                             SetOutcome::Accepted => "Accepted",
                             SetOutcome::Rejected => "Rejected",
-                            SetOutcome::Unknown if self.settings.readable().any(|s| s.component == comp) => {
-                                "UnknownVariable"
-                            }
-                            SetOutcome::Unknown => "UnknownComponent",
+                            SetOutcome::Unknown => self.unknown(comp),
                         };
                         json!({"attributeStatus": st, "component": item["component"], "variable": item["variable"]})
                     })
