@@ -182,10 +182,22 @@ impl<'t> Ctx<'t> {
         Ok(())
     }
 
+    /// One row per message: a B-tree insert per sampled value cost more
+    /// than the values themselves (see docs/benchmarks.md).
     fn add_samples(&mut self, session: u64, samples: &[Sample]) -> Result<()> {
-        for s in samples {
+        if !samples.is_empty() {
             let seq = self.seq();
-            self.samples.insert((session, seq), encode(s).as_slice())?;
+            self.samples.insert((session, seq), encode(&samples).as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Values outside a transaction, one row per message.
+    fn add_charger_samples(&mut self, charger: &str, evse: u32, samples: &[Sample]) -> Result<()> {
+        if !samples.is_empty() {
+            let seq = self.seq();
+            self.charger_samples
+                .insert((charger, seq), encode(&(evse, samples)).as_slice())?;
         }
         Ok(())
     }
@@ -369,11 +381,7 @@ pub(super) fn inbound(
             reply(Reply::Ack)
         }
         Inbound::Meter { evse, samples } => {
-            for s in &samples {
-                let seq = ctx.seq();
-                ctx.charger_samples
-                    .insert((ch.id.as_str(), seq), encode(&(evse, s)).as_slice())?;
-            }
+            ctx.add_charger_samples(&ch.id, evse, &samples)?;
             reply(Reply::Ack)
         }
         Inbound::Tx(m) => tx(ctx, &ch, m, t).map(|r| {
@@ -441,11 +449,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
                     "unknown_transaction",
                     format!("{what} for transaction {id}, which this charger never started here"),
                 )?;
-                for smp in &m.samples {
-                    let seq = ctx.seq();
-                    ctx.charger_samples
-                        .insert((ch.id.as_str(), seq), encode(&(m.evse.unwrap_or(0), smp)).as_slice())?;
-                }
+                ctx.add_charger_samples(&ch.id, m.evse.unwrap_or(0), &m.samples)?;
                 return Ok(Ok(Reply::Tx {
                     auth: token_auth(ctx, None)?,
                 }));

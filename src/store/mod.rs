@@ -115,9 +115,19 @@ impl Store {
     pub fn samples(&self, session: u64) -> Result<Vec<Sample>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(SAMPLES)?;
-        t.range((session, 0)..=(session, u64::MAX))?
-            .map(|e| decode("samples", e?.1.value()))
-            .collect()
+        let mut out = Vec::new();
+        for e in t.range((session, 0)..=(session, u64::MAX))? {
+            let bytes = e?.1;
+            let bytes = bytes.value();
+            // A row holds one message's samples; the first databases held
+            // one sample per row.
+            if bytes.first() == Some(&b'[') {
+                out.extend(decode::<Vec<Sample>>("samples", bytes)?);
+            } else {
+                out.push(decode("samples", bytes)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The newest `limit` frames of a charger at or after `since`, oldest first.
@@ -147,5 +157,42 @@ impl Store {
             .collect::<Result<_>>()?;
         out.reverse();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::SAMPLES;
+
+    fn sample(milli: i64) -> Sample {
+        Sample {
+            t: "2026-11-23T10:00:00Z".parse().unwrap(),
+            measurand: "Energy.Active.Import.Register".into(),
+            phase: None,
+            context: "Sample.Periodic".into(),
+            location: "Outlet".into(),
+            unit: "Wh".into(),
+            value_milli: milli,
+            raw: serde_json::json!({"value": "1"}),
+            signed: None,
+        }
+    }
+
+    #[test]
+    fn samples_read_back_from_old_single_rows_and_new_message_rows_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("v.redb")).unwrap();
+        let w = store.db().begin_write().unwrap();
+        {
+            let mut t = w.open_table(SAMPLES).unwrap();
+            t.insert((7, 1), encode(&sample(1)).as_slice()).unwrap();
+            t.insert((7, 2), encode(&[sample(2), sample(3)].as_slice()).as_slice())
+                .unwrap();
+            t.insert((8, 3), encode(&[sample(9)].as_slice()).as_slice()).unwrap();
+        }
+        w.commit().unwrap();
+        let got: Vec<i64> = store.samples(7).unwrap().iter().map(|s| s.value_milli).collect();
+        assert_eq!(got, [1, 2, 3]);
     }
 }

@@ -13,9 +13,11 @@ pub const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions
 pub const TX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("tx_index");
 /// Open sessions: session id → charger.
 pub const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("active");
-/// (session, seq) → Sample.
+/// (session, seq) → the samples of one message (`[Sample]`; rows written
+/// before that change hold a single `Sample`).
 pub const SAMPLES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("samples");
-/// (charger, seq) → Sample, for values outside a transaction.
+/// (charger, seq) → `(evse, [Sample])` of one message, for values outside a
+/// transaction.
 pub const CHARGER_SAMPLES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("charger_samples");
 /// (charger, seq) → JournalEntry.
 pub const JOURNAL: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("journal");
