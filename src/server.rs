@@ -37,10 +37,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     raise_open_file_limit();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.db_path())
-        .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
+    // Bind first: a busy port must not leave the database opened behind it.
     let tcp =
         listener::bind(config.listen, config.backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
+    let store = Store::open(&config.db_path())
+        .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
     let control = crate::control::server::bind(&config.control_socket())?;
     let shared = Arc::new(Shared {

@@ -345,3 +345,23 @@ async fn a_pending_charger_waits_and_boots_again_when_accepted() {
     assert!(accepted, "{summary:?}");
     assert_eq!(summary.schema_violations, 0, "{:?}", summary.errors);
 }
+
+#[test]
+fn demo_runs_and_can_run_again_on_a_kept_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_voltyard"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["demo", "--duration", "6s", "--listen", "127.0.0.1:0", "--json"])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let summary: Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+        assert_eq!(summary["chargers"], 12, "{summary}");
+        assert_eq!(summary["accepted"], 12, "{summary}");
+        assert!(summary["sessions_started"].as_u64().unwrap() > 0, "{summary}");
+        assert_eq!(summary["schema_violations"], 0, "{summary}");
+        assert_eq!(summary["call_errors_received"], 0, "{summary}");
+    }
+}

@@ -2,8 +2,8 @@
 //! through the control API, and the simulator driving it, with a live view
 //! on a terminal and logs otherwise.
 
-use crate::control::client::Client;
-use crate::control::proto::{ChargerAdd, Request, TokenAdd};
+use crate::control::client::{Client, ClientError};
+use crate::control::proto::{ChargerAdd, ErrorKind, Request, TokenAdd};
 use crate::domain::{Access, TokenKind};
 use crate::server::ServerConfig;
 use crate::sim::scenario::TokenKind as SimTokenKind;
@@ -97,22 +97,31 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
     Ok(())
 }
 
+/// Whatever is already there (a kept `--data-dir` from an earlier demo)
+/// stays as it is.
+fn created_or_there(r: Result<Value, ClientError>) -> Result<(), ClientError> {
+    match r {
+        Err(ClientError::Api(e)) if e.kind == ErrorKind::Conflict => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// The demo site, its tokens and chargers, created like an operator would.
 async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Result<()> {
-    client
+    let site = client
         .call(Request::SiteAdd {
             name: s.site.id.clone(),
             timezone: s.site.timezone.clone(),
             access: Access::Public,
         })
-        .await
-        .context("creating the demo site")?;
+        .await;
+    created_or_there(site).context("creating the demo site")?;
     for (uid, kind, group) in crate::sim::tokens(s) {
         let kind = match kind {
             SimTokenKind::Rfid => TokenKind::Rfid,
             SimTokenKind::Vehicle => TokenKind::Vehicle,
         };
-        client
+        let token = client
             .call(Request::TokenAdd(TokenAdd {
                 uid,
                 kind,
@@ -120,11 +129,11 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
                 expires: None,
                 note: Some("demo".into()),
             }))
-            .await
-            .context("adding the demo tokens")?;
+            .await;
+        created_or_there(token).context("adding the demo tokens")?;
     }
     for c in Plan::new(s, seed).chargers {
-        client
+        let added = client
             .call(Request::ChargerAdd(ChargerAdd {
                 id: c.id.clone(),
                 site: Some(s.site.id.clone()),
@@ -134,8 +143,8 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
                 phase_rotation: Some(c.phase_rotation.clone()),
                 password: None,
             }))
-            .await
-            .with_context(|| format!("registering {}", c.id))?;
+            .await;
+        created_or_there(added).with_context(|| format!("registering {}", c.id))?;
     }
     Ok(())
 }
