@@ -1,7 +1,7 @@
 //! What a virtual charger answers to the server's CALLs, per version, with
 //! the refusals a real one gives (unknown connector, busy, read-only key).
 
-use super::charger::{Charger, Clock, Status};
+use super::charger::{Charger, Clock};
 use super::profiles::{Profile, Purpose as ProfilePurpose, Refused};
 use super::scenario::Quirk;
 use super::settings::{Access, SetOutcome};
@@ -52,6 +52,33 @@ impl Charger {
         } else {
             "UnknownComponent"
         }
+    }
+
+    /// The connectors a TriggerMessage is about: all when none is named (or
+    /// 0, on 1.6); `None` for one this charger does not have.
+    fn trigger_targets(&self, id: Option<i64>, zero_is_all: bool) -> Option<Vec<usize>> {
+        match id {
+            None => Some((0..self.conns.len()).collect()),
+            Some(0) if zero_is_all => Some((0..self.conns.len()).collect()),
+            Some(c) => self.conn_index(c).map(|i| vec![i]),
+        }
+    }
+
+    /// The trigger kinds both versions answer alike; false for the others.
+    fn trigger_shared(&mut self, message: &str, targets: &[usize], clock: Clock) -> bool {
+        match message {
+            "BootNotification" => self.queue_boot_front(),
+            "Heartbeat" => self.push_plain("Heartbeat", json!({})),
+            "StatusNotification" => {
+                for &i in targets {
+                    let st = self.status(i);
+                    self.send_status(i, st, clock);
+                }
+            }
+            "FirmwareStatusNotification" => self.push_plain("FirmwareStatusNotification", json!({"status": "Idle"})),
+            _ => return false,
+        }
+        true
     }
 
     /// Connector index for a 1-based connector / EVSE id.
@@ -221,35 +248,22 @@ impl Charger {
                 SetOutcome::Unknown => "NotSupported",
             }),
             "TriggerMessage" => {
-                let conn = int("connectorId");
-                if conn.is_some_and(|c| c != 0 && self.conn_index(c).is_none()) {
+                let Some(targets) = self.trigger_targets(int("connectorId"), true) else {
                     return status("Rejected");
-                }
-                let targets: Vec<usize> = match conn.and_then(|c| self.conn_index(c)) {
-                    Some(i) => vec![i],
-                    None => (0..self.conns.len()).collect(),
                 };
-                match s("requestedMessage") {
-                    "BootNotification" => self.queue_boot_front(),
-                    "Heartbeat" => self.push_plain("Heartbeat", json!({})),
-                    "StatusNotification" => {
-                        for i in targets {
-                            let st = self.status(i);
-                            self.send_status(i, st, clock);
+                let message = s("requestedMessage");
+                if !self.trigger_shared(message, &targets, clock) {
+                    match message {
+                        "MeterValues" => {
+                            for i in targets {
+                                self.send_meter_values(i, "Trigger", true, clock);
+                            }
                         }
-                    }
-                    "MeterValues" => {
-                        for i in targets {
-                            self.send_meter_values(i, "Trigger", true, clock);
+                        "DiagnosticsStatusNotification" => {
+                            self.push_plain("DiagnosticsStatusNotification", json!({"status": "Idle"}))
                         }
+                        _ => return status("NotImplemented"),
                     }
-                    "DiagnosticsStatusNotification" => {
-                        self.push_plain("DiagnosticsStatusNotification", json!({"status": "Idle"}))
-                    }
-                    "FirmwareStatusNotification" => {
-                        self.push_plain("FirmwareStatusNotification", json!({"status": "Idle"}))
-                    }
-                    _ => return status("NotImplemented"),
                 }
                 status("Accepted")
             }
@@ -453,43 +467,31 @@ impl Charger {
             }
             "TriggerMessage" => {
                 let evse = p.pointer("/evse/id").and_then(Value::as_i64);
-                if evse.is_some_and(|e| self.conn_index(e).is_none()) {
+                let Some(targets) = self.trigger_targets(evse, false) else {
                     return status("Rejected");
-                }
-                let targets: Vec<usize> = match evse.and_then(|e| self.conn_index(e)) {
-                    Some(i) => vec![i],
-                    None => (0..self.conns.len()).collect(),
                 };
-                match s("requestedMessage") {
-                    "BootNotification" => self.queue_boot_front(),
-                    "Heartbeat" => self.push_plain("Heartbeat", json!({})),
-                    "StatusNotification" => {
-                        for i in targets {
-                            let st: Status = self.status(i);
-                            self.send_status(i, st, clock);
+                let message = s("requestedMessage");
+                if !self.trigger_shared(message, &targets, clock) {
+                    match message {
+                        // F06.FR.06: the latest readings, transaction or not.
+                        "MeterValues" => {
+                            for i in targets {
+                                self.send_meter_values(i, "Trigger", false, clock);
+                            }
                         }
-                    }
-                    // F06.FR.06: the latest readings, transaction or not.
-                    "MeterValues" => {
-                        for i in targets {
-                            self.send_meter_values(i, "Trigger", false, clock);
+                        // F06.FR.07: an Updated event of each running transaction.
+                        "TransactionEvent" => {
+                            let running: Vec<usize> = targets.into_iter().filter(|&i| self.running(i)).collect();
+                            if running.is_empty() {
+                                return status("Rejected");
+                            }
+                            for i in running {
+                                self.send_meter_values(i, "Trigger", true, clock);
+                            }
                         }
+                        "LogStatusNotification" => self.push_plain("LogStatusNotification", json!({"status": "Idle"})),
+                        _ => return status("NotImplemented"),
                     }
-                    // F06.FR.07: an Updated event of each running transaction.
-                    "TransactionEvent" => {
-                        let running: Vec<usize> = targets.into_iter().filter(|&i| self.running(i)).collect();
-                        if running.is_empty() {
-                            return status("Rejected");
-                        }
-                        for i in running {
-                            self.send_meter_values(i, "Trigger", true, clock);
-                        }
-                    }
-                    "FirmwareStatusNotification" => {
-                        self.push_plain("FirmwareStatusNotification", json!({"status": "Idle"}))
-                    }
-                    "LogStatusNotification" => self.push_plain("LogStatusNotification", json!({"status": "Idle"})),
-                    _ => return status("NotImplemented"),
                 }
                 status("Accepted")
             }
