@@ -35,6 +35,45 @@ pub struct ServerConfig {
     pub call_timeout_s: u64,
     pub handshake_timeout_s: u64,
     pub backlog: i32,
+    pub dlm: DlmConfig,
+}
+
+/// The live load-management loop (see docs/dlm.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlmConfig {
+    pub enabled: bool,
+    /// Periodic decision even without events, in ms.
+    pub tick_ms: u64,
+    /// Shortest gap between two event-driven decisions, in ms.
+    pub min_gap_ms: u64,
+    /// Lifetime of a steering profile: a charger that loses us falls back
+    /// to its safe TxDefault after this long.
+    pub profile_duration_s: u32,
+    /// After a restart, no limit is raised until the charger has sent a
+    /// meter value or this long has passed.
+    pub warmup_s: u64,
+    /// The low TxDefault every charger gets at boot, so a new session starts safe (A).
+    pub default_current: f64,
+    /// Assumed when a charger has no `max_current` (A).
+    pub charger_max_current: f64,
+    /// Per-phase nominal voltage used to convert W and A.
+    pub voltage: f64,
+}
+
+impl Default for DlmConfig {
+    fn default() -> Self {
+        DlmConfig {
+            enabled: true,
+            tick_ms: 5_000,
+            min_gap_ms: 200,
+            profile_duration_s: 1_800,
+            warmup_s: 60,
+            default_current: 6.0,
+            charger_max_current: 16.0,
+            voltage: 230.0,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -50,6 +89,7 @@ impl Default for ServerConfig {
             call_timeout_s: 60,
             handshake_timeout_s: 10,
             backlog: 4096,
+            dlm: DlmConfig::default(),
         }
     }
 }
@@ -102,6 +142,22 @@ impl ServerConfig {
         }
         if self.backlog < 1 {
             return bad("backlog", "must be at least 1");
+        }
+        let d = &self.dlm;
+        if d.tick_ms < 100 || d.min_gap_ms == 0 {
+            return bad("dlm.tick_ms", "tick_ms must be at least 100 and min_gap_ms at least 1");
+        }
+        if d.profile_duration_s < 60 {
+            return bad("dlm.profile_duration_s", "must be at least 60");
+        }
+        if !(0.0..=80.0).contains(&d.default_current) || !(6.0..=1000.0).contains(&d.charger_max_current) {
+            return bad(
+                "dlm.default_current",
+                "default_current must be 0..80 A and charger_max_current 6..1000 A",
+            );
+        }
+        if !(100.0..=400.0).contains(&d.voltage) {
+            return bad("dlm.voltage", "must be between 100 and 400 V");
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dlm;
 pub mod domain;
+pub mod loadctl;
 pub mod ocpp;
 pub mod server;
 pub mod sim;

@@ -13,6 +13,7 @@ pub struct Shared {
     pub config: ServerConfig,
     pub store: Store,
     pub registry: Registry,
+    pub load: crate::loadctl::LoadControl,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -48,11 +49,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         config,
         store,
         registry: Registry::default(),
+        load: crate::loadctl::LoadControl::default(),
     });
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
         tokio::spawn(crate::control::server::serve(control, shared.clone())),
     ];
+    tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 pub enum ChargerCmd {
     /// Register a charger so it is Accepted when it boots.
     #[command(
-        after_help = "Example:\n  voltyard charger add CP-001 --max-current 32 --phases 3 --password 's3cret-pass'"
+        after_help = "Example:\n  voltyard charger add CP-001 --circuit board-a --max-current 32 --phases 3 --phase-rotation L2L3L1 --password 's3cret-pass'"
     )]
     Add {
         id: String,
@@ -20,6 +20,9 @@ pub enum ChargerCmd {
         /// Per-phase current limit of the charger, in A.
         #[arg(long, value_name = "A")]
         max_current: Option<u32>,
+        /// A DC charger's power limit, in kW: load management steers it in W.
+        #[arg(long, value_name = "KW")]
+        max_power: Option<u32>,
         #[arg(long, value_parser = ["1", "3"])]
         phases: Option<String>,
         #[arg(long, value_parser = ["L1L2L3", "L2L3L1", "L3L1L2"])]
@@ -133,17 +136,20 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             site,
             circuit,
             max_current,
+            max_power,
             phases,
             phase_rotation,
             password,
         } => {
             let phases = phases.and_then(|p| p.parse().ok());
+            let max_power_w = max_power.map(|kw| kw.saturating_mul(1000));
             let v = ctx
                 .call(Request::ChargerAdd(ChargerAdd {
                     id: id.clone(),
                     site,
                     circuit,
                     max_current,
+                    max_power_w,
                     phases,
                     phase_rotation,
                     password,

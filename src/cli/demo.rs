@@ -132,6 +132,18 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
             .await;
         created_or_there(token).context("adding the demo tokens")?;
     }
+    for c in &s.circuits {
+        let added = client
+            .call(Request::CircuitAdd {
+                id: c.id.clone(),
+                site: s.site.id.clone(),
+                parent: c.parent.clone(),
+                max_current: c.max_current.map(f64::from),
+                phases: 3,
+            })
+            .await;
+        created_or_there(added).with_context(|| format!("adding circuit {}", c.id))?;
+    }
     for c in Plan::new(s, seed).chargers {
         let added = client
             .call(Request::ChargerAdd(ChargerAdd {
@@ -139,6 +151,7 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
                 site: Some(s.site.id.clone()),
                 circuit: c.circuit.clone(),
                 max_current: Some(c.max_current_a),
+                max_power_w: c.max_power_kw.map(|kw| kw * 1000),
                 phases: Some(c.phases),
                 phase_rotation: Some(c.phase_rotation.clone()),
                 password: None,

@@ -2,8 +2,13 @@
 //! Exit codes: 0 success, 1 refused or failed, 2 bad usage, 3 no server.
 
 mod charger;
+mod circuit;
 mod demo;
+mod dlm;
+pub mod dlm_plan;
+mod meter;
 mod output;
+mod price;
 mod session;
 mod simulate;
 mod site;
@@ -61,6 +66,18 @@ enum Cmd {
     /// Sites: time zone and access policy.
     #[command(subcommand)]
     Site(site::SiteCmd),
+    /// Circuits: the grid connection and boards chargers hang off, with per-phase limits.
+    #[command(subcommand)]
+    Circuit(circuit::CircuitCmd),
+    /// Meters of load voltyard does not control (pushed, OCPP or Modbus TCP).
+    #[command(subcommand)]
+    Meter(meter::MeterCmd),
+    /// Energy prices that load management shifts flexible charging by.
+    #[command(subcommand)]
+    Price(price::PriceCmd),
+    /// Dynamic load management: live status, or a dry run of the optimiser.
+    #[command(subcommand)]
+    Dlm(dlm::DlmCmd),
     /// Server health: version, connected chargers, commits.
     #[command(after_help = "Example:\n  voltyard status --json")]
     Status,
@@ -117,6 +134,13 @@ pub fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(1)
+            }
+        },
+        Cmd::Dlm(dlm::DlmCmd::Plan(args)) => match dlm_plan::run_cli(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
             }
         },
         Cmd::Simulate(args) => {
@@ -211,6 +235,10 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Token(c) => token::run(ctx, c).await,
         Cmd::Session(c) => session::run(ctx, c).await,
         Cmd::Site(c) => site::run(ctx, c).await,
+        Cmd::Circuit(c) => circuit::run(ctx, c).await,
+        Cmd::Meter(c) => meter::run(ctx, c).await,
+        Cmd::Price(c) => price::run(ctx, c).await,
+        Cmd::Dlm(dlm::DlmCmd::Status) => dlm::status(ctx).await,
         Cmd::Status => {
             let v = ctx.call(Request::Status).await?;
             output::object(
@@ -241,6 +269,10 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             );
             Ok(())
         }
-        Cmd::Serve { .. } | Cmd::Completions { .. } | Cmd::Demo(_) | Cmd::Simulate(_) => Ok(()),
+        Cmd::Serve { .. }
+        | Cmd::Completions { .. }
+        | Cmd::Demo(_)
+        | Cmd::Simulate(_)
+        | Cmd::Dlm(dlm::DlmCmd::Plan(_)) => Ok(()),
     }
 }

@@ -37,10 +37,58 @@ pub enum SessionCmd {
     /// Remote stop (RemoteStopTransaction / RequestStopTransaction).
     #[command(after_help = "Example:\n  voltyard session stop 42")]
     Stop { id: u64 },
+    /// When the driver leaves and how much energy they need: load management plans by it.
+    #[command(
+        after_help = "Examples:\n  voltyard session set-target 42 --departure 2026-11-23T17:30:00Z --energy 20kWh\n  voltyard session set-target 42 --priority 1"
+    )]
+    SetTarget {
+        id: u64,
+        #[arg(long, value_name = "RFC3339")]
+        departure: Option<chrono::DateTime<chrono::Utc>>,
+        /// Energy still wanted in this session: Wh, or with a unit (20kWh).
+        #[arg(long, value_parser = parse_energy)]
+        energy: Option<i64>,
+        /// Priority class; higher is served first.
+        #[arg(long, allow_hyphen_values = true)]
+        priority: Option<i32>,
+    },
+}
+
+fn parse_energy(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, scale) = if let Some(n) = t.strip_suffix("kwh") {
+        (n, 1000.0)
+    } else {
+        (t.strip_suffix("wh").unwrap_or(&t), 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an energy such as 20kWh or 20000"))?;
+    if !(v > 0.0 && v * scale < 1e9) {
+        return Err(format!("{s:?} must be more than 0 and below 1 GWh"));
+    }
+    Ok((v * scale).round() as i64)
 }
 
 pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
     match cmd {
+        SessionCmd::SetTarget {
+            id,
+            departure,
+            energy,
+            priority,
+        } => {
+            let v = ctx
+                .call(Request::SessionSetTarget {
+                    id,
+                    departure,
+                    energy_wh: energy,
+                    priority,
+                })
+                .await?;
+            output::done(ctx, &v, &format!("session {id} target set"));
+        }
         SessionCmd::List {
             charger,
             active,

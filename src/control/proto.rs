@@ -1,5 +1,6 @@
 //! Request and response types, shared by both ends of the control socket.
 
+use crate::domain::circuit::{MeterBinding, PriceSlot};
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::{
     Access, AuthStatus, Charger, ChargerTxRef, ClosedBy, ConnectorStatus, JournalEntry, Protocol, Registration, Sample,
@@ -88,6 +89,48 @@ pub enum Request {
     Events {
         limit: usize,
     },
+    CircuitAdd {
+        id: String,
+        site: String,
+        parent: Option<String>,
+        max_current: [f64; 3],
+        phases: u8,
+    },
+    CircuitList,
+    CircuitSetLimit {
+        id: String,
+        max_current: Option<[f64; 3]>,
+        safe_current: Option<[f64; 3]>,
+        max_power_w: Option<f64>,
+    },
+    CircuitRemove {
+        id: String,
+    },
+    MeterBind {
+        circuit: String,
+        meter: Option<MeterBinding>,
+    },
+    /// A reading of a circuit's meter (bound with source `push`).
+    MeterPush {
+        circuit: String,
+        current: [f64; 3],
+        at: Option<DateTime<Utc>>,
+    },
+    MeterList,
+    PriceImport {
+        site: String,
+        slots: Vec<PriceSlot>,
+    },
+    PriceList {
+        site: String,
+    },
+    SessionSetTarget {
+        id: u64,
+        departure: Option<DateTime<Utc>>,
+        energy_wh: Option<i64>,
+        priority: Option<i32>,
+    },
+    DlmStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +139,8 @@ pub struct ChargerAdd {
     pub site: Option<String>,
     pub circuit: Option<String>,
     pub max_current: Option<u32>,
+    #[serde(default)]
+    pub max_power_w: Option<u32>,
     pub phases: Option<u8>,
     pub phase_rotation: Option<String>,
     pub password: Option<String>,
@@ -199,6 +244,7 @@ pub struct ChargerView {
     pub site: String,
     pub circuit: Option<String>,
     pub max_current: Option<u32>,
+    pub max_power_w: Option<u32>,
     pub phases: u8,
     pub phase_rotation: String,
     pub password: bool,
@@ -237,6 +283,7 @@ impl ChargerView {
             site: c.site,
             circuit: c.circuit,
             max_current: c.max_current,
+            max_power_w: c.max_power_w,
             phases: c.phases,
             phase_rotation: c.phase_rotation,
             last_boot: c.last_boot,

@@ -5,7 +5,9 @@ use super::proto::*;
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::{AccessRule, Charger, Registration, Site, Token};
 use crate::server::Shared;
-use crate::store::{AdminOp, AdminResult, SessionFilter, StoreError};
+use crate::domain::circuit::{self, Circuit, MeterSource};
+use crate::loadctl::Signal;
+use crate::store::{AdminOp, AdminResult, LoadOp, SessionFilter, StoreError};
 use chrono::Utc;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
@@ -229,6 +231,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             }
             c.circuit = a.circuit;
             c.max_current = a.max_current;
+            c.max_power_w = a.max_power_w;
             if let Some(p) = a.phases {
                 if p != 1 && p != 3 {
                     return Err(invalid("phases", "must be 1 or 3"));
@@ -384,5 +387,147 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
                 .map(|r| json!(r))
         }
         Request::Events { limit } => Ok(json!(store.events(limit).map_err(internal)?)),
+        Request::CircuitList => Ok(json!(store.circuits().map_err(internal)?)),
+        Request::MeterList => {
+            let metered: Vec<_> = store
+                .circuits()
+                .map_err(internal)?
+                .into_iter()
+                .filter_map(|c| c.meter.map(|m| json!({"circuit": c.id, "site": c.site, "meter": m})))
+                .collect();
+            Ok(json!(metered))
+        }
+        Request::PriceList { site } => Ok(json!(store.prices(&site).map_err(internal)?)),
+        Request::DlmStatus => Ok(json!(shared.load.view())),
+        Request::MeterPush { circuit, current, at } => {
+            circuit::check_amps_signed("current", &current).map_err(|e| invalid(&e.field, e.reason))?;
+            let Some(c) = store.circuits().map_err(internal)?.into_iter().find(|c| c.id == circuit) else {
+                return Err(ApiError::new(ErrorKind::NotFound, format!("no circuit {circuit}")));
+            };
+            if !matches!(c.meter.as_ref().map(|m| &m.source), Some(MeterSource::Push)) {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("circuit {circuit} has no pushed meter; first run: voltyard meter bind {circuit} push"),
+                ));
+            }
+            let t = at.unwrap_or_else(Utc::now);
+            shared.load.signal(Signal::CircuitMeter { circuit, current, t });
+            Ok(json!({}))
+        }
+        load @ (Request::CircuitAdd { .. }
+        | Request::CircuitSetLimit { .. }
+        | Request::CircuitRemove { .. }
+        | Request::MeterBind { .. }
+        | Request::PriceImport { .. }
+        | Request::SessionSetTarget { .. }) => {
+            let op = load_op(shared, load)?;
+            let r = admin(shared, AdminOp::Load(op)).await;
+            shared.load.signal(Signal::Changed);
+            r
+        }
     }
+}
+
+/// Operator changes to what load management works from, checked here so
+/// that a bad field is named before anything is stored.
+fn load_op(shared: &Shared, req: Request) -> Result<LoadOp, ApiError> {
+    let bad = |e: circuit::Invalid| invalid(&e.field, e.reason);
+    Ok(match req {
+        Request::CircuitAdd {
+            id,
+            site,
+            parent,
+            max_current,
+            phases,
+        } => {
+            circuit::check_id(&id).map_err(bad)?;
+            circuit::check_amps("max_current", &max_current).map_err(bad)?;
+            if phases != 1 && phases != 3 {
+                return Err(invalid("phases", "must be 1 or 3"));
+            }
+            LoadOp::CircuitAdd(Box::new(Circuit {
+                id,
+                site,
+                parent,
+                max_current,
+                phases,
+                max_power_w: None,
+                meter: None,
+                safe_current: None,
+                created_at: Utc::now(),
+            }))
+        }
+        Request::CircuitSetLimit {
+            id,
+            max_current,
+            safe_current,
+            max_power_w,
+        } => {
+            for (field, v) in [("max_current", &max_current), ("safe_current", &safe_current)] {
+                if let Some(v) = v {
+                    circuit::check_amps(field, v).map_err(bad)?;
+                }
+            }
+            if max_power_w.is_some_and(|w| !w.is_finite() || w < 0.0) {
+                return Err(invalid("max_power", "must be a positive number of kW"));
+            }
+            LoadOp::CircuitLimit {
+                id,
+                max_current,
+                safe_current,
+                max_power_w,
+            }
+        }
+        Request::CircuitRemove { id } => LoadOp::CircuitRemove { id },
+        Request::MeterBind { circuit, meter } => {
+            if let Some(m) = &meter {
+                if m.timeout_s == 0 {
+                    return Err(invalid("timeout", "must be at least 1 s"));
+                }
+                match &m.source {
+                    MeterSource::Ocpp { charger } => {
+                        if shared.store.charger(charger).map_err(internal)?.is_none() {
+                            return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {charger}")));
+                        }
+                    }
+                    MeterSource::Modbus(mb) => {
+                        if mb.address.parse::<std::net::SocketAddr>().is_err() {
+                            return Err(invalid("address", "must be IP:PORT, e.g. 192.168.1.50:502"));
+                        }
+                        if mb.poll_ms < 100 {
+                            return Err(invalid("poll", "must be at least 100 ms"));
+                        }
+                    }
+                    MeterSource::Push => {}
+                }
+            }
+            LoadOp::MeterBind { circuit, meter }
+        }
+        Request::PriceImport { site, slots } => {
+            if slots.is_empty() {
+                return Err(invalid("prices", "no price slots given"));
+            }
+            LoadOp::Prices { site, slots }
+        }
+        Request::SessionSetTarget {
+            id,
+            departure,
+            energy_wh,
+            priority,
+        } => {
+            if energy_wh.is_some_and(|e| e <= 0) {
+                return Err(invalid("energy", "must be more than 0"));
+            }
+            if departure.is_none() && energy_wh.is_none() && priority.is_none() {
+                return Err(invalid("target", "give --departure, --energy or --priority"));
+            }
+            LoadOp::SessionTarget {
+                id,
+                departure,
+                energy_target_wh: energy_wh,
+                priority,
+            }
+        }
+        other => return Err(ApiError::new(ErrorKind::Internal, format!("{other:?} is not a load change"))),
+    })
 }

@@ -102,6 +102,50 @@ pub enum Command {
     GetTransactionStatus {
         transaction_id: String,
     },
+    SetProfile {
+        /// Connector (1.6) or EVSE (2.0.1); 0 is the whole charger.
+        evse: u32,
+        profile: ChargingProfile,
+    },
+    ClearProfile {
+        id: Option<i64>,
+        evse: Option<u32>,
+        purpose: Option<ProfilePurpose>,
+    },
+}
+
+/// A charging profile with one limit, as load management sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargingProfile {
+    pub id: i64,
+    pub stack_level: u32,
+    pub purpose: ProfilePurpose,
+    /// The charger's transaction id (ours for 1.6) for a Tx profile.
+    pub transaction_id: Option<String>,
+    /// From when the limit holds; `None` means relative to each
+    /// transaction's start (a TxDefault that covers every new session).
+    pub start: Option<DateTime<Utc>>,
+    /// How long the limit holds; afterwards the charger falls back to the
+    /// profiles below it. `None`: until replaced.
+    pub duration_s: Option<u32>,
+    pub unit: RateUnit,
+    pub limit: f64,
+    pub number_phases: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfilePurpose {
+    /// 1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile.
+    ChargerMax,
+    TxDefault,
+    Tx,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RateUnit {
+    A,
+    W,
 }
 
 /// A charger's answer to a `Command`.

@@ -102,6 +102,9 @@ pub struct Charger {
     pub site: String,
     pub circuit: Option<String>,
     pub max_current: Option<u32>,
+    /// Set for a DC charger: load management steers it in W.
+    #[serde(default)]
+    pub max_power_w: Option<u32>,
     pub phases: u8,
     pub phase_rotation: String,
     /// Salted SHA-256 of the HTTP Basic password (security profile 1).
@@ -125,6 +128,7 @@ impl Charger {
             site: DEFAULT_SITE.to_string(),
             circuit: None,
             max_current: None,
+            max_power_w: None,
             phases: 3,
             phase_rotation: "L1L2L3".into(),
             password_hash: None,
@@ -299,6 +303,15 @@ pub struct Session {
     /// Human-readable history of inferences and corrections.
     pub notes: Vec<String>,
     pub received_at: DateTime<Utc>,
+    /// When the driver leaves and how much energy they need (from
+    /// NotifyEVChargingNeeds or the operator); load management plans by them.
+    #[serde(default)]
+    pub departure: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub energy_target_wh: Option<i64>,
+    /// Load-management priority class; higher goes first.
+    #[serde(default)]
+    pub priority: Option<i32>,
 }
 
 impl Session {

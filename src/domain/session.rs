@@ -75,6 +75,9 @@ pub fn open(
         samples: 0,
         notes: Vec::new(),
         received_at: now,
+        departure: None,
+        energy_target_wh: None,
+        priority: None,
     };
     if msg.phase != TxPhase::Started {
         s.notes.push(format!(

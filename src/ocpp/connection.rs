@@ -252,8 +252,12 @@ async fn handle_text(
         }
     };
     let hb = shared.config.heartbeat_interval_s;
+    let observed = crate::loadctl::observe(charger, &inbound);
     match shared.store.inbound(charger, text.to_string(), now, inbound, hb).await {
         Ok(Ok(outcome)) => {
+            if let Some(obs) = observed {
+                shared.load.acknowledged(charger, obs, &outcome.reply);
+            }
             let payload = super::encode_reply(proto, &action, &outcome.reply);
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {

@@ -10,11 +10,11 @@ pub mod v16;
 pub mod v201;
 
 use crate::domain::Protocol;
-use crate::domain::message::{Command, CommandResult, Inbound, Reply};
+use crate::domain::message::{ChargingProfile, Command, CommandResult, Inbound, RateUnit, Reply};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use frame::ErrorCode;
 use schema::{Part, Violation, ViolationKind};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// What a charger-initiated CALL turned into. It lives for one message on
 /// the stack, so the size difference between variants does not matter.
@@ -106,6 +106,25 @@ pub fn encode_command(proto: Protocol, cmd: &Command) -> Result<(&'static str, V
     };
     schema::validate(proto, action, Part::Request, &payload).map_err(|v| format!("{action} {v}"))?;
     Ok((action, payload))
+}
+
+/// The schedule both versions shape alike (2.0.1 adds an `id`).
+pub(super) fn schedule(p: &ChargingProfile) -> Value {
+    let mut period = json!({"startPeriod": 0, "limit": (p.limit * 10.0).floor() / 10.0});
+    if let Some(n) = p.number_phases {
+        period["numberPhases"] = json!(n);
+    }
+    let mut s = json!({
+        "chargingRateUnit": match p.unit { RateUnit::A => "A", RateUnit::W => "W" },
+        "chargingSchedulePeriod": [period],
+    });
+    if let Some(d) = p.duration_s {
+        s["duration"] = json!(d);
+    }
+    if let Some(t) = p.start {
+        s["startSchedule"] = json!(format_time(t));
+    }
+    s
 }
 
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {

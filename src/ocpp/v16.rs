@@ -2,7 +2,7 @@
 //! domain model, and the translation of domain replies and commands back.
 
 use super::{Decoded, MeterValue, Rejection, time, typed};
-use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
+use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
 use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus};
@@ -325,7 +325,42 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::GetTransactionStatus { .. } => {
             return Err("OCPP 1.6 has no GetTransactionStatus".into());
         }
+        Command::SetProfile { evse, profile } => {
+            let mut p = json!({
+                "chargingProfileId": profile.id,
+                "stackLevel": profile.stack_level,
+                "chargingProfilePurpose": purpose_name(profile.purpose),
+                "chargingProfileKind": if profile.start.is_some() { "Absolute" } else { "Relative" },
+                "chargingSchedule": super::schedule(profile),
+            });
+            if let Some(tx) = &profile.transaction_id {
+                let id: i64 = tx.parse().map_err(|_| format!("{tx:?} is not a 1.6 transaction id"))?;
+                p["transactionId"] = json!(id);
+            }
+            ("SetChargingProfile", json!({"connectorId": evse, "csChargingProfiles": p}))
+        }
+        Command::ClearProfile { id, evse, purpose } => {
+            let mut p = json!({});
+            if let Some(id) = id {
+                p["id"] = json!(id);
+            }
+            if let Some(e) = evse {
+                p["connectorId"] = json!(e);
+            }
+            if let Some(purpose) = purpose {
+                p["chargingProfilePurpose"] = json!(purpose_name(*purpose));
+            }
+            ("ClearChargingProfile", p)
+        }
     })
+}
+
+fn purpose_name(p: ProfilePurpose) -> &'static str {
+    match p {
+        ProfilePurpose::ChargerMax => "ChargePointMaxProfile",
+        ProfilePurpose::TxDefault => "TxDefaultProfile",
+        ProfilePurpose::Tx => "TxProfile",
+    }
 }
 
 pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {

@@ -2,7 +2,7 @@
 //! domain model, and the translation of domain replies and commands back.
 
 use super::{Decoded, MeterValue, Rejection, time, typed};
-use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Reply};
+use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
 use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, SignedMeter};
@@ -387,7 +387,47 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::GetTransactionStatus { transaction_id } => {
             ("GetTransactionStatus", json!({"transactionId": transaction_id}))
         }
+        Command::SetProfile { evse, profile } => {
+            let mut schedule = super::schedule(profile);
+            schedule["id"] = json!(profile.id);
+            let mut p = json!({
+                "id": profile.id,
+                "stackLevel": profile.stack_level,
+                "chargingProfilePurpose": purpose_name(profile.purpose),
+                "chargingProfileKind": if profile.start.is_some() { "Absolute" } else { "Relative" },
+                "chargingSchedule": [schedule],
+            });
+            if let Some(tx) = &profile.transaction_id {
+                p["transactionId"] = json!(tx);
+            }
+            ("SetChargingProfile", json!({"evseId": evse, "chargingProfile": p}))
+        }
+        Command::ClearProfile { id, evse, purpose } => {
+            let mut p = json!({});
+            if let Some(id) = id {
+                p["chargingProfileId"] = json!(id);
+            }
+            if evse.is_some() || purpose.is_some() {
+                let mut c = json!({});
+                if let Some(e) = evse {
+                    c["evseId"] = json!(e);
+                }
+                if let Some(purpose) = purpose {
+                    c["chargingProfilePurpose"] = json!(purpose_name(*purpose));
+                }
+                p["chargingProfileCriteria"] = c;
+            }
+            ("ClearChargingProfile", p)
+        }
     })
+}
+
+fn purpose_name(p: ProfilePurpose) -> &'static str {
+    match p {
+        ProfilePurpose::ChargerMax => "ChargingStationMaxProfile",
+        ProfilePurpose::TxDefault => "TxDefaultProfile",
+        ProfilePurpose::Tx => "TxProfile",
+    }
 }
 
 pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {

@@ -4,6 +4,7 @@
 
 use super::tables::*;
 use super::{Result, decode, encode};
+use crate::domain::circuit::{Circuit, MeterBinding, PriceSlot};
 use crate::domain::message::{Command, Inbound, Reply};
 use crate::domain::session::{self, TxMessage, TxPhase, TxTarget};
 use crate::domain::{
@@ -64,6 +65,37 @@ pub enum AdminOp {
         evidence: String,
     },
     Record(Event),
+    Load(LoadOp),
+}
+
+/// Changes to what load management works from.
+#[derive(Debug, Clone)]
+pub enum LoadOp {
+    CircuitAdd(Box<Circuit>),
+    CircuitLimit {
+        id: String,
+        max_current: Option<[f64; 3]>,
+        safe_current: Option<[f64; 3]>,
+        max_power_w: Option<f64>,
+    },
+    CircuitRemove {
+        id: String,
+    },
+    MeterBind {
+        circuit: String,
+        meter: Option<MeterBinding>,
+    },
+    /// Replace the site's prices from the first new slot's start on.
+    Prices {
+        site: String,
+        slots: Vec<PriceSlot>,
+    },
+    SessionTarget {
+        id: u64,
+        departure: Option<DateTime<Utc>>,
+        energy_target_wh: Option<i64>,
+        priority: Option<i32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +111,8 @@ pub(super) struct Ctx<'t> {
     chargers: Table<'t, &'static str, &'static [u8]>,
     tokens: Table<'t, &'static str, &'static [u8]>,
     sites: Table<'t, &'static str, &'static [u8]>,
+    circuits: Table<'t, &'static str, &'static [u8]>,
+    prices: Table<'t, &'static str, &'static [u8]>,
     sessions: Table<'t, u64, &'static [u8]>,
     tx_index: Table<'t, &'static str, u64>,
     active: Table<'t, u64, &'static str>,
@@ -98,6 +132,8 @@ impl<'t> Ctx<'t> {
             chargers: w.open_table(CHARGERS)?,
             tokens: w.open_table(TOKENS)?,
             sites: w.open_table(SITES)?,
+            circuits: w.open_table(CIRCUITS)?,
+            prices: w.open_table(PRICES)?,
             sessions: w.open_table(SESSIONS)?,
             tx_index: w.open_table(TX_INDEX)?,
             active: w.open_table(ACTIVE)?,
@@ -162,6 +198,18 @@ impl<'t> Ctx<'t> {
 
     fn site(&self, name: &str) -> Result<Option<Site>> {
         self.sites.get(name)?.map(|v| decode("sites", v.value())).transpose()
+    }
+
+    fn circuit(&self, id: &str) -> Result<Option<Circuit>> {
+        self.circuits
+            .get(id)?
+            .map(|v| decode("circuits", v.value()))
+            .transpose()
+    }
+
+    fn put_circuit(&mut self, c: &Circuit) -> Result<()> {
+        self.circuits.insert(c.id.as_str(), encode(c).as_slice())?;
+        Ok(())
     }
 
     fn session(&self, id: u64) -> Result<Option<Session>> {
@@ -574,6 +622,18 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
                 if ctx.site(&new.site)?.is_none() {
                     return Ok(AdminResult::NotFound(format!("site {} does not exist", new.site)));
                 }
+                if let Some(name) = &new.circuit {
+                    match ctx.circuit(name)? {
+                        None => return Ok(AdminResult::NotFound(format!("circuit {name} does not exist"))),
+                        Some(c) if c.site != new.site => {
+                            return Ok(AdminResult::Conflict(format!(
+                                "circuit {name} belongs to site {}, not {}",
+                                c.site, new.site
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let mut ch = *new;
                 if let Some(old) = existing {
                     // A pending charger that is now registered keeps what it told us.
@@ -676,5 +736,149 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             ctx.events.insert(seq, encode(&e).as_slice())?;
             AdminResult::Done
         }
+        AdminOp::Load(op) => load_admin(ctx, op, t)?,
+    })
+}
+
+fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult> {
+    Ok(match op {
+        LoadOp::CircuitAdd(c) => {
+            if ctx.circuit(&c.id)?.is_some() {
+                return Ok(AdminResult::Conflict(format!("circuit {} already exists", c.id)));
+            }
+            if ctx.site(&c.site)?.is_none() {
+                return Ok(AdminResult::NotFound(format!("site {} does not exist", c.site)));
+            }
+            match &c.parent {
+                Some(p) => match ctx.circuit(p)? {
+                    None => return Ok(AdminResult::NotFound(format!("parent circuit {p} does not exist"))),
+                    Some(parent) if parent.site != c.site => {
+                        return Ok(AdminResult::Conflict(format!(
+                            "parent circuit {p} belongs to site {}",
+                            parent.site
+                        )));
+                    }
+                    Some(_) => {}
+                },
+                None => {
+                    let root = ctx
+                        .circuits
+                        .iter()?
+                        .filter_map(|e| e.ok())
+                        .filter_map(|(_, v)| decode::<Circuit>("circuits", v.value()).ok())
+                        .find(|o| o.site == c.site && o.parent.is_none());
+                    if let Some(root) = root {
+                        return Ok(AdminResult::Conflict(format!(
+                            "site {} already has a grid connection ({}); give --parent",
+                            c.site, root.id
+                        )));
+                    }
+                }
+            }
+            ctx.put_circuit(&c)?;
+            ctx.event(t, None, "circuit", format!("circuit {} added", c.id))?;
+            AdminResult::Done
+        }
+        LoadOp::CircuitLimit {
+            id,
+            max_current,
+            safe_current,
+            max_power_w,
+        } => match ctx.circuit(&id)? {
+            Some(mut c) => {
+                if let Some(m) = max_current {
+                    c.max_current = m;
+                }
+                if safe_current.is_some() {
+                    c.safe_current = safe_current;
+                }
+                if max_power_w.is_some() {
+                    c.max_power_w = max_power_w;
+                }
+                ctx.put_circuit(&c)?;
+                ctx.event(
+                    t,
+                    None,
+                    "circuit",
+                    format!("circuit {id} limit set to {:?} A", c.max_current),
+                )?;
+                AdminResult::Done
+            }
+            None => AdminResult::NotFound(format!("no circuit {id}")),
+        },
+        LoadOp::CircuitRemove { id } => {
+            if ctx.circuit(&id)?.is_none() {
+                return Ok(AdminResult::NotFound(format!("no circuit {id}")));
+            }
+            for e in ctx.circuits.iter()? {
+                let c: Circuit = decode("circuits", e?.1.value())?;
+                if c.parent.as_deref() == Some(id.as_str()) {
+                    return Ok(AdminResult::Conflict(format!(
+                        "circuit {id} still feeds circuit {}; remove that first",
+                        c.id
+                    )));
+                }
+            }
+            for e in ctx.chargers.iter()? {
+                let ch: Charger = decode("chargers", e?.1.value())?;
+                if ch.circuit.as_deref() == Some(id.as_str()) {
+                    return Ok(AdminResult::Conflict(format!(
+                        "charger {} is on circuit {id}; move or remove it first",
+                        ch.id
+                    )));
+                }
+            }
+            ctx.circuits.remove(id.as_str())?;
+            ctx.event(t, None, "circuit", format!("circuit {id} removed"))?;
+            AdminResult::Done
+        }
+        LoadOp::MeterBind { circuit, meter } => match ctx.circuit(&circuit)? {
+            Some(mut c) => {
+                c.meter = meter;
+                ctx.put_circuit(&c)?;
+                AdminResult::Done
+            }
+            None => AdminResult::NotFound(format!("no circuit {circuit}")),
+        },
+        LoadOp::Prices { site, slots } => {
+            if ctx.site(&site)?.is_none() {
+                return Ok(AdminResult::NotFound(format!("no site {site}")));
+            }
+            let mut all: Vec<PriceSlot> = match ctx.prices.get(site.as_str())? {
+                Some(v) => decode("prices", v.value())?,
+                None => Vec::new(),
+            };
+            if let Some(from) = slots.first().map(|s| s.start) {
+                all.retain(|s| s.end <= from);
+            }
+            // Past prices are no use to planning; two days stay for `price list`.
+            let horizon = t - chrono::Duration::days(2);
+            all.retain(|s| s.end > horizon);
+            all.extend(slots);
+            ctx.prices.insert(site.as_str(), encode(&all).as_slice())?;
+            AdminResult::Done
+        }
+        LoadOp::SessionTarget {
+            id,
+            departure,
+            energy_target_wh,
+            priority,
+        } => match ctx.session(id)? {
+            Some(mut s) if s.status == SessionStatus::Active => {
+                if departure.is_some() {
+                    s.departure = departure;
+                }
+                if energy_target_wh.is_some() {
+                    s.energy_target_wh = energy_target_wh;
+                }
+                if priority.is_some() {
+                    s.priority = priority;
+                }
+                ctx.put_session(&s)?;
+                AdminResult::Done
+            }
+            Some(_) => AdminResult::Conflict(format!("session {id} has already ended")),
+            None => AdminResult::NotFound(format!("no session {id}")),
+        },
     })
 }

@@ -44,6 +44,9 @@ pub fn run(db: &Database) -> Result<()> {
             meta.insert("next_session", 1)?;
             meta.insert("next_seq", 1)?;
         }
+        // Tables added after version 1 need no rewrite, only to exist.
+        w.open_table(CIRCUITS)?;
+        w.open_table(PRICES)?;
         meta.insert("schema_version", CURRENT)?;
     }
     w.commit()?;

@@ -8,9 +8,10 @@ mod migrate;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome};
+pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp};
 pub use writer::Store;
 
+use crate::domain::circuit::{Circuit, PriceSlot};
 use crate::domain::{Charger, Event, JournalEntry, Sample, Session, SessionStatus, Site, Token};
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable};
@@ -86,6 +87,32 @@ impl Store {
         let r = self.db().begin_read()?;
         let t = r.open_table(SITES)?;
         t.iter()?.map(|e| decode("sites", e?.1.value())).collect()
+    }
+
+    pub fn circuits(&self) -> Result<Vec<Circuit>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(CIRCUITS)?;
+        t.iter()?.map(|e| decode("circuits", e?.1.value())).collect()
+    }
+
+    pub fn prices(&self, site: &str) -> Result<Vec<PriceSlot>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(PRICES)?;
+        Ok(t.get(site)?.map(|v| decode("prices", v.value())).transpose()?.unwrap_or_default())
+    }
+
+    /// Sessions still open, from the index of open sessions.
+    pub fn active_sessions(&self) -> Result<Vec<Session>> {
+        let r = self.db().begin_read()?;
+        let active = r.open_table(ACTIVE)?;
+        let sessions = r.open_table(SESSIONS)?;
+        let mut out = Vec::new();
+        for e in active.iter()? {
+            if let Some(v) = sessions.get(e?.0.value())? {
+                out.push(decode("sessions", v.value())?);
+            }
+        }
+        Ok(out)
     }
 
     pub fn session(&self, id: u64) -> Result<Option<Session>> {

@@ -8,6 +8,10 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const CHARGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("chargers");
 pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 pub const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+/// circuit id → Circuit (ids are unique across sites).
+pub const CIRCUITS: TableDefinition<&str, &[u8]> = TableDefinition::new("circuits");
+/// site → `[PriceSlot]`, sorted by start.
+pub const PRICES: TableDefinition<&str, &[u8]> = TableDefinition::new("prices");
 pub const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 /// ChargerTxRef::index_key → session id: makes retried starts idempotent.
 pub const TX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("tx_index");

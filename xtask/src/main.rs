@@ -5,6 +5,7 @@
 //! - `interop`: only the interop test.
 //! - `dist`: the static release binary, with proof that it is static.
 //! - `bench ocpp`: the OCPP load benchmark (see docs/benchmarks.md).
+//! - `bench dlm`: the load-management benchmark (same document).
 //!
 //! Hidden, for `bench` to start as child processes of its own:
 //! `loadgen` (the charge points) and `echo-server` (the yardstick).
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
         "echo-server" => bench::echo_server(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|interop|dist|bench>\n\n  ci       fmt check, clippy -D warnings, tests, bench ocpp --quick, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)\n  bench    {}",
+                "usage: cargo xtask <ci|interop|dist|bench>\n\n  ci       fmt check, clippy -D warnings, tests, bench ocpp --quick, bench dlm --quick, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)\n  bench    {}",
                 bench::USAGE
             );
             bail!("unknown task {task:?}")
@@ -67,6 +68,7 @@ fn ci() -> Result<()> {
     // The smoke run of `cargo xtask bench ocpp --quick`: every phase against
     // the release server, no timing asserted.
     bench::bench(&root(), &["ocpp".to_string(), "--quick".to_string()])?;
+    bench::bench(&root(), &["dlm".to_string(), "--quick".to_string()])?;
     interop()
 }
 

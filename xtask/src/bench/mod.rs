@@ -8,6 +8,7 @@
 //! its guard is dropped, on success and on error; the data dir is a
 //! `TempDir` and goes away the same way.
 
+mod dlm;
 mod echo;
 mod frames;
 mod loadgen;
@@ -27,7 +28,8 @@ use std::time::{Duration, Instant};
 use sys::{Flags, Killed};
 
 pub const USAGE: &str = "cargo xtask bench ocpp [--quick] [--chargers N] [--duration SECS] [--rate MSG_PER_S]
-                       [--tx-chargers N] [--protocol 1.6|2.0.1] [--json PATH] [--server-bin PATH]";
+                       [--tx-chargers N] [--protocol 1.6|2.0.1] [--json PATH] [--server-bin PATH]
+           cargo xtask bench dlm [--quick] [--seed N] [--chargers N] [--json PATH]";
 
 /// The goals the issue sets; a miss is reported, never an error.
 const GOAL_CHARGERS: usize = 19_000;
@@ -77,6 +79,7 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("ocpp") => ocpp(root, &args[1..]),
+        Some("dlm") => dlm::main(root, &args[1..]),
         _ => bail!("usage: {USAGE}"),
     }
 }

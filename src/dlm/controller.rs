@@ -1,0 +1,735 @@
+//! The stateful controller: one [`Controller::step`] per site state, remembering what it sent.
+
+use super::allocate::{DIMS, Demand, Net, load_vector, weights};
+use super::model::{
+    Allocation, ChargerState, CircuitState, DlmError, Limit, LimitState, NodeLoad, PriceSlot, SessionState, Settings, SiteState,
+    Supply,
+};
+use super::tree;
+use chrono::{DateTime, Utc};
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+const EPS: f64 = 1e-6;
+
+/// What the controller remembers about one charger between steps.
+#[derive(Debug, Clone)]
+struct Memo {
+    /// The limit last output (A per phase).
+    limit: f64,
+    /// When that limit was first output.
+    set_at: DateTime<Utc>,
+    /// The last change lowered the limit (or was the first one): until the apply delay has passed,
+    /// the charger may still draw its measured current.
+    pending_decrease: bool,
+    last_increase: Option<DateTime<Utc>>,
+    online: bool,
+    non_compliant: bool,
+    compliant_since: Option<DateTime<Utc>>,
+    session: Option<SessionMemo>,
+}
+
+/// What the controller learns about one session.
+#[derive(Debug, Clone)]
+struct SessionMemo {
+    id: String,
+    first_seen: DateTime<Utc>,
+    charging_since: Option<DateTime<Utc>>,
+    paused_since: Option<DateTime<Utc>>,
+    candidate_phase: Option<usize>,
+    candidate_count: u32,
+    /// Charger phase (0-based) a single-phase car on a 3-phase charger draws from.
+    single_phase: Option<usize>,
+    underuse_since: Option<DateTime<Utc>>,
+    reclaim_cap: Option<f64>,
+}
+
+impl SessionMemo {
+    fn new(id: &str, now: DateTime<Utc>) -> Self {
+        SessionMemo {
+            id: id.to_string(),
+            first_seen: now,
+            charging_since: None,
+            paused_since: None,
+            candidate_phase: None,
+            candidate_count: 0,
+            single_phase: None,
+            underuse_since: None,
+            reclaim_cap: None,
+        }
+    }
+}
+
+/// What is learned about a session, for the live loop's status views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInsight {
+    /// Charger phase (0-based) of a single-phase car on a 3-phase charger, once learned.
+    pub single_phase: Option<usize>,
+    /// Allocation cap after reclaiming unused current.
+    pub reclaim_cap: Option<f64>,
+    pub non_compliant: bool,
+}
+
+/// Dynamic load management controller. Keep one per site for as long as the site is controlled:
+/// it remembers the limits it gave, pause rotation, learned single-phase cars, reclaimed current
+/// and compliance. A fresh controller is safe (it assumes chargers draw what they measure until
+/// its first limits are applied) but relearns everything.
+#[derive(Debug, Clone, Default)]
+pub struct Controller {
+    settings: Settings,
+    memo: HashMap<String, Memo>,
+}
+
+/// How a charger takes part in this step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Idle,
+    Offline,
+    NonCompliant,
+    Deferred,
+    /// Competes for current: index into the demands.
+    Candidate(usize),
+}
+
+struct Prep {
+    kind: Kind,
+    /// Grid phases the session (or the charger, without one) loads.
+    mask: [bool; 3],
+    /// Measured draw per grid phase.
+    grid: [f64; 3],
+    /// Fixed reservation per grid phase (offline, non-compliant).
+    reserve: [f64; 3],
+    tier: i64,
+    lo: f64,
+    hi: f64,
+}
+
+fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// Rounds down to 0.1 A (a hair of tolerance for binary fractions).
+fn floor_tenth(v: f64) -> f64 {
+    (v * 10.0 + 1e-6).floor() / 10.0
+}
+
+/// A node's usable capacity per dimension (L1, L2, L3, sum of phases): its limits less headroom.
+fn capacity(c: &CircuitState, s: &Settings) -> [f64; DIMS] {
+    let mut cap = [f64::INFINITY; DIMS];
+    for p in 0..3 {
+        let l = c.max_current[p];
+        cap[p] = l - (l * s.headroom_fraction).max(s.headroom_min_a);
+    }
+    if let Some(w) = c.max_power_w {
+        let a = w / s.volts;
+        cap[3] = a - (a * s.headroom_fraction).max(3.0 * s.headroom_min_a);
+    }
+    cap
+}
+
+impl Controller {
+    pub fn new(settings: Settings) -> Self {
+        Controller { settings, memo: HashMap::new() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// What the controller has learned about the session on `charger`, if any.
+    pub fn insight(&self, charger: &str) -> Option<SessionInsight> {
+        let m = self.memo.get(charger)?;
+        let s = m.session.as_ref()?;
+        Some(SessionInsight { single_phase: s.single_phase, reclaim_cap: s.reclaim_cap, non_compliant: m.non_compliant })
+    }
+
+    /// Computes the limits for `state` and remembers them. An invalid state changes nothing.
+    pub fn step(&mut self, state: &SiteState) -> Result<Allocation, DlmError> {
+        self.settings.check()?;
+        let idx = tree::index(state)?;
+        let s = self.settings.clone();
+        let now = state.time;
+        let nc = state.circuits.len();
+
+        // Capacities (with headroom) and the unmanaged load as used at each node.
+        let cap: Vec<[f64; DIMS]> = state.circuits.iter().map(|c| capacity(c, &s)).collect();
+        let mut own = vec![[0.0; 3]; nc];
+        for (n, c) in state.circuits.iter().enumerate() {
+            own[n] = match (c.unmanaged_current, c.metered) {
+                (Some(u), _) => u,
+                // Meter silent: whatever chargers may not use is assumed to be unmanaged load.
+                (None, true) => {
+                    let safe = c.safe_current.unwrap_or([0.0; 3]);
+                    [0, 1, 2].map(|p| (c.max_current[p] - safe[p]).max(0.0))
+                }
+                (None, false) => [0.0; 3],
+            };
+        }
+        let mut net = Net { parent: &idx.parent, order: &idx.order, cap, load: vec![[0.0; DIMS]; nc] };
+        for (n, u) in own.iter().enumerate() {
+            net.add(n, &load_vector(*u), 1.0);
+        }
+
+        // Per charger: update what we know, classify, build demands.
+        let mut demands: Vec<Demand> = Vec::new();
+        let mut demand_owner: Vec<usize> = Vec::new();
+        let mut preps: Vec<Prep> = Vec::with_capacity(state.chargers.len());
+        let mut memos: Vec<Option<Memo>> = Vec::with_capacity(state.chargers.len());
+        for (i, ch) in state.chargers.iter().enumerate() {
+            let mut memo = self.memo.get(&ch.id).cloned();
+            let prep = self.prepare(ch, now, &state.prices, &mut memo);
+            if let Kind::Candidate(_) = prep.kind {
+                demands.push(Demand { node: idx.charger_circuit[i], w: weights(prep.mask), lo: prep.lo, hi: prep.hi });
+                demand_owner.push(i);
+            }
+            let kind = match prep.kind {
+                Kind::Candidate(_) => Kind::Candidate(demands.len() - 1),
+                k => k,
+            };
+            if kind == Kind::Offline || kind == Kind::NonCompliant {
+                net.add(idx.charger_circuit[i], &load_vector(prep.reserve), 1.0);
+            }
+            preps.push(Prep { kind, ..prep });
+            memos.push(memo);
+        }
+
+        // Admission at minimum current: priority tier first, then pause rotation, then id.
+        let mut order: Vec<usize> = (0..demands.len()).collect();
+        let rot = s.rotation_period_s;
+        let key = |d: usize| {
+            let i = demand_owner[d];
+            let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
+            let (group, t) = match sm {
+                Some(SessionMemo { charging_since: Some(since), .. }) if secs(*since, now) < rot => (0, 0),
+                Some(SessionMemo { paused_since: Some(since), .. }) if secs(*since, now) >= rot => {
+                    (1, since.timestamp_millis())
+                }
+                Some(SessionMemo { charging_since: Some(since), .. }) => (2, -since.timestamp_millis()),
+                Some(SessionMemo { paused_since: Some(since), .. }) => (3, since.timestamp_millis()),
+                Some(m) => (3, m.first_seen.timestamp_millis()),
+                None => (3, now.timestamp_millis()),
+            };
+            (Reverse(preps[i].tier), group, t)
+        };
+        order.sort_by(|&a, &b| {
+            key(a).cmp(&key(b)).then_with(|| state.chargers[demand_owner[a]].id.cmp(&state.chargers[demand_owner[b]].id))
+        });
+        let admitted = net.admit(&demands, &order);
+
+        // Water-filling, one priority tier at a time, highest first.
+        let mut alloc = vec![0.0; demands.len()];
+        let mut tiers: Vec<(i64, usize)> =
+            (0..demands.len()).filter(|&d| admitted[d]).map(|d| (preps[demand_owner[d]].tier, d)).collect();
+        tiers.sort_by_key(|&(t, d)| (Reverse(t), d));
+        let mut start = 0;
+        while start < tiers.len() {
+            let t = tiers[start].0;
+            let end = start + tiers[start..].iter().take_while(|x| x.0 == t).count();
+            let members: Vec<usize> = tiers[start..end].iter().map(|x| x.1).collect();
+            net.fill(&demands, &members, &mut alloc);
+            start = end;
+        }
+
+        // Targets: rounded down to 0.1 A, never between 0 and the minimum.
+        let mut target = vec![0.0; state.chargers.len()];
+        for (d, &i) in demand_owner.iter().enumerate() {
+            if admitted[d] {
+                target[i] = floor_tenth(alloc[d]).max(demands[d].lo);
+            }
+        }
+
+        let out = self.emit(state, &idx, &s, &own, &preps, &mut memos, &target);
+
+        // Remember.
+        let mut kept = HashMap::with_capacity(state.chargers.len());
+        for (ch, memo) in state.chargers.iter().zip(memos) {
+            if let Some(m) = memo {
+                kept.insert(ch.id.clone(), m);
+            }
+        }
+        self.memo = kept;
+        Ok(out)
+    }
+
+    /// Updates one charger's memory from its state and decides how it takes part in this step.
+    fn prepare(
+        &self,
+        ch: &ChargerState,
+        now: DateTime<Utc>,
+        prices: &[PriceSlot],
+        memo: &mut Option<Memo>,
+    ) -> Prep {
+        let s = &self.settings;
+        let rot = ch.phase_rotation;
+        let full_mask = if ch.phases == 1 && ch.supply == Supply::Ac {
+            let mut m = [false; 3];
+            m[rot.grid_phase(0)] = true;
+            m
+        } else {
+            [true; 3]
+        };
+        let mut prep = Prep {
+            kind: Kind::Idle,
+            mask: full_mask,
+            grid: [0.0; 3],
+            reserve: [0.0; 3],
+            tier: 0,
+            lo: ch.min_current,
+            hi: ch.max_current,
+        };
+        let Some(sess) = &ch.session else {
+            if let Some(m) = memo.as_mut() {
+                m.session = None;
+                m.non_compliant = false;
+                m.compliant_since = None;
+            }
+            if !ch.connected {
+                prep.kind = Kind::Offline;
+            }
+            return prep;
+        };
+
+        // Measured draw, charger side and grid side.
+        let clean = sess.measured_current.map(|a| a.max(0.0));
+        let charger_side: [f64; 3] = match ch.supply {
+            Supply::Dc => match sess.measured_power_w {
+                Some(w) => [w.max(0.0) / (3.0 * s.volts); 3],
+                None => clean,
+            },
+            Supply::Ac if ch.phases == 1 => [clean[0].max(clean[1]).max(clean[2]), 0.0, 0.0],
+            Supply::Ac => clean,
+        };
+        let mut grid = [0.0; 3];
+        for (k, a) in charger_side.iter().enumerate() {
+            let g = if ch.supply == Supply::Dc { k } else { rot.grid_phase(k) };
+            grid[g] += a;
+        }
+        prep.grid = grid;
+
+        if !ch.connected {
+            // Cannot hear us: assume it draws its offline limit and reserve that.
+            let assumed = ch.fallback_current.unwrap_or(ch.max_current);
+            prep.kind = Kind::Offline;
+            prep.reserve = full_mask.map(|m| if m { assumed } else { 0.0 });
+            return prep;
+        }
+
+        let m = memo.get_or_insert_with(|| Memo {
+            limit: 0.0,
+            set_at: now,
+            pending_decrease: true,
+            last_increase: None,
+            online: false,
+            non_compliant: false,
+            compliant_since: None,
+            session: None,
+        });
+        if m.session.as_ref().is_none_or(|x| x.id != sess.id) {
+            m.session = Some(SessionMemo::new(&sess.id, now));
+        }
+        let delay = ch.apply_delay_s.unwrap_or(s.apply_delay_s);
+        let settled = m.online && secs(m.set_at, now) >= delay;
+
+        // Compliance: after the apply delay, no phase may exceed the limit + tolerance.
+        if settled {
+            let over = charger_side.iter().any(|&a| a > m.limit + s.compliance_tolerance_a);
+            if over {
+                m.non_compliant = true;
+                m.compliant_since = None;
+            } else if m.non_compliant {
+                let since = *m.compliant_since.get_or_insert(now);
+                if secs(since, now) >= s.compliance_recover_s {
+                    m.non_compliant = false;
+                    m.compliant_since = None;
+                }
+            }
+        }
+        let limit = m.limit;
+        let non_compliant = m.non_compliant;
+        let Some(sm) = m.session.as_mut() else { return prep };
+
+        // Single-phase car on a 3-phase AC charger.
+        if ch.supply == Supply::Ac && ch.phases == 3 {
+            let active: Vec<usize> = (0..3).filter(|&k| charger_side[k] > s.phase_active_a).collect();
+            let idle = (0..3).filter(|&k| charger_side[k] < s.phase_idle_a).count();
+            if active.len() == 1 && idle == 2 {
+                let k = active[0];
+                if sm.candidate_phase == Some(k) {
+                    sm.candidate_count = sm.candidate_count.saturating_add(1);
+                } else {
+                    sm.candidate_phase = Some(k);
+                    sm.candidate_count = 1;
+                }
+                if sm.candidate_count >= s.single_phase_observations.max(1) {
+                    sm.single_phase = Some(k);
+                }
+            } else if active.len() >= 2 {
+                sm.single_phase = None;
+                sm.candidate_phase = None;
+                sm.candidate_count = 0;
+            }
+            if let Some(k) = sm.single_phase {
+                let mut mask = [false; 3];
+                mask[rot.grid_phase(k)] = true;
+                prep.mask = mask;
+            }
+        }
+
+        if non_compliant {
+            // Reserve what it draws or may draw, whichever is more.
+            prep.kind = Kind::NonCompliant;
+            prep.reserve = [0, 1, 2].map(|p| grid[p].max(if prep.mask[p] { limit } else { 0.0 }));
+            return prep;
+        }
+
+        // The charger's own ceiling, in A per phase.
+        let mut hi = ch.max_current;
+        if ch.supply == Supply::Dc
+            && let Some(w) = ch.max_power_w
+        {
+            hi = hi.min(w / (3.0 * s.volts));
+        }
+        let full_hi = hi;
+
+        // Reclaim offered current the car does not use; give it back when it draws near the limit.
+        if settled && limit > 0.0 {
+            let draw = (0..3).filter(|&p| prep.mask[p]).map(|p| grid[p]).fold(0.0, f64::max);
+            let offer = limit.min(sess.offered_current.unwrap_or(f64::INFINITY));
+            if sm.reclaim_cap.is_some() && draw >= limit - s.giveback_a {
+                sm.reclaim_cap = None;
+                sm.underuse_since = None;
+            } else if draw < offer - s.reclaim_threshold_a {
+                let since = *sm.underuse_since.get_or_insert(now);
+                if secs(since, now) >= s.reclaim_after_s {
+                    let new = (draw + s.reclaim_margin_a).max(ch.min_current);
+                    sm.reclaim_cap = Some(sm.reclaim_cap.map_or(new, |c: f64| c.min(new)));
+                }
+            } else {
+                sm.underuse_since = None;
+            }
+        }
+        if let Some(c) = sm.reclaim_cap {
+            hi = hi.min(c);
+        }
+        prep.hi = hi;
+
+        // Priority tier: priority first, then urgency.
+        let phases_used = prep.mask.iter().filter(|&&b| b).count() as f64;
+        let (urgency, defer) = urgency(sess, sm, now, full_hi * phases_used * s.volts, prices, s);
+        let priority = i64::from(sess.priority.unwrap_or(s.default_priority));
+        prep.tier = priority * 4 + urgency;
+        prep.kind = if defer { Kind::Deferred } else { Kind::Candidate(0) };
+        prep
+    }
+
+    /// Emission hygiene and the output: deadband, rate-limited increases, make-before-break.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        state: &SiteState,
+        idx: &tree::Indexed,
+        s: &Settings,
+        own: &[[f64; 3]],
+        preps: &[Prep],
+        memos: &mut [Option<Memo>],
+        target: &[f64],
+    ) -> Allocation {
+        let now = state.time;
+        let nc = state.circuits.len();
+        let n = state.chargers.len();
+        let mut net = Net {
+            parent: &idx.parent,
+            order: &idx.order,
+            cap: state.circuits.iter().map(|c| capacity(c, s)).collect(),
+            load: vec![[0.0; DIMS]; nc],
+        };
+        for (c, u) in own.iter().enumerate() {
+            net.add(c, &load_vector(*u), 1.0);
+        }
+
+        // Proposed output, and which proposals are held or waiting.
+        let mut y = vec![0.0; n];
+        let mut held = vec![false; n];
+        let mut rising = vec![false; n];
+        let mut resent = vec![false; n];
+        for i in 0..n {
+            let p = &preps[i];
+            let memo = memos[i].as_ref();
+            let prev = memo.filter(|m| m.online).map(|m| m.limit);
+            y[i] = match p.kind {
+                Kind::Offline => p.reserve.iter().fold(0.0, |a: f64, &b| a.max(b)),
+                Kind::NonCompliant => prev.unwrap_or(0.0),
+                _ => {
+                    let x = target[i];
+                    match prev {
+                        None => x,
+                        Some(pv) if x < pv - EPS => {
+                            if x > 0.0 && pv - x < s.deadband_a {
+                                held[i] = true;
+                                pv
+                            } else {
+                                x
+                            }
+                        }
+                        Some(pv) if x > pv + EPS => {
+                            rising[i] = true;
+                            pv
+                        }
+                        Some(pv) => pv,
+                    }
+                }
+            };
+            if p.kind != Kind::Offline && memo.is_some_and(|m| !m.online) {
+                resent[i] = true;
+            }
+        }
+        // Effective load of each charger: its limit, or its measured draw while a decrease is pending.
+        let effective = |i: usize, yi: f64| -> [f64; 3] {
+            let p = &preps[i];
+            match p.kind {
+                Kind::Offline | Kind::NonCompliant => p.reserve,
+                _ => {
+                    let pending = memos[i].as_ref().is_none_or(|m| {
+                        let delay = state.chargers[i].apply_delay_s.unwrap_or(s.apply_delay_s);
+                        !m.online || yi < m.limit - EPS || (m.pending_decrease && secs(m.set_at, now) < delay)
+                    });
+                    let mut e = [0.0; 3];
+                    for g in 0..3 {
+                        let lim = if p.mask[g] { yi } else { 0.0 };
+                        e[g] = if pending { lim.max(p.grid[g]) } else { lim };
+                    }
+                    e
+                }
+            }
+        };
+        for i in 0..n {
+            net.add(idx.charger_circuit[i], &load_vector(effective(i, y[i])), 1.0);
+        }
+        // A held decrease under an overloaded node is sent after all.
+        let violated: Vec<bool> =
+            (0..nc).map(|c| (0..DIMS).any(|d| net.load[c][d] > net.cap[c][d] + EPS)).collect();
+        for i in 0..n {
+            if !held[i] {
+                continue;
+            }
+            let mut cur = Some(idx.charger_circuit[i]);
+            while let Some(c) = cur {
+                if violated[c] {
+                    let before = effective(i, y[i]);
+                    y[i] = target[i];
+                    let after = effective(i, y[i]);
+                    let delta = [0, 1, 2].map(|g| after[g] - before[g]);
+                    net.add(idx.charger_circuit[i], &load_vector(delta), 1.0);
+                    held[i] = false;
+                    break;
+                }
+                cur = idx.parent[c];
+            }
+        }
+        // Increases: highest tier first, at most one per charger per interval, at least the deadband
+        // (a resume from 0 always counts), and only where they fit next to pending decreases.
+        let mut ups: Vec<usize> = (0..n).filter(|&i| rising[i]).collect();
+        ups.sort_by(|&a, &b| preps[b].tier.cmp(&preps[a].tier).then_with(|| state.chargers[a].id.cmp(&state.chargers[b].id)));
+        for i in ups {
+            let Some(m) = memos[i].as_ref() else { continue };
+            let x = target[i];
+            let big = y[i] <= 0.0 || x - y[i] >= s.deadband_a - EPS;
+            let rested = m.last_increase.is_none_or(|t| secs(t, now) >= s.increase_interval_s);
+            if !big || !rested {
+                continue;
+            }
+            let before = effective(i, y[i]);
+            let after = effective(i, x);
+            let delta = load_vector([0, 1, 2].map(|g| after[g] - before[g]));
+            let node = idx.charger_circuit[i];
+            if fits_delta(&net, node, &delta) {
+                net.add(node, &delta, 1.0);
+                y[i] = x;
+            }
+        }
+
+        // Output and memory.
+        let mut limits = Vec::with_capacity(n);
+        let mut non_compliant = Vec::new();
+        let mut measured = vec![[0.0; 3]; nc];
+        let mut allocated = vec![[0.0; 3]; nc];
+        for c in 0..nc {
+            add3(&mut measured, &idx.parent, c, own[c]);
+            add3(&mut allocated, &idx.parent, c, own[c]);
+        }
+        for (i, ch) in state.chargers.iter().enumerate() {
+            let p = &preps[i];
+            let yi = y[i];
+            let memo = &mut memos[i];
+            let prev = memo.as_ref().filter(|m| m.online).map(|m| m.limit);
+            let changed = p.kind != Kind::Offline && (prev.is_none_or(|pv| (pv - yi).abs() > EPS) || resent[i]);
+            let load = match p.kind {
+                Kind::Offline | Kind::NonCompliant => p.reserve,
+                _ => p.mask.map(|b| if b { yi } else { 0.0 }),
+            };
+            let node = idx.charger_circuit[i];
+            add3(&mut allocated, &idx.parent, node, load);
+            if ch.session.is_some() && ch.connected {
+                add3(&mut measured, &idx.parent, node, p.grid);
+            }
+            let mut st = match p.kind {
+                Kind::Idle => LimitState::Idle,
+                Kind::Offline => LimitState::Offline,
+                Kind::NonCompliant => LimitState::NonCompliant,
+                Kind::Deferred => LimitState::Deferred,
+                Kind::Candidate(_) if yi <= 0.0 => LimitState::Paused,
+                Kind::Candidate(_) => LimitState::Charging,
+            };
+            if p.kind == Kind::NonCompliant {
+                non_compliant.push(ch.id.clone());
+            }
+            if let Some(m) = memo.as_mut() {
+                if p.kind == Kind::Offline {
+                    m.online = false;
+                } else {
+                    if changed {
+                        m.pending_decrease = prev.is_none_or(|pv| yi < pv) || resent[i];
+                        if prev.is_some_and(|pv| yi > pv) {
+                            m.last_increase = Some(now);
+                        }
+                        m.limit = yi;
+                        m.set_at = now;
+                    }
+                    m.online = true;
+                }
+                if let Some(sm) = m.session.as_mut() {
+                    if st == LimitState::Charging && sm.reclaim_cap.is_some() {
+                        st = LimitState::Reclaimed;
+                    }
+                    if yi > 0.0 && p.kind != Kind::Offline {
+                        sm.charging_since.get_or_insert(now);
+                        sm.paused_since = None;
+                    } else if yi <= 0.0 {
+                        sm.paused_since.get_or_insert(now);
+                        sm.charging_since = None;
+                    }
+                }
+            } else if p.kind != Kind::Offline {
+                // An idle charger seen for the first time.
+                *memo = Some(Memo {
+                    limit: yi,
+                    set_at: now,
+                    pending_decrease: true,
+                    last_increase: None,
+                    online: true,
+                    non_compliant: false,
+                    compliant_since: None,
+                    session: None,
+                });
+            }
+            let dc = ch.supply == Supply::Dc;
+            limits.push(Limit {
+                charger: ch.id.clone(),
+                current: yi,
+                phases: ch.phases,
+                power_w: dc.then(|| (yi * 3.0 * s.volts).floor()),
+                changed,
+                state: st,
+                load,
+            });
+        }
+        let nodes = state
+            .circuits
+            .iter()
+            .enumerate()
+            .map(|(c, circ)| NodeLoad {
+                circuit: circ.id.clone(),
+                limit: circ.max_current,
+                measured: measured[c].map(round3),
+                allocated: allocated[c].map(round3),
+            })
+            .collect();
+        Allocation { time: now, limits, non_compliant, nodes }
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn add3(acc: &mut [[f64; 3]], parent: &[Option<usize>], node: usize, v: [f64; 3]) {
+    let mut cur = Some(node);
+    while let Some(c) = cur {
+        for p in 0..3 {
+            acc[c][p] += v[p];
+        }
+        cur = parent[c];
+    }
+}
+
+/// Whether adding `delta` keeps every node on the path within its capacity (a decrease always fits).
+fn fits_delta(net: &Net<'_>, node: usize, delta: &[f64; DIMS]) -> bool {
+    let mut cur = Some(node);
+    while let Some(c) = cur {
+        for d in 0..DIMS {
+            if delta[d] > 0.0 && net.load[c][d] + delta[d] > net.cap[c][d] + EPS {
+                return false;
+            }
+        }
+        cur = net.parent[c];
+    }
+    true
+}
+
+/// Urgency (2 urgent, 1 normal, 0 target reached) and whether to defer for a cheaper slot.
+fn urgency(
+    sess: &SessionState,
+    sm: &SessionMemo,
+    now: DateTime<Utc>,
+    full_power_w: f64,
+    prices: &[PriceSlot],
+    s: &Settings,
+) -> (i64, bool) {
+    let Some(target) = sess.energy_target_wh else { return (1, false) };
+    let need_wh = target.saturating_sub(sess.energy_wh);
+    if need_wh <= 0 {
+        return (0, false);
+    }
+    let departure = sess.departure.or_else(|| {
+        s.default_departure_s.and_then(|d| {
+            chrono::Duration::try_milliseconds((d * 1000.0) as i64).and_then(|d| sm.first_seen.checked_add_signed(d))
+        })
+    });
+    let Some(departure) = departure else { return (1, false) };
+    if full_power_w <= 0.0 {
+        return (2, false);
+    }
+    let needed_s = need_wh as f64 / full_power_w * 3600.0;
+    let left_s = secs(now, departure);
+    if left_s - needed_s < s.urgent_laxity_s {
+        return (2, false);
+    }
+    (1, defer_for_price(now, departure, needed_s * s.price_time_margin, prices))
+}
+
+/// True when enough strictly-preferred (cheaper, or as cheap and earlier) priced time lies between
+/// now and departure to deliver the need without the current slot.
+fn defer_for_price(now: DateTime<Utc>, departure: DateTime<Utc>, needed_s: f64, prices: &[PriceSlot]) -> bool {
+    let Some(current) = prices.iter().position(|p| p.start <= now && now < p.end) else { return false };
+    let mut slots: Vec<(rust_decimal::Decimal, DateTime<Utc>, f64, usize)> = prices
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| {
+            let a = p.start.max(now);
+            let b = p.end.min(departure);
+            (b > a).then(|| (p.price_per_kwh, a, secs(a, b), k))
+        })
+        .collect();
+    slots.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(x.3.cmp(&y.3)));
+    let mut acc = 0.0;
+    for (_, _, dur, k) in slots {
+        if k == current {
+            return false;
+        }
+        acc += dur;
+        if acc >= needed_s {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,257 @@
+//! What the loop knows about each site: stored records (reloaded when they
+//! change) and live readings (kept as they arrive), and how they become the
+//! optimiser's input. Building a `SiteState` is a pure function of these.
+
+use super::Reading;
+use crate::config::DlmConfig;
+use crate::dlm::{ChargerState, CircuitState, Rotation, SessionState, SiteState, Supply};
+use crate::domain::circuit::{Circuit, Measures, MeterSource, PriceSlot};
+use crate::domain::{Charger, ChargerTxRef, Registration, Session};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
+/// One EVSE that load management steers.
+pub type Key = (String, u32);
+
+/// The name of an EVSE in the optimiser and in `dlm status`: the charger id
+/// for a single-EVSE charger, `ID/EVSE` otherwise ('/' never occurs in ids).
+pub fn dlm_id(charger: &Charger, evse: u32) -> String {
+    if evses(charger).len() > 1 {
+        format!("{}/{evse}", charger.id)
+    } else {
+        charger.id.clone()
+    }
+}
+
+/// EVSE numbers of a charger (1 until it has reported any).
+pub fn evses(charger: &Charger) -> Vec<u32> {
+    let mut e: Vec<u32> = charger
+        .connectors
+        .iter()
+        .map(|c| c.evse)
+        .filter(|e| *e > 0)
+        .collect();
+    e.sort_unstable();
+    e.dedup();
+    if e.is_empty() { vec![1] } else { e }
+}
+
+pub fn rotation(text: &str) -> Rotation {
+    match text {
+        "L2L3L1" => Rotation::L2L3L1,
+        "L3L1L2" => Rotation::L3L1L2,
+        _ => Rotation::L1L2L3,
+    }
+}
+
+/// The grid phase (0..3) each of a charger's phases is wired to.
+pub fn grid_phases(rotation: &str) -> [usize; 3] {
+    match rotation {
+        "L2L3L1" => [1, 2, 0],
+        "L3L1L2" => [2, 0, 1],
+        _ => [0, 1, 2],
+    }
+}
+
+#[derive(Default)]
+pub struct World {
+    pub chargers: HashMap<String, Charger>,
+    pub circuits: Vec<Circuit>,
+    pub sessions: Vec<Session>,
+    pub prices: HashMap<String, Vec<PriceSlot>>,
+    /// Latest meter reading per EVSE, at the charger's terminals.
+    pub measured: HashMap<Key, Reading>,
+    /// Latest reading of each circuit's meter.
+    pub meters: HashMap<String, ([f64; 3], DateTime<Utc>)>,
+}
+
+impl World {
+    /// Sites that have a circuit tree.
+    pub fn sites(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.circuits.iter().map(|c| c.site.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    }
+
+    pub fn session_at(&self, charger: &str, evse: u32) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.charger == charger && s.evse == evse)
+    }
+
+    /// The EVSE a transaction message without one is about.
+    pub fn evse_of_tx(&self, charger: &str, tx: &crate::domain::session::TxTarget) -> Option<u32> {
+        use crate::domain::session::TxTarget;
+        self.sessions
+            .iter()
+            .find(|s| {
+                s.charger == charger
+                    && match tx {
+                        TxTarget::Session(id) => s.id == *id,
+                        TxTarget::Charger(ChargerTxRef::V201 { transaction_id }) => {
+                            matches!(&s.tx_ref, ChargerTxRef::V201 { transaction_id: t } if t == transaction_id)
+                        }
+                        TxTarget::Charger(ChargerTxRef::V16 { connector, .. }) => s.evse == *connector,
+                    }
+            })
+            .map(|s| s.evse)
+    }
+
+    /// Chargers under a circuit tree, with the EVSEs steered.
+    pub fn managed(&self) -> HashSet<String> {
+        let known: HashSet<&str> = self.circuits.iter().map(|c| c.id.as_str()).collect();
+        self.chargers
+            .values()
+            .filter(|c| c.circuit.as_deref().is_some_and(|k| known.contains(k)))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// The optimiser's view of one site at `now`. `fallback` gives, for an
+    /// EVSE, what a disconnected charger may still draw (the limit it was
+    /// last given, while that profile lasts).
+    pub fn site_state(
+        &self,
+        site: &str,
+        now: DateTime<Utc>,
+        cfg: &DlmConfig,
+        connected: &dyn Fn(&str) -> bool,
+        fallback: &dyn Fn(&Key) -> Option<f64>,
+    ) -> SiteState {
+        let circuits: Vec<&Circuit> = self.circuits.iter().filter(|c| c.site == site).collect();
+        let mut chargers_out = Vec::new();
+        let mut ids: Vec<&String> = self.chargers.keys().collect();
+        ids.sort();
+        for id in ids {
+            let ch = &self.chargers[id];
+            let Some(circuit) = ch.circuit.as_deref().filter(|k| circuits.iter().any(|c| c.id == *k)) else {
+                continue;
+            };
+            if ch.registration != Registration::Accepted {
+                continue;
+            }
+            let dc = ch.max_power_w.is_some();
+            for evse in evses(ch) {
+                let reading = self.measured.get(&(ch.id.clone(), evse));
+                let session = self.session_at(&ch.id, evse).map(|s| SessionState {
+                    id: s.id.to_string(),
+                    measured_current: reading.map(|r| r.current).unwrap_or_default(),
+                    energy_wh: s.energy_wh(),
+                    energy_target_wh: s.energy_target_wh,
+                    departure: s.departure,
+                    priority: s.priority,
+                    offered_current: reading.and_then(|r| r.offered),
+                    measured_power_w: reading.and_then(|r| r.power_w),
+                });
+                let max_power_w = ch.max_power_w.map(f64::from);
+                let max_current = match max_power_w {
+                    Some(w) => w / (3.0 * cfg.voltage),
+                    None => ch.max_current.map_or(cfg.charger_max_current, f64::from),
+                };
+                chargers_out.push(ChargerState {
+                    id: dlm_id(ch, evse),
+                    circuit: circuit.to_string(),
+                    phases: if dc { 3 } else { ch.phases },
+                    phase_rotation: rotation(&ch.phase_rotation),
+                    min_current: if dc { 0.0 } else { 6.0f64.min(max_current) },
+                    max_current,
+                    session,
+                    supply: if dc { Supply::Dc } else { Supply::Ac },
+                    max_power_w,
+                    connected: connected(&ch.id),
+                    fallback_current: fallback(&(ch.id.clone(), evse)),
+                    apply_delay_s: None,
+                });
+            }
+        }
+        let circuits_out = circuits
+            .iter()
+            .map(|c| CircuitState {
+                id: c.id.clone(),
+                parent: c.parent.clone(),
+                max_current: if c.phases == 1 {
+                    [c.max_current[0], 0.0, 0.0]
+                } else {
+                    c.max_current
+                },
+                unmanaged_current: self.unmanaged(c, now),
+                max_power_w: c.max_power_w,
+                metered: c.meter.is_some(),
+                safe_current: c.safe_current,
+            })
+            .collect();
+        SiteState {
+            time: now,
+            circuits: circuits_out,
+            chargers: chargers_out,
+            prices: self
+                .prices
+                .get(site)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.end > now)
+                .map(|p| crate::dlm::PriceSlot {
+                    start: p.start,
+                    end: p.end,
+                    price_per_kwh: p.price_per_kwh,
+                })
+                .collect(),
+        }
+    }
+
+    /// Load at a metered circuit that voltyard does not control: the
+    /// reading itself, or for a meter of the whole node the reading less
+    /// what the chargers under it report. `None` when the meter is silent.
+    fn unmanaged(&self, c: &Circuit, now: DateTime<Utc>) -> Option<[f64; 3]> {
+        let binding = c.meter.as_ref()?;
+        let (reading, at) = self.meters.get(&c.id)?;
+        if (now - *at).num_milliseconds() > i64::from(binding.timeout_s) * 1000 {
+            return None;
+        }
+        match binding.measures {
+            Measures::Unmanaged => Some(*reading),
+            Measures::Total => {
+                let below = self.subtree(&c.id);
+                let mut out = *reading;
+                for ((id, _), r) in &self.measured {
+                    let Some(ch) = self.chargers.get(id) else { continue };
+                    if !ch.circuit.as_deref().is_some_and(|k| below.contains(k)) {
+                        continue;
+                    }
+                    let map = grid_phases(&ch.phase_rotation);
+                    for (i, a) in r.current.iter().enumerate().take(usize::from(ch.phases)) {
+                        out[map[i]] -= a;
+                    }
+                }
+                Some(out)
+            }
+        }
+    }
+
+    fn subtree<'a>(&'a self, root: &'a str) -> HashSet<&'a str> {
+        let mut set: HashSet<&str> = HashSet::from([root]);
+        loop {
+            let before = set.len();
+            for c in &self.circuits {
+                if c.parent.as_deref().is_some_and(|p| set.contains(p)) {
+                    set.insert(c.id.as_str());
+                }
+            }
+            if set.len() == before {
+                return set;
+            }
+        }
+    }
+
+    /// Circuits whose meter is this charger's EVSE-0 meter values.
+    pub fn circuits_metered_by(&self, charger: &str) -> Vec<String> {
+        self.circuits
+            .iter()
+            .filter(|c| {
+                c.meter
+                    .as_ref()
+                    .is_some_and(|m| matches!(&m.source, MeterSource::Ocpp { charger: ch } if ch == charger))
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+}
