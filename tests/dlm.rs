@@ -143,6 +143,22 @@ fn charging(v: &Value) -> usize {
         .map_or(0, |c| c.iter().filter(|x| !x["session"].is_null()).count())
 }
 
+/// Every session draws and the fuse holds: the loop has converged.
+fn converged(v: &Value, cap: f64) -> bool {
+    let drawing = site(v)["chargers"].as_array().is_some_and(|c| {
+        c.iter()
+            .all(|x| x["measured"][0].as_f64().unwrap_or(0.0) > 1.0 || x["limit"].as_f64() == Some(0.0))
+    });
+    charging(v) == 4 && drawing && main_load(v).iter().all(|a| *a <= cap + TOLERANCE)
+}
+
+fn unmanaged(v: &Value) -> Value {
+    site(v)["circuits"]
+        .as_array()
+        .and_then(|c| c.iter().find(|x| x["id"] == "main"))
+        .map_or(Value::Null, |c| c["unmanaged"].clone())
+}
+
 /// Poll until `f` holds, for at most `secs` seconds.
 async fn eventually(srv: &TestServer, secs: u64, f: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
@@ -156,15 +172,27 @@ async fn eventually(srv: &TestServer, secs: u64, f: impl Fn(&Value) -> bool) -> 
     panic!("condition not reached in {secs} s; last dlm status: {last:#}");
 }
 
+/// The frames of a charger, for a failure message.
+async fn frames(srv: &TestServer, id: &str) -> String {
+    let out = srv.cli(&["charger", "logs", id, "--limit", "60"]).await;
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// For `secs` seconds, every phase of the main circuit stays within `cap`.
 async fn holds(srv: &TestServer, secs: u64, cap: f64) {
     for _ in 0..secs * 2 {
         let v = status(srv).await;
         let load = main_load(&v);
-        assert!(
-            load.iter().all(|a| *a <= cap + TOLERANCE),
-            "main circuit over {cap} A: {load:?}\n{v:#}"
-        );
+        if load.iter().any(|a| *a > cap + TOLERANCE) {
+            let mut logs = String::new();
+            for c in site(&v)["chargers"].as_array().into_iter().flatten() {
+                if c["measured"][0].as_f64().unwrap_or(0.0) > c["limit"].as_f64().unwrap_or(0.0) + TOLERANCE {
+                    let id = c["id"].as_str().unwrap_or_default();
+                    logs.push_str(&format!("--- {id}\n{}", frames(srv, id).await));
+                }
+            }
+            panic!("main circuit over {cap} A: {load:?}\n{v:#}\n{logs}");
+        }
         for c in site(&v)["chargers"].as_array().into_iter().flatten() {
             let limit = c["limit"].as_f64().unwrap_or(0.0);
             assert!(limit == 0.0 || limit >= 6.0, "limit between 0 and 6 A: {c}");
@@ -179,7 +207,7 @@ async fn a_tight_fuse_is_shared_and_never_exceeded_after_convergence() {
     let (srv, sim) = start(|_| {}, &s).await;
     // Four cars of 16 A want 64 A on a 32 A fuse.
     eventually(&srv, 30, |v| charging(v) == 4).await;
-    eventually(&srv, 20, |v| main_load(v).iter().all(|a| *a <= FUSE + TOLERANCE && *a > 20.0)).await;
+    eventually(&srv, 20, |v| converged(v, FUSE)).await;
     holds(&srv, 6, FUSE).await;
     // Shared fairly: no session is starved while another gets its maximum.
     let v = status(&srv).await;
@@ -189,7 +217,38 @@ async fn a_tight_fuse_is_shared_and_never_exceeded_after_convergence() {
         .iter()
         .map(|c| c["limit"].as_f64().unwrap_or(0.0))
         .collect();
-    assert!(limits.iter().all(|l| *l >= 6.0), "a session was paused though 4 × 6 A fit: {limits:?}");
+    assert!(
+        limits.iter().all(|l| *l >= 6.0),
+        "a session was paused though 4 × 6 A fit: {limits:?}"
+    );
+    // Each charger got its safe profiles at boot, then steering profiles
+    // that expire, in the unit and shape of its protocol version.
+    for (id, max, default, tx) in [
+        ("A16-01", "ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"),
+        ("B201-01", "ChargingStationMaxProfile", "TxDefaultProfile", "TxProfile"),
+    ] {
+        let out = srv.cli(&["charger", "logs", id, "--limit", "1000", "--json"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sent: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|j| j["dir"] == "out")
+            .filter_map(|j| j["frame"].as_str().map(str::to_string))
+            .filter(|f| f.contains("SetChargingProfile"))
+            .collect();
+        for purpose in [max, default, tx] {
+            assert!(
+                sent.iter().any(|f| f.contains(purpose)),
+                "{id}: no {purpose} in {sent:#?}"
+            );
+        }
+        assert!(
+            sent.iter()
+                .filter(|f| f.contains(tx))
+                .all(|f| f.contains("\"duration\"")),
+            "{id}: a steering profile without a duration: {sent:#?}"
+        );
+    }
     let summary = sim.stop().await;
     assert_eq!(summary.schema_violations, 0, "{:?}", summary.errors);
 }
@@ -198,12 +257,21 @@ async fn a_tight_fuse_is_shared_and_never_exceeded_after_convergence() {
 async fn a_load_step_and_a_silent_meter_are_answered_within_seconds() {
     let s = scenario("");
     let (srv, sim) = start(|_| {}, &s).await;
-    srv.ok(&["meter", "bind", "main", "push", "--measures", "unmanaged", "--timeout", "3"])
-        .await;
+    srv.ok(&[
+        "meter",
+        "bind",
+        "main",
+        "push",
+        "--measures",
+        "unmanaged",
+        "--timeout",
+        "3",
+    ])
+    .await;
     srv.ok(&["circuit", "set-limit", "main", "--safe-current", "14"]).await;
     srv.ok(&["meter", "push", "main", "0"]).await;
     eventually(&srv, 30, |v| charging(v) == 4).await;
-    eventually(&srv, 20, |v| main_load(v).iter().all(|a| *a > 20.0)).await;
+    eventually(&srv, 20, |v| converged(v, FUSE)).await;
 
     // The building takes 16 A on every phase: chargers get what is left.
     let pusher = {
@@ -217,7 +285,10 @@ async fn a_load_step_and_a_silent_meter_are_answered_within_seconds() {
             }
         })
     };
-    let v = eventually(&srv, 10, |v| main_load(v).iter().all(|a| *a <= FUSE + TOLERANCE)).await;
+    let v = eventually(&srv, 10, |v| {
+        unmanaged(v) == serde_json::json!([16.0, 16.0, 16.0]) && converged(v, FUSE)
+    })
+    .await;
     assert!(
         main_load(&v).iter().all(|a| *a > 20.0),
         "the unmanaged 16 A is part of the measured load: {v:#}"
@@ -227,10 +298,8 @@ async fn a_load_step_and_a_silent_meter_are_answered_within_seconds() {
 
     // The meter goes silent: chargers fall back to the safe 14 A in total.
     let v = eventually(&srv, 15, |v| {
-        let s = site(v);
-        let main = s["circuits"].as_array().and_then(|c| c.iter().find(|x| x["id"] == "main")).cloned();
-        let silent = main.is_some_and(|m| m["unmanaged"].is_null());
-        let chargers: f64 = s["chargers"]
+        let silent = unmanaged(v).is_null();
+        let chargers: f64 = site(v)["chargers"]
             .as_array()
             .into_iter()
             .flatten()
@@ -260,7 +329,7 @@ async fn a_charger_that_ignores_profiles_is_flagged_and_the_others_make_room() {
     .await;
     let bad = site(&v)["non_compliant"][0].as_str().unwrap_or_default().to_string();
     // Its 16 A are reserved; the other three share the remaining 16 A.
-    eventually(&srv, 20, |v| main_load(v).iter().all(|a| *a <= FUSE + TOLERANCE)).await;
+    eventually(&srv, 20, |v| converged(v, FUSE)).await;
     holds(&srv, 4, FUSE).await;
     let events = srv.cli_json(&["events"]).await;
     assert!(
@@ -272,4 +341,111 @@ async fn a_charger_that_ignores_profiles_is_flagged_and_the_others_make_room() {
         "no event for {bad}: {events:#}"
     );
     sim.stop().await;
+}
+
+/// A Modbus TCP energy meter (tokio-modbus's own server, not our code):
+/// input registers hold per-phase currents as IEEE 754 floats.
+mod modbus_meter {
+    use std::future;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use tokio_modbus::prelude::*;
+    use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+
+    #[derive(Clone)]
+    pub struct Meter {
+        pub registers: Arc<Mutex<Vec<u16>>>,
+    }
+
+    impl tokio_modbus::server::Service for Meter {
+        type Request = Request<'static>;
+        type Response = Response;
+        type Exception = ExceptionCode;
+        type Future = future::Ready<Result<Response, ExceptionCode>>;
+
+        fn call(&self, req: Request<'static>) -> Self::Future {
+            let regs = self.registers.lock().unwrap();
+            future::ready(match req {
+                Request::ReadInputRegisters(addr, n) => regs
+                    .get(usize::from(addr)..usize::from(addr) + usize::from(n))
+                    .map(|r| Response::ReadInputRegisters(r.to_vec()))
+                    .ok_or(ExceptionCode::IllegalDataAddress),
+                _ => Err(ExceptionCode::IllegalFunction),
+            })
+        }
+    }
+
+    impl Meter {
+        pub fn set_currents(&self, first: usize, amps: [f32; 3]) {
+            let mut regs = self.registers.lock().unwrap();
+            for (i, a) in amps.iter().enumerate() {
+                let bits = a.to_bits();
+                regs[first + 2 * i] = (bits >> 16) as u16;
+                regs[first + 2 * i + 1] = bits as u16;
+            }
+        }
+    }
+
+    pub async fn start() -> (Meter, SocketAddr, tokio::task::JoinHandle<()>) {
+        let meter = Meter {
+            registers: Arc::new(Mutex::new(vec![0; 64])),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = meter.clone();
+        let task = tokio::spawn(async move {
+            let server = Server::new(listener);
+            let new_service = move |_| Ok(Some(svc.clone()));
+            let on_connected = move |stream, addr| {
+                let new_service = new_service.clone();
+                async move { accept_tcp_connection(stream, addr, new_service) }
+            };
+            let _ = server.serve(&on_connected, |_| {}).await;
+        });
+        (meter, addr, task)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modbus_meter_is_polled_and_its_silence_noticed() {
+    let (meter, addr, task) = modbus_meter::start().await;
+    meter.set_currents(6, [10.5, 11.0, 12.25]);
+    let srv = TestServer::start_with(|c| c.dlm.tick_ms = 300).await;
+    srv.ok(&["circuit", "add", "grid", "--max-current", "63"]).await;
+    let addr = addr.to_string();
+    let bind = [
+        "meter",
+        "bind",
+        "grid",
+        "modbus",
+        "--address",
+        &addr,
+        "--register",
+        "6",
+        "--format",
+        "f32",
+        "--measures",
+        "unmanaged",
+        "--poll",
+        "200",
+        "--timeout",
+        "2",
+    ];
+    srv.ok(&bind).await;
+    let unmanaged = |v: &Value| {
+        v["sites"][0]["circuits"]
+            .as_array()
+            .and_then(|c| c.iter().find(|x| x["id"] == "grid"))
+            .map(|c| c["unmanaged"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let v = eventually(&srv, 10, |v| unmanaged(v) == serde_json::json!([10.5, 11.0, 12.25])).await;
+    assert_eq!(v["sites"][0]["site"], "default");
+    meter.set_currents(6, [20.0, 0.0, 1.5]);
+    eventually(&srv, 10, |v| unmanaged(v) == serde_json::json!([20.0, 0.0, 1.5])).await;
+    // The meter goes away: after its timeout the circuit shows it silent.
+    task.abort();
+    eventually(&srv, 10, |v| unmanaged(v).is_null()).await;
+    let list = srv.cli_json(&["meter", "list"]).await;
+    assert_eq!(list[0]["meter"]["source"]["kind"], "modbus", "{list}");
 }

@@ -92,8 +92,14 @@ pub async fn run(ctx: &Ctx, cmd: CircuitCmd) -> Result<(), ClientError> {
             safe_current,
             max_power,
         } => {
-            let max_current = max_current.map(|m| parse_amps("max_current", &m)).transpose().map_err(invalid)?;
-            let safe_current = safe_current.map(|m| parse_amps("safe_current", &m)).transpose().map_err(invalid)?;
+            let max_current = max_current
+                .map(|m| parse_amps("max_current", &m))
+                .transpose()
+                .map_err(invalid)?;
+            let safe_current = safe_current
+                .map(|m| parse_amps("safe_current", &m))
+                .transpose()
+                .map_err(invalid)?;
             if max_current.is_none() && safe_current.is_none() && max_power.is_none() {
                 return Err(ClientError::Api(ApiError::new(
                     ErrorKind::Invalid,

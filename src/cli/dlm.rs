@@ -38,7 +38,10 @@ pub fn render(view: &DlmView) -> String {
     let Some(t) = view.time else {
         return "load management has not decided yet (no circuits, or the server just started)\n".into();
     };
-    out.push_str(&format!("last decision {}\n", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    out.push_str(&format!(
+        "last decision {}\n",
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
     for s in &view.sites {
         out.push_str(&format!("\nsite {} ({} µs)\n", s.site, s.decision_us));
         if let Some(e) = &s.error {

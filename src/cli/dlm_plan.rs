@@ -6,7 +6,9 @@
 //! the field, produces no output line, leaves the controller's state untouched, and the run goes on;
 //! the exit status is then 2 at the end. See docs/dlm.md for the schema.
 
-use crate::dlm::{Allocation, Controller, Settings, SiteState};
+use crate::dlm::{Allocation, ChargerState, CircuitState, Controller, PriceSlot, SessionState, Settings, SiteState};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::io::{BufRead, Write};
 
 /// Run the load-management controller on site states from stdin, one JSON object per line.
@@ -102,9 +104,7 @@ pub fn run_with(
         if line.trim().is_empty() {
             continue;
         }
-        let result = serde_json::from_str::<SiteState>(&line)
-            .map_err(|e| format!("{e}"))
-            .and_then(|state| controller.step(&state).map_err(|e| e.to_string()));
+        let result = parse(&line).and_then(|state| controller.step(&state).map_err(|e| e.to_string()));
         match result {
             Ok(allocation) => {
                 write_line(&mut output, &allocation)?;
@@ -120,7 +120,10 @@ pub fn run_with(
         }
     }
     if bad > 0 {
-        return Err(PlanError::BadLines { count: bad, first: first_bad });
+        return Err(PlanError::BadLines {
+            count: bad,
+            first: first_bad,
+        });
     }
     Ok(())
 }
@@ -128,6 +131,76 @@ pub fn run_with(
 /// Plans every line of `input` into `output`, reporting refused lines on stderr.
 pub fn run(input: impl BufRead, output: impl Write, settings: Settings) -> Result<(), PlanError> {
     run_with(input, output, std::io::stderr(), settings)
+}
+
+/// One input line as a site state; a refusal names the field (`chargers[3].phases`) where it can.
+fn parse(line: &str) -> Result<SiteState, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    serde_json::from_value::<SiteState>(value.clone()).map_err(|e| match blame_site(&value) {
+        Some(path) => format!("`{path}`: {e}"),
+        None => e.to_string(),
+    })
+}
+
+/// The path of the field that makes `v` fail as a site state.
+fn blame_site(v: &Value) -> Option<String> {
+    let obj = v.as_object()?;
+    let Some(time) = obj.get("time") else {
+        return Some("time".into());
+    };
+    if serde_json::from_value::<chrono::DateTime<chrono::Utc>>(time.clone()).is_err() {
+        return Some("time".into());
+    }
+    for (key, _) in [("circuits", 0), ("chargers", 1), ("prices", 2)] {
+        let Some(list) = obj.get(key) else {
+            if key == "prices" {
+                continue;
+            }
+            return Some(key.into());
+        };
+        let Some(items) = list.as_array() else {
+            return Some(key.into());
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{key}[{i}]");
+            let found = match key {
+                "circuits" => blame::<CircuitState>(item, &path),
+                "prices" => blame::<PriceSlot>(item, &path),
+                _ => match item.get("session") {
+                    Some(s) if !s.is_null() && serde_json::from_value::<SessionState>(s.clone()).is_err() => {
+                        blame::<SessionState>(s, &format!("{path}.session"))
+                    }
+                    _ => blame::<ChargerState>(item, &path),
+                },
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
+/// When `v` fails as a `T`: the member whose removal makes it parse (or be reported missing).
+fn blame<T: DeserializeOwned>(v: &Value, path: &str) -> Option<String> {
+    if serde_json::from_value::<T>(v.clone()).is_ok() {
+        return None;
+    }
+    let Some(obj) = v.as_object() else {
+        return Some(path.to_string());
+    };
+    for key in obj.keys() {
+        let mut without = obj.clone();
+        without.remove(key);
+        match serde_json::from_value::<T>(Value::Object(without)) {
+            Ok(_) => return Some(format!("{path}.{key}")),
+            Err(e) if e.to_string().contains(&format!("missing field `{key}`")) => {
+                return Some(format!("{path}.{key}"));
+            }
+            Err(_) => {}
+        }
+    }
+    Some(path.to_string())
 }
 
 fn write_line(output: &mut impl Write, allocation: &Allocation) -> Result<(), PlanError> {

@@ -43,7 +43,9 @@ pub enum MeterCmd {
     #[command(after_help = "Example:\n  voltyard meter unbind grid")]
     Unbind { circuit: String },
     /// Push a reading (A per phase; negative = export) for a meter bound as `push`.
-    #[command(after_help = "Examples:\n  voltyard meter push grid 41.5,38,40.2\n  voltyard meter push grid 20 --at 2026-11-23T10:00:00Z")]
+    #[command(
+        after_help = "Examples:\n  voltyard meter push grid 41.5,38,40.2\n  voltyard meter push grid 20 --at 2026-11-23T10:00:00Z"
+    )]
     Push {
         circuit: String,
         /// One value for all phases or L1,L2,L3.

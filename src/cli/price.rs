@@ -41,7 +41,12 @@ pub async fn run(ctx: &Ctx, cmd: PriceCmd) -> Result<(), ClientError> {
             .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
             let slots = parse_price_csv(&text).map_err(|e| invalid(format!("{}: {e}", file.display())))?;
             let n = slots.len();
-            let v = ctx.call(Request::PriceImport { site: site.clone(), slots }).await?;
+            let v = ctx
+                .call(Request::PriceImport {
+                    site: site.clone(),
+                    slots,
+                })
+                .await?;
             output::done(ctx, &v, &format!("{n} price slots imported for site {site}"));
         }
         PriceCmd::List { site } => {

@@ -2,11 +2,11 @@
 //! own task; a slow client only ever slows itself.
 
 use super::proto::*;
+use crate::domain::circuit::{self, Circuit, MeterSource};
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::{AccessRule, Charger, Registration, Site, Token};
-use crate::server::Shared;
-use crate::domain::circuit::{self, Circuit, MeterSource};
 use crate::loadctl::Signal;
+use crate::server::Shared;
 use crate::store::{AdminOp, AdminResult, LoadOp, SessionFilter, StoreError};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -401,7 +401,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         Request::DlmStatus => Ok(json!(shared.load.view())),
         Request::MeterPush { circuit, current, at } => {
             circuit::check_amps_signed("current", &current).map_err(|e| invalid(&e.field, e.reason))?;
-            let Some(c) = store.circuits().map_err(internal)?.into_iter().find(|c| c.id == circuit) else {
+            let Some(c) = store
+                .circuits()
+                .map_err(internal)?
+                .into_iter()
+                .find(|c| c.id == circuit)
+            else {
                 return Err(ApiError::new(ErrorKind::NotFound, format!("no circuit {circuit}")));
             };
             if !matches!(c.meter.as_ref().map(|m| &m.source), Some(MeterSource::Push)) {
@@ -528,6 +533,11 @@ fn load_op(shared: &Shared, req: Request) -> Result<LoadOp, ApiError> {
                 priority,
             }
         }
-        other => return Err(ApiError::new(ErrorKind::Internal, format!("{other:?} is not a load change"))),
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("{other:?} is not a load change"),
+            ));
+        }
     })
 }

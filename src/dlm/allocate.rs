@@ -22,7 +22,12 @@ pub(crate) fn weights(mask: [bool; 3]) -> [f64; DIMS] {
 
 /// A per-phase load as a vector of the four dimensions.
 pub(crate) fn load_vector(per_phase: [f64; 3]) -> [f64; DIMS] {
-    [per_phase[0], per_phase[1], per_phase[2], per_phase[0] + per_phase[1] + per_phase[2]]
+    [
+        per_phase[0],
+        per_phase[1],
+        per_phase[2],
+        per_phase[0] + per_phase[1] + per_phase[2],
+    ]
 }
 
 /// One session competing for current.
@@ -85,35 +90,74 @@ impl Net<'_> {
 
     /// Max-min fair water-filling of `members` (admitted, their `lo` already in the load) from
     /// their `lo` up to their `hi`. Writes each member's share into `alloc` and leaves the shares
-    /// in the load. Bottom-up: each node freezes the demands under it at the water level where one
-    /// of its constraints binds, then hands its demands to its parent.
+    /// in the load.
+    ///
+    /// One pass is bottom-up: each node freezes the demands under it at the water level where one
+    /// of its constraints binds, then hands its demands to its parent; the result is always feasible
+    /// (ancestors only lower). With several phases a node cannot know that an ancestor will freeze
+    /// some of its demands (e.g. 3-phase ones on a busy L2) and leave room for others (on L1), so
+    /// later passes solve each node with the levels its ancestors bound at in the previous pass.
+    /// A pass is kept only while it stays feasible; passes stop when nothing changes (at most 4).
     pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64]) {
         if members.is_empty() {
             return;
         }
-        let mut at: Vec<Vec<usize>> = vec![Vec::new(); self.parent.len()];
+        let nodes = self.parent.len();
         for &i in members {
             let d = &demands[i];
             self.add(d.node, &d.w, -d.lo);
-            alloc[i] = d.hi.max(d.lo);
-            at[d.node].push(i);
         }
+        let mut up = vec![0.0; demands.len()];
+        let mut lam_prev = vec![[f64::INFINITY; DIMS]; nodes];
+        let mut anc = vec![[f64::INFINITY; DIMS]; nodes];
+        let mut at: Vec<Vec<usize>> = vec![Vec::new(); nodes];
         let mut scratch = Scratch::default();
-        for &n in self.order.iter().rev() {
-            if at[n].is_empty() {
-                continue;
-            }
-            let items = std::mem::take(&mut at[n]);
-            self.solve_node(n, &items, demands, alloc, &mut scratch);
-            match self.parent[n] {
-                Some(p) => {
-                    if at[p].is_empty() {
-                        at[p] = items;
-                    } else {
-                        at[p].extend_from_slice(&items);
-                    }
+        let mut best: Option<Vec<f64>> = None;
+        for pass in 0..4 {
+            if pass > 0 {
+                for &n in self.order {
+                    anc[n] = match self.parent[n] {
+                        Some(p) => std::array::from_fn(|d| anc[p][d].min(lam_prev[p][d])),
+                        None => [f64::INFINITY; DIMS],
+                    };
                 }
-                None => {}
+            }
+            let mut lam = vec![[f64::INFINITY; DIMS]; nodes];
+            for &i in members {
+                let d = &demands[i];
+                up[i] = d.hi.max(d.lo);
+                at[d.node].push(i);
+            }
+            for &n in self.order.iter().rev() {
+                if at[n].is_empty() {
+                    continue;
+                }
+                let items = std::mem::take(&mut at[n]);
+                self.solve_node(n, &items, demands, &mut up, &anc[n], &mut lam[n], &mut scratch);
+                match self.parent[n] {
+                    Some(p) if at[p].is_empty() => at[p] = items,
+                    Some(p) => at[p].extend_from_slice(&items),
+                    None => {}
+                }
+            }
+            let result: Vec<f64> = members.iter().map(|&i| up[i]).collect();
+            if let Some(prev) = &best {
+                if !self.feasible(demands, members, &result) {
+                    break;
+                }
+                let same = prev.iter().zip(&result).all(|(a, b)| (a - b).abs() <= EPS);
+                best = Some(result);
+                if same {
+                    break;
+                }
+            } else {
+                best = Some(result);
+            }
+            lam_prev = lam;
+        }
+        if let Some(result) = best {
+            for (k, &i) in members.iter().enumerate() {
+                alloc[i] = result[k];
             }
         }
         for &i in members {
@@ -122,9 +166,47 @@ impl Net<'_> {
         }
     }
 
-    fn solve_node(&self, n: usize, items: &[usize], demands: &[Demand], up: &mut [f64], s: &mut Scratch) {
+    /// Whether `shares` of `members` on top of the current load respect every constraint.
+    fn feasible(&self, demands: &[Demand], members: &[usize], shares: &[f64]) -> bool {
+        let mut load = self.load.clone();
+        for (k, &i) in members.iter().enumerate() {
+            let d = &demands[i];
+            let mut cur = Some(d.node);
+            while let Some(n) = cur {
+                for dim in 0..DIMS {
+                    load[n][dim] += d.w[dim] * shares[k];
+                }
+                cur = self.parent[n];
+            }
+        }
+        (0..load.len()).all(|n| (0..DIMS).all(|d| load[n][d] <= self.cap[n][d] + 1e-7 || load[n][d] <= self.load[n][d]))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn solve_node(
+        &self,
+        n: usize,
+        items: &[usize],
+        demands: &[Demand],
+        up: &mut [f64],
+        anc: &[f64; DIMS],
+        lam: &mut [f64; DIMS],
+        s: &mut Scratch,
+    ) {
         let cap = self.cap[n];
         let base = self.load[n];
+        // Each item's ceiling here: its own, lowered by where its ancestors bound last pass.
+        s.eff.clear();
+        for &i in items {
+            let d = &demands[i];
+            let mut c = up[i];
+            for dim in 0..DIMS {
+                if d.w[dim] > 0.0 {
+                    c = c.min(anc[dim]);
+                }
+            }
+            s.eff.push(c.max(d.lo));
+        }
         // Dimensions that can bind at all.
         let mut live = [false; DIMS];
         let mut any = false;
@@ -132,7 +214,7 @@ impl Net<'_> {
             if !cap[d].is_finite() {
                 continue;
             }
-            let most: f64 = items.iter().map(|&i| demands[i].w[d] * up[i]).sum();
+            let most: f64 = items.iter().enumerate().map(|(k, &i)| demands[i].w[d] * s.eff[k]).sum();
             if base[d] + most > cap[d] + EPS {
                 live[d] = true;
                 any = true;
@@ -144,9 +226,9 @@ impl Net<'_> {
         s.pts.clear();
         for (k, &i) in items.iter().enumerate() {
             let d = &demands[i];
-            if up[i] > d.lo {
+            if s.eff[k] > d.lo {
                 s.pts.push((d.lo, k as u32, false));
-                s.pts.push((up[i], k as u32, true));
+                s.pts.push((s.eff[k], k as u32, true));
             }
         }
         s.pts.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
@@ -159,7 +241,7 @@ impl Net<'_> {
                 if !live[d] {
                     continue;
                 }
-                let l = self.level(d, cap[d] - base[d], level, items, demands, up, s);
+                let l = level_at(d, cap[d] - base[d], level, items, demands, s);
                 if best.is_none_or(|(b, _)| l < b) {
                     best = Some((l, d));
                 }
@@ -169,69 +251,72 @@ impl Net<'_> {
                 break;
             }
             live[dim] = false;
+            lam[dim] = l;
             for (k, &i) in items.iter().enumerate() {
                 let d = &demands[i];
                 if !s.frozen[k] && d.w[dim] > 0.0 {
                     s.frozen[k] = true;
+                    s.eff[k] = s.eff[k].min(l).max(d.lo);
                     up[i] = up[i].min(l).max(d.lo);
                 }
             }
             level = l;
         }
     }
+}
 
-    /// The highest water level `L >= from` at which Σ w·clamp(L, lo, up) over `items` stays within
-    /// `room` on dimension `d` (frozen items count as fixed at their `up`).
-    #[allow(clippy::too_many_arguments)]
-    fn level(&self, d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand], up: &[f64], s: &Scratch) -> f64 {
-        let mut f = 0.0;
-        let mut slope = 0.0;
-        for (k, &i) in items.iter().enumerate() {
-            let dm = &demands[i];
-            let w = dm.w[d];
-            if w == 0.0 {
-                continue;
-            }
-            if s.frozen[k] {
-                f += w * up[i];
-            } else {
-                f += w * from.max(dm.lo).min(up[i].max(dm.lo));
-                if dm.lo <= from && from < up[i] {
-                    slope += w;
-                }
-            }
+/// The highest water level `L >= from` at which Σ w·clamp(L, lo, eff) over `items` stays within
+/// `room` on dimension `d` (frozen items count as fixed at their `eff`).
+fn level_at(d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand], s: &Scratch) -> f64 {
+    let mut f = 0.0;
+    let mut slope = 0.0;
+    for (k, &i) in items.iter().enumerate() {
+        let dm = &demands[i];
+        let w = dm.w[d];
+        if w == 0.0 {
+            continue;
         }
-        if f > room + EPS {
-            return from;
-        }
-        let start = s.pts.partition_point(|p| p.0 <= from);
-        let mut cur = from;
-        for &(v, k, upper) in &s.pts[start..] {
-            let k = k as usize;
-            let w = demands[items[k]].w[d];
-            if w == 0.0 || s.frozen[k] {
-                continue;
-            }
-            if slope > 0.0 {
-                let fv = f + slope * (v - cur);
-                if fv >= room {
-                    return cur + (room - f) / slope;
-                }
-                f = fv;
-            }
-            cur = v;
-            if upper {
-                slope -= w;
-            } else {
+        let e = s.eff[k];
+        if s.frozen[k] {
+            f += w * e;
+        } else {
+            f += w * from.max(dm.lo).min(e.max(dm.lo));
+            if dm.lo <= from && from < e {
                 slope += w;
             }
         }
-        f64::INFINITY
     }
+    if f > room + EPS {
+        return from;
+    }
+    let start = s.pts.partition_point(|p| p.0 <= from);
+    let mut cur = from;
+    for &(v, k, upper) in &s.pts[start..] {
+        let k = k as usize;
+        let w = demands[items[k]].w[d];
+        if w == 0.0 || s.frozen[k] {
+            continue;
+        }
+        if slope > 0.0 {
+            let fv = f + slope * (v - cur);
+            if fv >= room {
+                return cur + (room - f) / slope;
+            }
+            f = fv;
+        }
+        cur = v;
+        if upper {
+            slope -= w;
+        } else {
+            slope += w;
+        }
+    }
+    f64::INFINITY
 }
 
 #[derive(Default)]
 struct Scratch {
     pts: Vec<(f64, u32, bool)>,
     frozen: Vec<bool>,
+    eff: Vec<f64>,
 }

@@ -2,8 +2,8 @@
 
 use super::allocate::{DIMS, Demand, Net, load_vector, weights};
 use super::model::{
-    Allocation, ChargerState, CircuitState, DlmError, Limit, LimitState, NodeLoad, PriceSlot, SessionState, Settings, SiteState,
-    Supply,
+    Allocation, ChargerState, CircuitState, DlmError, Limit, LimitState, NodeLoad, PriceSlot, SessionState, Settings,
+    SiteState, Supply,
 };
 use super::tree;
 use chrono::{DateTime, Utc};
@@ -129,7 +129,10 @@ fn capacity(c: &CircuitState, s: &Settings) -> [f64; DIMS] {
 
 impl Controller {
     pub fn new(settings: Settings) -> Self {
-        Controller { settings, memo: HashMap::new() }
+        Controller {
+            settings,
+            memo: HashMap::new(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -140,13 +143,19 @@ impl Controller {
     pub fn insight(&self, charger: &str) -> Option<SessionInsight> {
         let m = self.memo.get(charger)?;
         let s = m.session.as_ref()?;
-        Some(SessionInsight { single_phase: s.single_phase, reclaim_cap: s.reclaim_cap, non_compliant: m.non_compliant })
+        Some(SessionInsight {
+            single_phase: s.single_phase,
+            reclaim_cap: s.reclaim_cap,
+            non_compliant: m.non_compliant,
+        })
     }
 
     /// Computes the limits for `state` and remembers them. An invalid state changes nothing.
     pub fn step(&mut self, state: &SiteState) -> Result<Allocation, DlmError> {
         self.settings.check()?;
+        let t0 = std::time::Instant::now(); // PROFILE
         let idx = tree::index(state)?;
+        let t1 = t0.elapsed(); // PROFILE
         let s = self.settings.clone();
         let now = state.time;
         let nc = state.circuits.len();
@@ -165,7 +174,12 @@ impl Controller {
                 (None, false) => [0.0; 3],
             };
         }
-        let mut net = Net { parent: &idx.parent, order: &idx.order, cap, load: vec![[0.0; DIMS]; nc] };
+        let mut net = Net {
+            parent: &idx.parent,
+            order: &idx.order,
+            cap,
+            load: vec![[0.0; DIMS]; nc],
+        };
         for (n, u) in own.iter().enumerate() {
             net.add(n, &load_vector(*u), 1.0);
         }
@@ -175,11 +189,23 @@ impl Controller {
         let mut demand_owner: Vec<usize> = Vec::new();
         let mut preps: Vec<Prep> = Vec::with_capacity(state.chargers.len());
         let mut memos: Vec<Option<Memo>> = Vec::with_capacity(state.chargers.len());
+        // The state is valid from here on: nothing below fails, so the memory can be taken apart.
+        let mut previous = std::mem::take(&mut self.memo);
+        let mut keys_kept: Vec<Option<String>> = Vec::with_capacity(state.chargers.len());
         for (i, ch) in state.chargers.iter().enumerate() {
-            let mut memo = self.memo.get(&ch.id).cloned();
-            let prep = self.prepare(ch, now, &state.prices, &mut memo);
+            let (key, mut memo) = match previous.remove_entry(&ch.id) {
+                Some((k, m)) => (Some(k), Some(m)),
+                None => (None, None),
+            };
+            keys_kept.push(key);
+            let prep = Self::prepare(&s, ch, now, &state.prices, &mut memo);
             if let Kind::Candidate(_) = prep.kind {
-                demands.push(Demand { node: idx.charger_circuit[i], w: weights(prep.mask), lo: prep.lo, hi: prep.hi });
+                demands.push(Demand {
+                    node: idx.charger_circuit[i],
+                    w: weights(prep.mask),
+                    lo: prep.lo,
+                    hi: prep.hi,
+                });
                 demand_owner.push(i);
             }
             let kind = match prep.kind {
@@ -193,33 +219,39 @@ impl Controller {
             memos.push(memo);
         }
 
+        let t2 = t0.elapsed(); // PROFILE
         // Admission at minimum current: priority tier first, then pause rotation, then id.
-        let mut order: Vec<usize> = (0..demands.len()).collect();
         let rot = s.rotation_period_s;
-        let key = |d: usize| {
-            let i = demand_owner[d];
-            let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
-            let (group, t) = match sm {
-                Some(SessionMemo { charging_since: Some(since), .. }) if secs(*since, now) < rot => (0, 0),
-                Some(SessionMemo { paused_since: Some(since), .. }) if secs(*since, now) >= rot => {
-                    (1, since.timestamp_millis())
-                }
-                Some(SessionMemo { charging_since: Some(since), .. }) => (2, -since.timestamp_millis()),
-                Some(SessionMemo { paused_since: Some(since), .. }) => (3, since.timestamp_millis()),
-                Some(m) => (3, m.first_seen.timestamp_millis()),
-                None => (3, now.timestamp_millis()),
-            };
-            (Reverse(preps[i].tier), group, t)
-        };
-        order.sort_by(|&a, &b| {
-            key(a).cmp(&key(b)).then_with(|| state.chargers[demand_owner[a]].id.cmp(&state.chargers[demand_owner[b]].id))
+        let keys: Vec<(Reverse<i64>, u8, i64)> = demand_owner
+            .iter()
+            .map(|&i| {
+                let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
+                let (group, t) = match sm {
+                    Some(SessionMemo { charging_since: Some(since), .. }) if secs(*since, now) < rot => (0, 0),
+                    Some(SessionMemo { paused_since: Some(since), .. }) if secs(*since, now) >= rot => {
+                        (1, since.timestamp_millis())
+                    }
+                    Some(SessionMemo { charging_since: Some(since), .. }) => (2, -since.timestamp_millis()),
+                    Some(SessionMemo { paused_since: Some(since), .. }) => (3, since.timestamp_millis()),
+                    Some(m) => (3, m.first_seen.timestamp_millis()),
+                    None => (3, now.timestamp_millis()),
+                };
+                (Reverse(preps[i].tier), group, t)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..demands.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            keys[a].cmp(&keys[b]).then_with(|| state.chargers[demand_owner[a]].id.cmp(&state.chargers[demand_owner[b]].id))
         });
         let admitted = net.admit(&demands, &order);
+        let t3 = t0.elapsed(); // PROFILE
 
         // Water-filling, one priority tier at a time, highest first.
         let mut alloc = vec![0.0; demands.len()];
-        let mut tiers: Vec<(i64, usize)> =
-            (0..demands.len()).filter(|&d| admitted[d]).map(|d| (preps[demand_owner[d]].tier, d)).collect();
+        let mut tiers: Vec<(i64, usize)> = (0..demands.len())
+            .filter(|&d| admitted[d])
+            .map(|d| (preps[demand_owner[d]].tier, d))
+            .collect();
         tiers.sort_by_key(|&(t, d)| (Reverse(t), d));
         let mut start = 0;
         while start < tiers.len() {
@@ -238,13 +270,15 @@ impl Controller {
             }
         }
 
-        let out = self.emit(state, &idx, &s, &own, &preps, &mut memos, &target);
+        let t4 = t0.elapsed(); // PROFILE
+        let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target);
 
+        if std::env::var("DLM_PROFILE").is_ok() { eprintln!("index {t1:?} prep {t2:?} admit {t3:?} fill {t4:?} emit {:?}", t0.elapsed()); } // PROFILE
         // Remember.
         let mut kept = HashMap::with_capacity(state.chargers.len());
-        for (ch, memo) in state.chargers.iter().zip(memos) {
+        for ((ch, memo), key) in state.chargers.iter().zip(memos).zip(keys_kept) {
             if let Some(m) = memo {
-                kept.insert(ch.id.clone(), m);
+                kept.insert(key.unwrap_or_else(|| ch.id.clone()), m);
             }
         }
         self.memo = kept;
@@ -253,13 +287,13 @@ impl Controller {
 
     /// Updates one charger's memory from its state and decides how it takes part in this step.
     fn prepare(
-        &self,
+        settings: &Settings,
         ch: &ChargerState,
         now: DateTime<Utc>,
         prices: &[PriceSlot],
         memo: &mut Option<Memo>,
     ) -> Prep {
-        let s = &self.settings;
+        let s = settings;
         let rot = ch.phase_rotation;
         let full_mask = if ch.phases == 1 && ch.supply == Supply::Ac {
             let mut m = [false; 3];
@@ -425,7 +459,6 @@ impl Controller {
     /// Emission hygiene and the output: deadband, rate-limited increases, make-before-break.
     #[allow(clippy::too_many_arguments)]
     fn emit(
-        &self,
         state: &SiteState,
         idx: &tree::Indexed,
         s: &Settings,
@@ -457,7 +490,8 @@ impl Controller {
             let memo = memos[i].as_ref();
             let prev = memo.filter(|m| m.online).map(|m| m.limit);
             y[i] = match p.kind {
-                Kind::Offline => p.reserve.iter().fold(0.0, |a: f64, &b| a.max(b)),
+                // Nothing can be sent: the limit stays what it was; the reservation is its load.
+                Kind::Offline => memo.map_or(0.0, |m| m.limit),
                 Kind::NonCompliant => prev.unwrap_or(0.0),
                 _ => {
                     let x = target[i];
@@ -489,10 +523,11 @@ impl Controller {
             match p.kind {
                 Kind::Offline | Kind::NonCompliant => p.reserve,
                 _ => {
-                    let pending = memos[i].as_ref().is_none_or(|m| {
-                        let delay = state.chargers[i].apply_delay_s.unwrap_or(s.apply_delay_s);
-                        !m.online || yi < m.limit - EPS || (m.pending_decrease && secs(m.set_at, now) < delay)
-                    });
+                    let pending = s.make_before_break
+                        && memos[i].as_ref().is_none_or(|m| {
+                            let delay = state.chargers[i].apply_delay_s.unwrap_or(s.apply_delay_s);
+                            !m.online || yi < m.limit - EPS || (m.pending_decrease && secs(m.set_at, now) < delay)
+                        });
                     let mut e = [0.0; 3];
                     for g in 0..3 {
                         let lim = if p.mask[g] { yi } else { 0.0 };
@@ -506,8 +541,9 @@ impl Controller {
             net.add(idx.charger_circuit[i], &load_vector(effective(i, y[i])), 1.0);
         }
         // A held decrease under an overloaded node is sent after all.
-        let violated: Vec<bool> =
-            (0..nc).map(|c| (0..DIMS).any(|d| net.load[c][d] > net.cap[c][d] + EPS)).collect();
+        let violated: Vec<bool> = (0..nc)
+            .map(|c| (0..DIMS).any(|d| net.load[c][d] > net.cap[c][d] + EPS))
+            .collect();
         for i in 0..n {
             if !held[i] {
                 continue;
@@ -529,7 +565,12 @@ impl Controller {
         // Increases: highest tier first, at most one per charger per interval, at least the deadband
         // (a resume from 0 always counts), and only where they fit next to pending decreases.
         let mut ups: Vec<usize> = (0..n).filter(|&i| rising[i]).collect();
-        ups.sort_by(|&a, &b| preps[b].tier.cmp(&preps[a].tier).then_with(|| state.chargers[a].id.cmp(&state.chargers[b].id)));
+        ups.sort_by(|&a, &b| {
+            preps[b]
+                .tier
+                .cmp(&preps[a].tier)
+                .then_with(|| state.chargers[a].id.cmp(&state.chargers[b].id))
+        });
         for i in ups {
             let Some(m) = memos[i].as_ref() else { continue };
             let x = target[i];
@@ -644,7 +685,12 @@ impl Controller {
                 allocated: allocated[c].map(round3),
             })
             .collect();
-        Allocation { time: now, limits, non_compliant, nodes }
+        Allocation {
+            time: now,
+            limits,
+            non_compliant,
+            nodes,
+        }
     }
 }
 
@@ -685,7 +731,9 @@ fn urgency(
     prices: &[PriceSlot],
     s: &Settings,
 ) -> (i64, bool) {
-    let Some(target) = sess.energy_target_wh else { return (1, false) };
+    let Some(target) = sess.energy_target_wh else {
+        return (1, false);
+    };
     let need_wh = target.saturating_sub(sess.energy_wh);
     if need_wh <= 0 {
         return (0, false);
@@ -704,13 +752,18 @@ fn urgency(
     if left_s - needed_s < s.urgent_laxity_s {
         return (2, false);
     }
-    (1, defer_for_price(now, departure, needed_s * s.price_time_margin, prices))
+    (
+        1,
+        defer_for_price(now, departure, needed_s * s.price_time_margin, prices),
+    )
 }
 
 /// True when enough strictly-preferred (cheaper, or as cheap and earlier) priced time lies between
 /// now and departure to deliver the need without the current slot.
 fn defer_for_price(now: DateTime<Utc>, departure: DateTime<Utc>, needed_s: f64, prices: &[PriceSlot]) -> bool {
-    let Some(current) = prices.iter().position(|p| p.start <= now && now < p.end) else { return false };
+    let Some(current) = prices.iter().position(|p| p.start <= now && now < p.end) else {
+        return false;
+    };
     let mut slots: Vec<(rust_decimal::Decimal, DateTime<Utc>, f64, usize)> = prices
         .iter()
         .enumerate()

@@ -5,6 +5,9 @@
 //!
 //! See docs/dlm.md for the algorithm, the settings and the `dlm plan` JSON schema.
 
+// Per-phase arithmetic indexes several parallel arrays by phase or dimension.
+#![allow(clippy::needless_range_loop)]
+
 mod allocate;
 mod controller;
 mod model;

@@ -223,6 +223,9 @@ pub struct Settings {
     pub rotation_period_s: f64,
     /// Seconds a charger needs to follow a new limit (when the charger does not say).
     pub apply_delay_s: f64,
+    /// Raise a limit only where it fits next to the measured draw of chargers whose lower limit is
+    /// not applied yet (within their apply delay, or never sent).
+    pub make_before_break: bool,
     /// A charger drawing more than limit + this on a phase (after its apply delay) is non-compliant.
     pub compliance_tolerance_a: f64,
     /// A non-compliant charger is compliant again after following its limit this long.
@@ -261,6 +264,7 @@ impl Default for Settings {
             increase_interval_s: 60.0,
             rotation_period_s: 600.0,
             apply_delay_s: 30.0,
+            make_before_break: true,
             compliance_tolerance_a: 1.5,
             compliance_recover_s: 120.0,
             phase_active_a: 1.0,
@@ -313,7 +317,10 @@ impl Settings {
         if let Some(d) = self.default_departure_s
             && (!d.is_finite() || d < 0.0)
         {
-            return Err(DlmError::invalid("settings.default_departure_s", "must be a number >= 0"));
+            return Err(DlmError::invalid(
+                "settings.default_departure_s",
+                "must be a number >= 0",
+            ));
         }
         Ok(())
     }
@@ -335,7 +342,10 @@ pub enum DlmError {
 
 impl DlmError {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DlmError::Invalid { field: field.into(), reason: reason.into() }
+        DlmError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The JSON path of the offending field.

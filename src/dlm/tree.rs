@@ -15,11 +15,19 @@ pub(crate) struct Indexed {
 }
 
 fn finite(field: impl FnOnce() -> String, v: f64) -> Result<(), DlmError> {
-    if v.is_finite() { Ok(()) } else { Err(DlmError::invalid(field(), "must be a finite number")) }
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(DlmError::invalid(field(), "must be a finite number"))
+    }
 }
 
 fn non_negative(field: impl FnOnce() -> String, v: f64) -> Result<(), DlmError> {
-    if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(DlmError::invalid(field(), "must be a number >= 0")) }
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(DlmError::invalid(field(), "must be a number >= 0"))
+    }
 }
 
 /// Validates every field the optimiser relies on and builds the index.
@@ -28,7 +36,10 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
     let mut pos: HashMap<&str, usize> = HashMap::with_capacity(n);
     for (i, c) in state.circuits.iter().enumerate() {
         if pos.insert(c.id.as_str(), i).is_some() {
-            return Err(DlmError::Duplicate { field: format!("circuits[{i}].id"), id: c.id.clone() });
+            return Err(DlmError::Duplicate {
+                field: format!("circuits[{i}].id"),
+                id: c.id.clone(),
+            });
         }
         for p in 0..3 {
             non_negative(|| format!("circuits[{i}].max_current[{p}]"), c.max_current[p])?;
@@ -49,7 +60,12 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
             None => None,
             Some(p) => match pos.get(p.as_str()) {
                 Some(&j) => Some(j),
-                None => return Err(DlmError::UnknownCircuit { field: format!("circuits[{i}].parent"), id: p.clone() }),
+                None => {
+                    return Err(DlmError::UnknownCircuit {
+                        field: format!("circuits[{i}].parent"),
+                        id: p.clone(),
+                    });
+                }
             },
         });
     }
@@ -88,19 +104,31 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
     let mut charger_circuit = Vec::with_capacity(state.chargers.len());
     for (i, ch) in state.chargers.iter().enumerate() {
         if seen.insert(ch.id.as_str(), i).is_some() {
-            return Err(DlmError::Duplicate { field: format!("chargers[{i}].id"), id: ch.id.clone() });
+            return Err(DlmError::Duplicate {
+                field: format!("chargers[{i}].id"),
+                id: ch.id.clone(),
+            });
         }
         match pos.get(ch.circuit.as_str()) {
             Some(&c) => charger_circuit.push(c),
             None => {
-                return Err(DlmError::UnknownCircuit { field: format!("chargers[{i}].circuit"), id: ch.circuit.clone() });
+                return Err(DlmError::UnknownCircuit {
+                    field: format!("chargers[{i}].circuit"),
+                    id: ch.circuit.clone(),
+                });
             }
         }
         if ch.phases != 1 && ch.phases != 3 {
-            return Err(DlmError::invalid(format!("chargers[{i}].phases"), format!("must be 1 or 3, not {}", ch.phases)));
+            return Err(DlmError::invalid(
+                format!("chargers[{i}].phases"),
+                format!("must be 1 or 3, not {}", ch.phases),
+            ));
         }
         if ch.supply == Supply::Dc && ch.phases != 3 {
-            return Err(DlmError::invalid(format!("chargers[{i}].phases"), "a DC charger is a 3-phase load"));
+            return Err(DlmError::invalid(
+                format!("chargers[{i}].phases"),
+                "a DC charger is a 3-phase load",
+            ));
         }
         non_negative(|| format!("chargers[{i}].min_current"), ch.min_current)?;
         non_negative(|| format!("chargers[{i}].max_current"), ch.max_current)?;
@@ -121,7 +149,10 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
         }
         if let Some(s) = &ch.session {
             for p in 0..3 {
-                finite(|| format!("chargers[{i}].session.measured_current[{p}]"), s.measured_current[p])?;
+                finite(
+                    || format!("chargers[{i}].session.measured_current[{p}]"),
+                    s.measured_current[p],
+                )?;
             }
             if let Some(o) = s.offered_current {
                 finite(|| format!("chargers[{i}].session.offered_current"), o)?;
@@ -136,5 +167,9 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
             return Err(DlmError::invalid(format!("prices[{i}].end"), "must be after start"));
         }
     }
-    Ok(Indexed { parent, order, charger_circuit })
+    Ok(Indexed {
+        parent,
+        order,
+        charger_circuit,
+    })
 }

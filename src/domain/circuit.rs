@@ -187,9 +187,15 @@ pub fn parse_price_csv(text: &str) -> Result<Vec<PriceSlot>, Invalid> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     let Some((_, header)) = lines.next() else {
-        return Err(invalid("line 1", "empty file; expected a header such as start,end,price_per_kwh"));
+        return Err(invalid(
+            "line 1",
+            "empty file; expected a header such as start,end,price_per_kwh",
+        ));
     };
-    let cols: Vec<String> = header.split([',', ';']).map(|c| c.trim().to_ascii_lowercase()).collect();
+    let cols: Vec<String> = header
+        .split([',', ';'])
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
     let start_col = find(&["start", "time", "from"]).ok_or_else(|| invalid("line 1", "no `start` column"))?;
     let end_col = find(&["end", "to"]);
@@ -275,7 +281,10 @@ mod tests {
     #[test]
     fn register_formats_decode_currents() {
         let bits = 12.5f32.to_bits();
-        assert_eq!(RegisterFormat::F32.decode(&[(bits >> 16) as u16, bits as u16]), Some(12.5));
+        assert_eq!(
+            RegisterFormat::F32.decode(&[(bits >> 16) as u16, bits as u16]),
+            Some(12.5)
+        );
         assert_eq!(RegisterFormat::I16Centi.decode(&[(-250i16) as u16]), Some(-2.5));
         assert_eq!(RegisterFormat::U16Deci.decode(&[163]), Some(16.3));
         assert_eq!(RegisterFormat::F32.decode(&[1]), None);

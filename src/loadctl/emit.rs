@@ -76,9 +76,15 @@ pub fn orders(
     let lifetime = Duration::seconds(i64::from(cfg.profile_duration_s));
     let mut out = Vec::new();
     for limit in &alloc.limits {
-        let Some(cs) = by_id.get(limit.charger.as_str()) else { continue };
-        let Some(key) = key_of(world, &limit.charger) else { continue };
-        let Some(session) = world.session_at(&key.0, key.1) else { continue };
+        let Some(cs) = by_id.get(limit.charger.as_str()) else {
+            continue;
+        };
+        let Some(key) = key_of(world, &limit.charger) else {
+            continue;
+        };
+        let Some(session) = world.session_at(&key.0, key.1) else {
+            continue;
+        };
         if !cs.connected {
             continue;
         }
@@ -212,11 +218,17 @@ pub fn answered(map: &mut HashMap<Key, Sent>, key: Key, sent: Sent, accepted: bo
 /// low TxDefault so that a session starts safe until it is steered.
 pub fn baseline(shared: Arc<Shared>, charger: String) {
     tokio::spawn(async move {
-        let Ok(Some(ch)) = shared.store.charger(&charger) else { return };
+        let Ok(Some(ch)) = shared.store.charger(&charger) else {
+            return;
+        };
         let cfg = &shared.config.dlm;
         let dc = ch.max_power_w;
         let (unit, max, low) = match dc {
-            Some(w) => (RateUnit::W, f64::from(w), (cfg.default_current * 3.0 * cfg.voltage).floor()),
+            Some(w) => (
+                RateUnit::W,
+                f64::from(w),
+                (cfg.default_current * 3.0 * cfg.voltage).floor(),
+            ),
             None => (
                 RateUnit::A,
                 ch.max_current.map_or(cfg.charger_max_current, f64::from),

@@ -14,9 +14,9 @@ pub mod view;
 mod world;
 
 use crate::dlm::{Controller, Settings};
+use crate::domain::circuit::MeterSource;
 use crate::domain::message::{Inbound, Reply};
 use crate::domain::session::{TxPhase, TxTarget};
-use crate::domain::circuit::MeterSource;
 use crate::domain::{Event, Sample};
 use crate::server::Shared;
 use chrono::{DateTime, Utc};
@@ -51,14 +51,22 @@ pub enum Signal {
         reading: Reading,
     },
     /// An EVSE-0 meter value of a charger (maybe a circuit's meter).
-    ChargerMeter { charger: String, current: [f64; 3], t: DateTime<Utc> },
+    ChargerMeter {
+        charger: String,
+        current: [f64; 3],
+        t: DateTime<Utc>,
+    },
     /// The charger booted and was accepted: it gets its safe profiles.
     Booted { charger: String },
     /// Stored records changed (a session began or ended, a connector
     /// changed state, the operator changed the tree).
     Changed,
     /// A circuit meter reading (pushed or polled).
-    CircuitMeter { circuit: String, current: [f64; 3], t: DateTime<Utc> },
+    CircuitMeter {
+        circuit: String,
+        current: [f64; 3],
+        t: DateTime<Utc>,
+    },
     /// The charger's answer to a profile we sent.
     Answer { key: Key, sent: Sent, accepted: bool },
 }
@@ -313,7 +321,12 @@ impl Loop {
             })
             .collect();
         self.pollers.sync(&self.shared, modbus);
-        let open: HashSet<Key> = self.world.sessions.iter().map(|s| (s.charger.clone(), s.evse)).collect();
+        let open: HashSet<Key> = self
+            .world
+            .sessions
+            .iter()
+            .map(|s| (s.charger.clone(), s.evse))
+            .collect();
         self.world.measured.retain(|k, _| open.contains(k));
     }
 
@@ -348,7 +361,14 @@ impl Loop {
                 (true, false)
             }
             Signal::Booted { charger } => {
-                if self.shared.store.charger(&charger).ok().flatten().is_some_and(|c| c.circuit.is_some()) {
+                if self
+                    .shared
+                    .store
+                    .charger(&charger)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.circuit.is_some())
+                {
                     // Whatever we had sent is gone with the reboot.
                     self.sent.retain(|k, _| k.0 != charger);
                     emit::baseline(self.shared.clone(), charger);
@@ -387,7 +407,11 @@ impl Loop {
                     let took = started.elapsed();
                     for id in &alloc.non_compliant {
                         if self.non_compliant.insert(id.clone()) {
-                            self.record(id, "non_compliant", "charger draws more than its limit; its draw is reserved");
+                            self.record(
+                                id,
+                                "non_compliant",
+                                "charger draws more than its limit; its draw is reserved",
+                            );
                         }
                     }
                     let now_bad: HashSet<&String> = alloc.non_compliant.iter().collect();
@@ -401,7 +425,16 @@ impl Loop {
                         self.non_compliant.remove(&id);
                         self.record(&id, "compliant", "charger follows its limit again");
                     }
-                    orders.extend(emit::orders(&self.world, &state, &alloc, &self.sent, &self.fresh, self.started, now, &cfg));
+                    orders.extend(emit::orders(
+                        &self.world,
+                        &state,
+                        &alloc,
+                        &self.sent,
+                        &self.fresh,
+                        self.started,
+                        now,
+                        &cfg,
+                    ));
                     sites.push(view::site(&site, &state, &alloc, took));
                 }
                 Err(e) => {

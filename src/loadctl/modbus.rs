@@ -61,7 +61,12 @@ async fn poll(shared: Arc<Shared>, circuit: String, meter: ModbusMeter) {
     }
 }
 
-async fn read_loop(shared: &Shared, circuit: &str, meter: &ModbusMeter, period: Duration) -> anyhow::Result<Infallible> {
+async fn read_loop(
+    shared: &Shared,
+    circuit: &str,
+    meter: &ModbusMeter,
+    period: Duration,
+) -> anyhow::Result<Infallible> {
     let addr = meter.address.parse()?;
     let mut ctx: Context = tokio::time::timeout(CONNECT_TIMEOUT, tcp::connect_slave(addr, Slave(meter.unit))).await??;
     let width = meter.format.registers();

@@ -25,12 +25,7 @@ pub fn dlm_id(charger: &Charger, evse: u32) -> String {
 
 /// EVSE numbers of a charger (1 until it has reported any).
 pub fn evses(charger: &Charger) -> Vec<u32> {
-    let mut e: Vec<u32> = charger
-        .connectors
-        .iter()
-        .map(|c| c.evse)
-        .filter(|e| *e > 0)
-        .collect();
+    let mut e: Vec<u32> = charger.connectors.iter().map(|c| c.evse).filter(|e| *e > 0).collect();
     e.sort_unstable();
     e.dedup();
     if e.is_empty() { vec![1] } else { e }

@@ -337,7 +337,10 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
                 let id: i64 = tx.parse().map_err(|_| format!("{tx:?} is not a 1.6 transaction id"))?;
                 p["transactionId"] = json!(id);
             }
-            ("SetChargingProfile", json!({"connectorId": evse, "csChargingProfiles": p}))
+            (
+                "SetChargingProfile",
+                json!({"connectorId": evse, "csChargingProfiles": p}),
+            )
         }
         Command::ClearProfile { id, evse, purpose } => {
             let mut p = json!({});

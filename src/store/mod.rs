@@ -98,7 +98,10 @@ impl Store {
     pub fn prices(&self, site: &str) -> Result<Vec<PriceSlot>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(PRICES)?;
-        Ok(t.get(site)?.map(|v| decode("prices", v.value())).transpose()?.unwrap_or_default())
+        Ok(t.get(site)?
+            .map(|v| decode("prices", v.value()))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Sessions still open, from the index of open sessions.

@@ -180,9 +180,11 @@ impl Policy for EqualShare {
         }
         small.sort_by_key(|&c| (self.since[c], c));
         for c in small {
-            let fits = topo.chain[c]
-                .iter()
-                .all(|&nd| topo.phases[c].iter().all(|&p| avail[nd][p] - used[nd][p] >= MIN_CURRENT));
+            let fits = topo.chain[c].iter().all(|&nd| {
+                topo.phases[c]
+                    .iter()
+                    .all(|&p| avail[nd][p] - used[nd][p] >= MIN_CURRENT)
+            });
             if fits {
                 want[c] = MIN_CURRENT;
                 for &nd in &topo.chain[c] {
@@ -316,6 +318,15 @@ pub struct Ours {
     sent: Vec<Option<f64>>,
     max_non_compliant: usize,
     non_compliant_reports: u64,
+    /// The truth, for judging the controller's non-compliance reports.
+    ignores: Vec<bool>,
+    ignorers_flagged: Vec<bool>,
+    /// Compliant chargers newly reported as non-compliant: when the last
+    /// meter value's offered current still differed from the limit last
+    /// sent (a value sampled before the charger applied it), and otherwise.
+    false_flags_stale: u64,
+    false_flags_fresh: u64,
+    flagged: Vec<bool>,
 }
 
 impl Ours {
@@ -330,6 +341,11 @@ impl Ours {
             sent: vec![None; sc.chargers.len()],
             max_non_compliant: 0,
             non_compliant_reports: 0,
+            ignores: sc.chargers.iter().map(|c| c.ignores).collect(),
+            ignorers_flagged: vec![false; sc.chargers.len()],
+            false_flags_stale: 0,
+            false_flags_fresh: 0,
+            flagged: vec![false; sc.chargers.len()],
         }
     }
 }
@@ -359,6 +375,23 @@ impl Policy for Ours {
         };
         self.max_non_compliant = self.max_non_compliant.max(alloc.non_compliant.len());
         self.non_compliant_reports += alloc.non_compliant.len() as u64;
+        let was = std::mem::replace(&mut self.flagged, vec![false; self.ignores.len()]);
+        for id in &alloc.non_compliant {
+            let Some(&c) = self.index.get(id) else { continue };
+            self.flagged[c] = true;
+            if self.ignores[c] {
+                self.ignorers_flagged[c] = true;
+                continue;
+            }
+            if was[c] {
+                continue;
+            }
+            let offered = site.chargers[c].session.as_ref().and_then(|s| s.offered_current);
+            match (offered, self.sent[c]) {
+                (Some(o), Some(s)) if (o - s).abs() > 1e-9 => self.false_flags_stale += 1,
+                _ => self.false_flags_fresh += 1,
+            }
+        }
         for l in &alloc.limits {
             let Some(&c) = self.index.get(&l.charger) else {
                 continue;
@@ -388,6 +421,10 @@ impl Policy for Ours {
             "limits_not_flagged_changed_but_different": self.unchanged_but_different,
             "max_non_compliant_at_once": self.max_non_compliant,
             "non_compliant_charger_reports": self.non_compliant_reports,
+            "ignoring_chargers": self.ignores.iter().filter(|&&i| i).count(),
+            "ignoring_chargers_flagged": self.ignorers_flagged.iter().filter(|&&i| i).count(),
+            "compliant_newly_flagged_on_stale_meter_value": self.false_flags_stale,
+            "compliant_newly_flagged_otherwise": self.false_flags_fresh,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! the feasible capacity, energy, cost, satisfied sessions, fairness.
 
 use super::physics::Physics;
-use super::scenario::{METER_DELAY_S, STATUS_DELAY_S, Scenario, SITE_METER_INTERVAL_S, TICK_S};
+use super::scenario::{METER_DELAY_S, SITE_METER_INTERVAL_S, STATUS_DELAY_S, Scenario, TICK_S};
 
 /// Seconds at which a node's load may exceed its cap without the controller
 /// being at fault: from a step it could not foresee until the first moment
@@ -10,6 +10,8 @@ use super::scenario::{METER_DELAY_S, STATUS_DELAY_S, Scenario, SITE_METER_INTERV
 pub struct Excused {
     /// Per node, per second of the horizon.
     pub by_node: Vec<Vec<bool>>,
+    /// Chargers that ignore limits.
+    pub ignorers: Vec<usize>,
 }
 
 impl Excused {
@@ -65,7 +67,8 @@ impl Excused {
                 mark(nd, s.arrival, react(seen, nd));
             }
         }
-        Excused { by_node }
+        let ignorers = (0..sc.chargers.len()).filter(|&c| sc.chargers[c].ignores).collect();
+        Excused { by_node, ignorers }
     }
 
     /// Share of node-seconds excused (for the report).
@@ -90,8 +93,26 @@ pub struct Accum {
     pub feasible: f64,
     pub cost_eur: f64,
     pub energy_wh: f64,
+    /// The first preventable episodes (a node-phase above its cap outside
+    /// the reaction windows, consecutive seconds), for diagnosis.
+    pub episodes: Vec<Episode>,
+    open: Vec<[Option<usize>; 3]>,
     feas: Vec<[f64; 3]>,
+    floor: Vec<[f64; 3]>,
 }
+
+/// Consecutive seconds of preventable excess at one node and phase.
+#[derive(Clone, Debug)]
+pub struct Episode {
+    pub node: usize,
+    pub phase: usize,
+    pub start: u32,
+    pub seconds: u32,
+    pub max_a: f64,
+    pub a_s: f64,
+}
+
+const EPISODES_KEPT: usize = 30;
 
 impl Accum {
     pub fn new(nodes: usize) -> Accum {
@@ -105,37 +126,93 @@ impl Accum {
             feasible: 0.0,
             cost_eur: 0.0,
             energy_wh: 0.0,
+            episodes: Vec::new(),
+            open: vec![[None; 3]; nodes],
             feas: vec![[0.0; 3]; nodes],
+            floor: vec![[0.0; 3]; nodes],
         }
     }
 
-    /// Violations of one second: `load` and `cap` per node, `excused(node)`.
-    pub fn violations(&mut self, load: &[[f64; 3]], cap: &[f64], excused: impl Fn(usize) -> bool) {
+    /// Violations of second `t`: `load`, `cap` and `floor` (the load no
+    /// controller can remove: unmanaged load and chargers that ignore
+    /// limits) per node, `excused(node)`.
+    pub fn violations(
+        &mut self,
+        t: u32,
+        load: &[[f64; 3]],
+        cap: &[f64],
+        floor: &[[f64; 3]],
+        excused: impl Fn(usize) -> bool,
+    ) {
         let (mut any, mut prev) = (false, false);
         for (nd, (l, &c)) in load.iter().zip(cap).enumerate() {
             let ex = excused(nd);
             for p in 0..3 {
-                // A tenth of an amp of rounding is not a violation.
                 let over = l[p] - c;
                 if over > 1e-6 {
                     any = true;
                     self.raw[nd][p] += over;
                     self.worst_a = self.worst_a.max(over);
-                    if !ex {
+                    let avoidable = l[p] - c.max(floor[nd][p]);
+                    if !ex && avoidable > 1e-6 {
                         prev = true;
-                        self.preventable[nd][p] += over;
+                        self.preventable[nd][p] += avoidable;
+                        self.episode(nd, p, t, avoidable);
+                        continue;
                     }
                 }
+                self.open[nd][p] = None;
             }
         }
         self.raw_seconds += any as u64;
         self.preventable_seconds += prev as u64;
     }
 
+    fn episode(&mut self, node: usize, phase: usize, t: u32, over: f64) {
+        match self.open[node][phase] {
+            Some(i) if self.episodes[i].start + self.episodes[i].seconds == t => {
+                let e = &mut self.episodes[i];
+                e.seconds += 1;
+                e.max_a = e.max_a.max(over);
+                e.a_s += over;
+            }
+            _ if self.episodes.len() < EPISODES_KEPT => {
+                self.episodes.push(Episode {
+                    node,
+                    phase,
+                    start: t,
+                    seconds: 1,
+                    max_a: over,
+                    a_s: over,
+                });
+                self.open[node][phase] = Some(self.episodes.len() - 1);
+            }
+            _ => self.open[node][phase] = None,
+        }
+    }
+
     /// Everything of one simulated second.
     pub fn second(&mut self, ph: &Physics, t: u32, excused: &Excused) {
-        self.violations(&ph.load, &ph.cap, |nd| excused.by_node[nd][t as usize]);
         let sc = ph.sc;
+        for f in self.floor.iter_mut() {
+            *f = [0.0; 3];
+        }
+        self.floor[0] = ph.unmanaged;
+        for &c in &excused.ignorers {
+            if ph.draw[c] > 0.0
+                && let Some(s) = ph.active[c]
+            {
+                let sess = &sc.sessions[s];
+                for p in sess.grid_phases(&sc.chargers[c], 3) {
+                    for &nd in &sc.chain[c] {
+                        self.floor[nd][p] += ph.draw[c];
+                    }
+                }
+            }
+        }
+        let floor = std::mem::take(&mut self.floor);
+        self.violations(t, &ph.load, &ph.cap, &floor, |nd| excused.by_node[nd][t as usize]);
+        self.floor = floor;
         self.energy_wh += ph.energy_wh;
         self.cost_eur += ph.energy_wh / 1000.0 * sc.price_at(t);
         // Feasible charging per node and phase, bottom-up: what the cars
@@ -166,8 +243,8 @@ impl Accum {
             let capped = [f[0].min(head[0]), f[1].min(head[1]), f[2].min(head[2])];
             self.feas[nd] = capped;
             if let Some(parent) = sc.nodes[nd].parent {
-                for p in 0..3 {
-                    self.feas[parent][p] += capped[p];
+                for (f, c) in self.feas[parent].iter_mut().zip(capped) {
+                    *f += c;
                 }
             }
         }
@@ -186,7 +263,11 @@ impl Accum {
     }
 
     pub fn utilisation(&self) -> f64 {
-        if self.feasible > 0.0 { self.used / self.feasible } else { 1.0 }
+        if self.feasible > 0.0 {
+            self.used / self.feasible
+        } else {
+            1.0
+        }
     }
 }
 
@@ -215,8 +296,11 @@ mod tests {
         // second 2: node 0 L1 3 A over but excused, L2 exactly at the cap.
         let mut acc = Accum::new(2);
         let cap = [100.0, 40.0];
-        acc.violations(&[[105.0, 90.0, 0.0], [10.0, 20.0, 42.5]], &cap, |_| false);
-        acc.violations(&[[103.0, 100.0, 0.0], [10.0, 20.0, 30.0]], &cap, |nd| nd == 0);
+        let floor = [[0.0; 3]; 2];
+        acc.violations(1, &[[105.0, 90.0, 0.0], [10.0, 20.0, 42.5]], &cap, &floor, |_| false);
+        acc.violations(2, &[[103.0, 100.0, 0.0], [10.0, 20.0, 30.0]], &cap, &floor, |nd| {
+            nd == 0
+        });
         assert_eq!(acc.raw[0], [8.0, 0.0, 0.0]);
         assert_eq!(acc.raw[1], [0.0, 0.0, 2.5]);
         assert_eq!(acc.preventable[0], [5.0, 0.0, 0.0]);
@@ -224,5 +308,11 @@ mod tests {
         assert_eq!(acc.preventable_total(), 7.5);
         assert_eq!((acc.raw_seconds, acc.preventable_seconds), (2, 1));
         assert_eq!(acc.worst_a, 5.0);
+        assert_eq!(acc.episodes.len(), 2);
+        assert_eq!((acc.episodes[0].start, acc.episodes[0].seconds), (1, 1));
+        // Unmanaged load alone 4 A above the cap: only the rest is preventable.
+        let mut acc = Accum::new(1);
+        acc.violations(1, &[[110.0, 0.0, 0.0]], &[100.0], &[[104.0, 0.0, 0.0]], |_| false);
+        assert_eq!((acc.raw_total(), acc.preventable_total()), (10.0, 6.0));
     }
 }

@@ -34,8 +34,8 @@ const GOAL_P99_N: usize = 5000;
 struct Opts {
     quick: bool,
     seed: u64,
-    /// Chargers of the ample and tight sites (the ones with an LP).
-    chargers: usize,
+    /// Sizes of the ample and tight sites (the ones with an LP).
+    chargers: Vec<usize>,
     /// Horizon of those sites, hours of the day.
     day: (f64, f64),
     /// LP time slot.
@@ -49,10 +49,12 @@ struct Opts {
 fn options(args: &[String]) -> Result<Opts> {
     let flags = Flags::parse(args, &["quick"], &["seed", "json", "chargers"])?;
     let quick = flags.switch("quick");
-    let chargers = flags.num("chargers")?.unwrap_or(if quick { 10 } else { 100 });
-    if chargers == 0 {
-        bail!("--chargers must be at least 1");
-    }
+    let chargers = match flags.num::<usize>("chargers")? {
+        Some(0) => bail!("--chargers must be at least 1"),
+        Some(n) => vec![n],
+        None if quick => vec![10],
+        None => vec![30, 100],
+    };
     Ok(Opts {
         quick,
         seed: flags.num("seed")?.unwrap_or(1),
@@ -64,7 +66,7 @@ fn options(args: &[String]) -> Result<Opts> {
         } else {
             vec![10, 100, 1000, 5000]
         },
-        decision_day: if quick { (7.0, 7.5) } else { (6.0, 9.0) },
+        decision_day: if quick { (8.0, 8.5) } else { (6.0, 9.0) },
         json: PathBuf::from(flags.str("json").unwrap_or("target/bench/dlm.json")),
     })
 }
@@ -81,10 +83,11 @@ pub fn main(root: &Path, args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut sites = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
-    for class in [SiteClass::Ample, SiteClass::Tight] {
+    let classes = [SiteClass::Ample, SiteClass::Tight];
+    for (n, class) in opts.chargers.iter().flat_map(|&n| classes.map(|c| (n, c))) {
         let sc = scenario::generate(&Spec {
             class,
-            chargers: opts.chargers,
+            chargers: n,
             start_h: opts.day.0,
             end_h: opts.day.1,
             seed: opts.seed,
@@ -328,7 +331,7 @@ fn print_tables(opts: &Opts, rows: &[Row], decisions: &[(usize, usize, usize, Ru
             vec![
                 x.controller.clone(),
                 x.site.clone(),
-                format!("{:.0}", x.preventable_as),
+                format!("{:.1}", x.preventable_as),
                 format!("{:.0}", x.raw_as),
                 pct(Some(x.utilisation)),
                 pct(Some(x.energy_wh / x.need_wh.max(1.0))),
@@ -378,7 +381,12 @@ fn print_tables(opts: &Opts, rows: &[Row], decisions: &[(usize, usize, usize, Ru
             Some(false) => "MISS",
             None => "n/a",
         };
-        lines.push(vec![goal.to_string(), site.to_string(), value.clone(), pass.to_string()]);
+        lines.push(vec![
+            goal.to_string(),
+            site.to_string(),
+            value.clone(),
+            pass.to_string(),
+        ]);
         goals.push(json!({"goal": goal, "site": site, "value": value, "pass": verdict}));
     };
     for r in rows.iter().filter(|r| r.run.controller == "voltyard") {
@@ -386,7 +394,7 @@ fn print_tables(opts: &Opts, rows: &[Row], decisions: &[(usize, usize, usize, Ru
         judge(
             "0 preventable violations",
             &x.site,
-            format!("{:.0} A·s", x.preventable_as),
+            format!("{:.1} A·s", x.preventable_as),
             Some(x.preventable_as == 0.0),
         );
         let (goal, share) = if x.site.starts_with("ample") {
@@ -429,6 +437,9 @@ fn smoke_check(rows: &[Row], decisions: &[(usize, usize, usize, Run)]) -> Result
     let mut problems = Vec::new();
     if rows.len() != 8 {
         problems.push(format!("{} runs instead of 8", rows.len()));
+    }
+    if rows.iter().all(|r| r.run.sessions == 0) {
+        problems.push("no sessions were generated".into());
     }
     for r in rows {
         if r.of_optimum.is_none() {

@@ -117,9 +117,7 @@ impl<'a> Observer<'a> {
                     measured_current: [0.0; 3],
                     energy_wh: 0,
                     energy_target_wh: sess.tells.then_some(sess.to_full_wh.round() as i64),
-                    departure: sess
-                        .tells
-                        .then(|| sc.start + Duration::seconds(sess.departure as i64)),
+                    departure: sess.tells.then(|| sc.start + Duration::seconds(sess.departure as i64)),
                     priority: None,
                     offered_current: None,
                     measured_power_w: None,
@@ -130,7 +128,7 @@ impl<'a> Observer<'a> {
         }
         for (c, ch) in sc.chargers.iter().enumerate() {
             if let Some(s) = ph.active[c]
-                && (t + ch.meter_offset_s) % ch.meter_interval_s == 0
+                && (t + ch.meter_offset_s).is_multiple_of(ch.meter_interval_s)
             {
                 let mut terminals = [0.0; 3];
                 for a in terminals.iter_mut().take(ph.draw_phases[c] as usize) {
@@ -157,7 +155,7 @@ impl<'a> Observer<'a> {
                 }
             }
         }
-        if t % SITE_METER_INTERVAL_S == 0 {
+        if t.is_multiple_of(SITE_METER_INTERVAL_S) {
             let v = (!sc.in_dropout(t)).then_some(ph.unmanaged);
             self.site.push_back((t + METER_DELAY_S, v));
         }
@@ -213,7 +211,7 @@ pub fn simulate(sc: &Scenario, policy: &mut dyn Policy, excused: &Excused) -> Re
         ph.step(t, &mut ev);
         acc.second(&ph, t, excused);
         let event = obs.observe(t, &ph, &ev);
-        let tick = period != u32::MAX && t % period == 0;
+        let tick = period != u32::MAX && t.is_multiple_of(period);
         if tick || (on_events && event) {
             cmds.clear();
             policy.decide(&obs.view, &mut cmds)?;
@@ -287,6 +285,11 @@ pub fn simulate(sc: &Scenario, policy: &mut dyn Policy, excused: &Excused) -> Re
             .map(|(n, a)| json!({"node": n.id, "a_s": a})).collect::<Vec<_>>(),
         "violation_preventable_by_node": sc.nodes.iter().zip(&acc.preventable).filter(|(_, a)| a.iter().any(|&x| x > 0.0))
             .map(|(n, a)| json!({"node": n.id, "a_s": a})).collect::<Vec<_>>(),
+        "preventable_episodes": acc.episodes.iter().map(|e| json!({
+            "node": sc.nodes[e.node].id, "phase": format!("L{}", e.phase + 1),
+            "start": (sc.start + Duration::seconds(e.start as i64)).to_rfc3339(),
+            "seconds": e.seconds, "max_excess_a": e.max_a, "a_s": e.a_s,
+        })).collect::<Vec<_>>(),
         "utilisation": run.utilisation,
         "energy_kwh": run.energy_wh / 1000.0,
         "need_kwh": need_wh / 1000.0,

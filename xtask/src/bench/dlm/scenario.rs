@@ -185,7 +185,9 @@ fn achievable(cap: f64, phases: u8, to_full_wh: f64, stay_s: u32) -> f64 {
 }
 
 fn day_start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).single().expect("a valid date")
+    Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0)
+        .single()
+        .expect("a valid date")
 }
 
 /// A normal variate (Box–Muller), clamped.
@@ -593,7 +595,11 @@ mod tests {
         assert_eq!(a.unmanaged, b.unmanaged);
         assert_eq!(a.sessions.len(), t.sessions.len());
         assert!(t.nodes[0].cap < a.nodes[0].cap);
-        assert!(a.sessions.iter().all(|s| s.need_wh <= s.to_full_wh + 1e-6 && s.need_wh > 0.0));
+        assert!(
+            a.sessions
+                .iter()
+                .all(|s| s.need_wh <= s.to_full_wh + 1e-6 && s.need_wh > 0.0)
+        );
     }
 
     #[test]
