@@ -176,11 +176,3 @@ fn flags_override_settings() {
     };
     assert!(bad.to_settings().is_err());
 }
-
-#[test]
-fn zz_example_tmp() {
-    let input = std::fs::read_to_string("/tmp/example.jsonl").unwrap();
-    let mut out = Vec::new();
-    run(input.as_bytes(), &mut out, Settings::default()).unwrap();
-    std::fs::write("/tmp/example.out", out).unwrap();
-}

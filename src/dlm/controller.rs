@@ -227,12 +227,22 @@ impl Controller {
             .map(|&i| {
                 let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
                 let (group, t) = match sm {
-                    Some(SessionMemo { charging_since: Some(since), .. }) if secs(*since, now) < rot => (0, 0),
-                    Some(SessionMemo { paused_since: Some(since), .. }) if secs(*since, now) >= rot => {
-                        (1, since.timestamp_millis())
-                    }
-                    Some(SessionMemo { charging_since: Some(since), .. }) => (2, -since.timestamp_millis()),
-                    Some(SessionMemo { paused_since: Some(since), .. }) => (3, since.timestamp_millis()),
+                    Some(SessionMemo {
+                        charging_since: Some(since),
+                        ..
+                    }) if secs(*since, now) < rot => (0, 0),
+                    Some(SessionMemo {
+                        paused_since: Some(since),
+                        ..
+                    }) if secs(*since, now) >= rot => (1, since.timestamp_millis()),
+                    Some(SessionMemo {
+                        charging_since: Some(since),
+                        ..
+                    }) => (2, -since.timestamp_millis()),
+                    Some(SessionMemo {
+                        paused_since: Some(since),
+                        ..
+                    }) => (3, since.timestamp_millis()),
                     Some(m) => (3, m.first_seen.timestamp_millis()),
                     None => (3, now.timestamp_millis()),
                 };
@@ -241,7 +251,11 @@ impl Controller {
             .collect();
         let mut order: Vec<usize> = (0..demands.len()).collect();
         order.sort_unstable_by(|&a, &b| {
-            keys[a].cmp(&keys[b]).then_with(|| state.chargers[demand_owner[a]].id.cmp(&state.chargers[demand_owner[b]].id))
+            keys[a].cmp(&keys[b]).then_with(|| {
+                state.chargers[demand_owner[a]]
+                    .id
+                    .cmp(&state.chargers[demand_owner[b]].id)
+            })
         });
         let admitted = net.admit(&demands, &order);
         let t3 = t0.elapsed(); // PROFILE
@@ -273,7 +287,12 @@ impl Controller {
         let t4 = t0.elapsed(); // PROFILE
         let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target);
 
-        if std::env::var("DLM_PROFILE").is_ok() { eprintln!("index {t1:?} prep {t2:?} admit {t3:?} fill {t4:?} emit {:?}", t0.elapsed()); } // PROFILE
+        if std::env::var("DLM_PROFILE").is_ok() {
+            eprintln!(
+                "index {t1:?} prep {t2:?} admit {t3:?} fill {t4:?} emit {:?}",
+                t0.elapsed()
+            );
+        } // PROFILE
         // Remember.
         let mut kept = HashMap::with_capacity(state.chargers.len());
         for ((ch, memo), key) in state.chargers.iter().zip(memos).zip(keys_kept) {
@@ -384,10 +403,10 @@ impl Controller {
 
         // Single-phase car on a 3-phase AC charger.
         if ch.supply == Supply::Ac && ch.phases == 3 {
-            let active: Vec<usize> = (0..3).filter(|&k| charger_side[k] > s.phase_active_a).collect();
+            let active = (0..3).filter(|&k| charger_side[k] > s.phase_active_a).count();
             let idle = (0..3).filter(|&k| charger_side[k] < s.phase_idle_a).count();
-            if active.len() == 1 && idle == 2 {
-                let k = active[0];
+            let first_active = (0..3).find(|&k| charger_side[k] > s.phase_active_a);
+            if let (1, 2, Some(k)) = (active, idle, first_active) {
                 if sm.candidate_phase == Some(k) {
                     sm.candidate_count = sm.candidate_count.saturating_add(1);
                 } else {
@@ -397,7 +416,7 @@ impl Controller {
                 if sm.candidate_count >= s.single_phase_observations.max(1) {
                     sm.single_phase = Some(k);
                 }
-            } else if active.len() >= 2 {
+            } else if active >= 2 {
                 sm.single_phase = None;
                 sm.candidate_phase = None;
                 sm.candidate_count = 0;

@@ -17,7 +17,7 @@ use crate::dlm::{Controller, Settings};
 use crate::domain::circuit::MeterSource;
 use crate::domain::message::{Inbound, Reply};
 use crate::domain::session::{TxPhase, TxTarget};
-use crate::domain::{Event, Sample};
+use crate::domain::{ConnectorStatus, Event, Sample};
 use crate::server::Shared;
 use chrono::{DateTime, Utc};
 use emit::Sent;
@@ -84,7 +84,19 @@ pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
     let mut boot = false;
     match inbound {
         Inbound::Boot { .. } => boot = true,
-        Inbound::Status { .. } => signals.push(Signal::Changed),
+        Inbound::Status { evse, status, t, .. } => {
+            // A suspended connector draws nothing, though a charger may
+            // send no meter value to say so.
+            if matches!(status, ConnectorStatus::SuspendedEv | ConnectorStatus::SuspendedEvse) {
+                signals.push(Signal::Meter {
+                    charger: charger.to_string(),
+                    evse: Some(*evse),
+                    tx: None,
+                    reading: Reading::idle(*t),
+                });
+            }
+            signals.push(Signal::Changed);
+        }
         Inbound::Meter { evse: 0, samples } => {
             if let Some(r) = reading(samples) {
                 signals.push(Signal::ChargerMeter {
@@ -105,7 +117,12 @@ pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
             }
         }
         Inbound::Tx(m) => {
-            if let Some(reading) = reading(&m.samples) {
+            let idle = m
+                .charging_state
+                .as_deref()
+                .is_some_and(|s| matches!(s, "SuspendedEV" | "SuspendedEVSE" | "EVConnected" | "Idle"));
+            let reading = reading(&m.samples).or_else(|| idle.then(|| Reading::idle(m.t)));
+            if let Some(reading) = reading {
                 signals.push(Signal::Meter {
                     charger: charger.to_string(),
                     evse: m.evse,
@@ -120,6 +137,17 @@ pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
         Inbound::Heartbeat | Inbound::Authorize { .. } | Inbound::Notice { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
+}
+
+impl Reading {
+    fn idle(t: DateTime<Utc>) -> Self {
+        Reading {
+            t,
+            current: [0.0; 3],
+            offered: None,
+            power_w: None,
+        }
+    }
 }
 
 /// Per-phase current from the newest sampled values of a message. A value
@@ -464,5 +492,64 @@ impl Loop {
         tokio::spawn(async move {
             let _ = shared.store.admin(crate::store::AdminOp::Record(e), Utc::now()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(measurand: &str, phase: Option<&str>, milli: i64, sec: u32) -> Sample {
+        Sample {
+            t: format!("2026-11-23T10:00:{sec:02}Z").parse().unwrap(),
+            measurand: measurand.into(),
+            phase: phase.map(str::to_string),
+            context: "Sample.Periodic".into(),
+            location: "Outlet".into(),
+            unit: "A".into(),
+            value_milli: milli,
+            raw: serde_json::Value::Null,
+            signed: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_per_phase_currents_are_read_and_an_unphased_one_counts_on_every_phase() {
+        let r = reading(&[
+            sample("Current.Import", Some("L1"), 9_000, 0),
+            sample("Current.Import", Some("L1-N"), 16_000, 5),
+            sample("Current.Import", Some("L3"), 15_500, 5),
+            sample("Current.Offered", None, 16_000, 5),
+            sample("Energy.Active.Import.Register", None, 1, 5),
+        ])
+        .unwrap();
+        assert_eq!(r.current, [16.0, 0.0, 15.5]);
+        assert_eq!(r.offered, Some(16.0));
+        let r = reading(&[sample("Current.Import", None, 7_000, 1)]).unwrap();
+        assert_eq!(r.current, [7.0; 3]);
+        assert!(reading(&[sample("Energy.Active.Import.Register", None, 1, 1)]).is_none());
+    }
+
+    #[test]
+    fn a_suspended_connector_reads_as_drawing_nothing() {
+        let t = "2026-11-23T10:00:00Z".parse().unwrap();
+        let obs = observe(
+            "CP",
+            &Inbound::Status {
+                evse: 2,
+                connector: 1,
+                status: ConnectorStatus::SuspendedEvse,
+                error_code: None,
+                info: None,
+                t,
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            &obs.signals[0],
+            Signal::Meter { evse: Some(2), reading, .. } if reading.current == [0.0; 3]
+        ));
+        assert!(matches!(obs.signals[1], Signal::Changed));
+        assert!(observe("CP", &Inbound::Heartbeat).is_none());
     }
 }

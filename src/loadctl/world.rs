@@ -250,3 +250,61 @@ impl World {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::circuit::MeterBinding;
+
+    fn circuit(id: &str, parent: Option<&str>, meter: Option<MeterBinding>) -> Circuit {
+        Circuit {
+            id: id.into(),
+            site: "s".into(),
+            parent: parent.map(str::to_string),
+            max_current: [32.0; 3],
+            phases: 3,
+            max_power_w: None,
+            meter,
+            safe_current: None,
+            created_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_total_meter_less_the_chargers_under_it_is_the_unmanaged_load_per_grid_phase() {
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let meter = MeterBinding {
+            source: MeterSource::Push,
+            measures: Measures::Total,
+            timeout_s: 10,
+        };
+        let mut w = World {
+            circuits: vec![circuit("grid", None, Some(meter)), circuit("board", Some("grid"), None)],
+            ..World::default()
+        };
+        let mut ch = Charger::new("CP", Registration::Accepted, now);
+        ch.circuit = Some("board".into());
+        ch.phase_rotation = "L2L3L1".into();
+        w.chargers.insert("CP".into(), ch);
+        w.measured.insert(
+            ("CP".into(), 1),
+            Reading {
+                t: now,
+                current: [10.0, 0.0, 0.0],
+                offered: None,
+                power_w: None,
+            },
+        );
+        w.meters.insert("grid".into(), ([20.0, 30.0, 20.0], now));
+        let cfg = DlmConfig::default();
+        let state = w.site_state("s", now, &cfg, &|_| true, &|_| None);
+        // The car's L1 is the grid's L2 on an L2L3L1 charger.
+        assert_eq!(state.circuits[0].unmanaged_current, Some([20.0, 20.0, 20.0]));
+        assert_eq!(state.chargers[0].id, "CP");
+        // A reading older than the meter's timeout is a silent meter.
+        let later = now + chrono::Duration::seconds(11);
+        let state = w.site_state("s", later, &cfg, &|_| true, &|_| None);
+        assert_eq!(state.circuits[0].unmanaged_current, None);
+        assert!(state.circuits[0].metered);
+    }
+}
