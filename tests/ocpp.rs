@@ -566,3 +566,74 @@ async fn remote_start_and_stop_reach_the_charger() {
     });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ev_charging_needs_and_the_operator_set_a_sessions_target() {
+    let srv = TestServer::start().await;
+    accepted_charger(&srv, "N201").await;
+    srv.ok(&["token", "add", "TAGN"]).await;
+    let mut cp = srv.cp("N201", "ocpp2.0.1").await;
+    cp.boot201().await;
+    let tok = json!({"idToken": {"idToken": "TAGN", "type": "ISO14443"}});
+    cp.call("TransactionEvent", tx_event("Started", 0, "tx-n", 10_000, tok))
+        .await
+        .unwrap();
+    let needs = json!({"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "AC_three_phase",
+        "departureTime": "2026-11-23T17:30:00Z",
+        "acChargingParameters": {"energyAmount": 22000, "evMinCurrent": 6, "evMaxCurrent": 16, "evMaxVoltage": 400}}});
+    assert_eq!(
+        cp.call("NotifyEVChargingNeeds", needs).await.unwrap()["status"],
+        "Accepted"
+    );
+    let list = srv.cli_json(&["session", "list"]).await;
+    let s = &list[0];
+    assert_eq!(s["departure"], "2026-11-23T17:30:00Z", "{s}");
+    assert_eq!(s["energy_target_wh"], 22000);
+    // The operator corrects it; a bad value is refused naming the field.
+    let id = s["id"].as_u64().unwrap().to_string();
+    srv.ok(&["session", "set-target", &id, "--energy", "30kWh", "--priority", "2"])
+        .await;
+    let out = srv.cli(&["session", "set-target", &id, "--energy", "0"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("energy"));
+    let s = srv.cli_json(&["session", "show", &id]).await;
+    assert_eq!(s["energy_target_wh"], 30000);
+    assert_eq!(s["priority"], 2);
+    assert_eq!(s["departure"], "2026-11-23T17:30:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ocpp_meter_device_reports_a_circuits_unmanaged_load() {
+    let srv = TestServer::start_with(|c| c.dlm.tick_ms = 200).await;
+    srv.ok(&["circuit", "add", "grid", "--max-current", "100"]).await;
+    accepted_charger(&srv, "METER-1").await;
+    srv.ok(&[
+        "meter",
+        "bind",
+        "grid",
+        "ocpp",
+        "--charger",
+        "METER-1",
+        "--measures",
+        "unmanaged",
+    ])
+    .await;
+    let mut cp = srv.cp("METER-1", "ocpp1.6").await;
+    cp.boot16().await;
+    let phase =
+        |p: &str, a: f64| json!({"value": a.to_string(), "measurand": "Current.Import", "phase": p, "unit": "A"});
+    let mv = json!({"connectorId": 0, "meterValue": [{"timestamp": ts(0),
+        "sampledValue": [phase("L1", 31.5), phase("L2", 20.0), phase("L3", 12.0)]}]});
+    cp.call("MeterValues", mv).await.unwrap();
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        let v = srv.cli_json(&["dlm", "status"]).await;
+        seen = v["sites"][0]["circuits"][0]["unmanaged"].clone();
+        if seen == json!([31.5, 20.0, 12.0]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let all = srv.cli_json(&["dlm", "status"]).await;
+    panic!("the meter device's reading never reached load management: {seen}\n{all:#}");
+}

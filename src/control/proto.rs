@@ -313,6 +313,10 @@ pub struct SessionView {
     pub offline: bool,
     pub samples: u64,
     pub notes: Vec<String>,
+    /// What the driver needs, for load management.
+    pub departure: Option<DateTime<Utc>>,
+    pub energy_target_wh: Option<i64>,
+    pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter_values: Option<Vec<Sample>>,
 }
@@ -342,6 +346,9 @@ impl SessionView {
             offline: s.offline,
             samples: s.samples,
             notes: s.notes,
+            departure: s.departure,
+            energy_target_wh: s.energy_target_wh,
+            priority: s.priority,
             meter_values,
         }
     }

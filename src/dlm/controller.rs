@@ -77,7 +77,9 @@ pub struct SessionInsight {
 #[derive(Debug, Clone, Default)]
 pub struct Controller {
     settings: Settings,
-    memo: HashMap<String, Memo>,
+    /// Charger ids of the last step, in input order, and what is remembered about each.
+    ids: Vec<String>,
+    memo: Vec<Option<Memo>>,
 }
 
 /// How a charger takes part in this step.
@@ -131,7 +133,8 @@ impl Controller {
     pub fn new(settings: Settings) -> Self {
         Controller {
             settings,
-            memo: HashMap::new(),
+            ids: Vec::new(),
+            memo: Vec::new(),
         }
     }
 
@@ -141,7 +144,8 @@ impl Controller {
 
     /// What the controller has learned about the session on `charger`, if any.
     pub fn insight(&self, charger: &str) -> Option<SessionInsight> {
-        let m = self.memo.get(charger)?;
+        let k = self.ids.iter().position(|id| id == charger)?;
+        let m = self.memo.get(k)?.as_ref()?;
         let s = m.session.as_ref()?;
         Some(SessionInsight {
             single_phase: s.single_phase,
@@ -154,7 +158,10 @@ impl Controller {
     pub fn step(&mut self, state: &SiteState) -> Result<Allocation, DlmError> {
         self.settings.check()?;
         let t0 = std::time::Instant::now(); // PROFILE
-        let idx = tree::index(state)?;
+        // Usually the same chargers come in the same order: then the memory lines up as it is.
+        let aligned =
+            self.ids.len() == state.chargers.len() && self.ids.iter().zip(&state.chargers).all(|(a, c)| *a == c.id);
+        let idx = tree::index(state, aligned)?;
         let t1 = t0.elapsed(); // PROFILE
         let s = self.settings.clone();
         let now = state.time;
@@ -188,17 +195,24 @@ impl Controller {
         let mut demands: Vec<Demand> = Vec::new();
         let mut demand_owner: Vec<usize> = Vec::new();
         let mut preps: Vec<Prep> = Vec::with_capacity(state.chargers.len());
-        let mut memos: Vec<Option<Memo>> = Vec::with_capacity(state.chargers.len());
         // The state is valid from here on: nothing below fails, so the memory can be taken apart.
-        let mut previous = std::mem::take(&mut self.memo);
-        let mut keys_kept: Vec<Option<String>> = Vec::with_capacity(state.chargers.len());
+        let mut memos: Vec<Option<Memo>> = if aligned {
+            std::mem::take(&mut self.memo)
+        } else {
+            let mut old = std::mem::take(&mut self.memo);
+            let by_id: HashMap<&str, usize> = self.ids.iter().enumerate().map(|(k, id)| (id.as_str(), k)).collect();
+            state
+                .chargers
+                .iter()
+                .map(|c| {
+                    by_id
+                        .get(c.id.as_str())
+                        .and_then(|&k| old.get_mut(k).and_then(Option::take))
+                })
+                .collect()
+        };
         for (i, ch) in state.chargers.iter().enumerate() {
-            let (key, mut memo) = match previous.remove_entry(&ch.id) {
-                Some((k, m)) => (Some(k), Some(m)),
-                None => (None, None),
-            };
-            keys_kept.push(key);
-            let prep = Self::prepare(&s, ch, now, &state.prices, &mut memo);
+            let prep = Self::prepare(&s, ch, now, &state.prices, &mut memos[i]);
             if let Kind::Candidate(_) = prep.kind {
                 demands.push(Demand {
                     node: idx.charger_circuit[i],
@@ -216,7 +230,6 @@ impl Controller {
                 net.add(idx.charger_circuit[i], &load_vector(prep.reserve), 1.0);
             }
             preps.push(Prep { kind, ..prep });
-            memos.push(memo);
         }
 
         let t2 = t0.elapsed(); // PROFILE
@@ -294,13 +307,10 @@ impl Controller {
             );
         } // PROFILE
         // Remember.
-        let mut kept = HashMap::with_capacity(state.chargers.len());
-        for ((ch, memo), key) in state.chargers.iter().zip(memos).zip(keys_kept) {
-            if let Some(m) = memo {
-                kept.insert(key.unwrap_or_else(|| ch.id.clone()), m);
-            }
+        if !aligned {
+            self.ids = state.chargers.iter().map(|c| c.id.clone()).collect();
         }
-        self.memo = kept;
+        self.memo = memos;
         Ok(out)
     }
 

@@ -674,15 +674,22 @@ fn large_site_steps_quickly() {
     let mut ctl = Controller::new(Settings::default());
     let mut fastest = std::time::Duration::MAX;
     let mut out = None;
-    for step in 0..6 {
-        state.time = at(step * 10);
+    for step in 0..8 {
+        state.time = at(step * 20);
         let started = std::time::Instant::now();
         let o = ctl.step(&state).unwrap();
         fastest = fastest.min(started.elapsed());
+        // The cars draw what they were given.
+        for (c, l) in state.chargers.iter_mut().zip(&o.limits) {
+            if let Some(s) = c.session.as_mut() {
+                s.measured_current = [l.current; 3];
+            }
+        }
         out = Some(o);
     }
     eprintln!("5000 chargers: fastest of 6 steps {fastest:?}");
     let out = out.unwrap();
+    assert!(out.non_compliant.is_empty());
     assert_eq!(out.limits.len(), 5000);
     assert!(out.limits.iter().any(|l| l.current > 0.0));
 }

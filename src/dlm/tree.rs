@@ -30,8 +30,9 @@ fn non_negative(field: impl FnOnce() -> String, v: f64) -> Result<(), DlmError> 
     }
 }
 
-/// Validates every field the optimiser relies on and builds the index.
-pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
+/// Validates every field the optimiser relies on and builds the index. `ids_known_unique`: the
+/// charger ids are those of a state already checked (skips the duplicate check).
+pub(crate) fn index(state: &SiteState, ids_known_unique: bool) -> Result<Indexed, DlmError> {
     let n = state.circuits.len();
     let mut pos: HashMap<&str, usize> = HashMap::with_capacity(n);
     for (i, c) in state.circuits.iter().enumerate() {
@@ -100,10 +101,10 @@ pub(crate) fn index(state: &SiteState) -> Result<Indexed, DlmError> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| (depth[i].unwrap_or(0), i));
 
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(state.chargers.len());
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut charger_circuit = Vec::with_capacity(state.chargers.len());
     for (i, ch) in state.chargers.iter().enumerate() {
-        if seen.insert(ch.id.as_str(), i).is_some() {
+        if !ids_known_unique && seen.insert(ch.id.as_str(), i).is_some() {
             return Err(DlmError::Duplicate {
                 field: format!("chargers[{i}].id"),
                 id: ch.id.clone(),

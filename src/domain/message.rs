@@ -33,6 +33,12 @@ pub enum Inbound {
         samples: Vec<Sample>,
     },
     Tx(TxMessage),
+    /// What the EV needs (2.0.1 NotifyEVChargingNeeds).
+    ChargingNeeds {
+        evse: u32,
+        departure: Option<DateTime<Utc>>,
+        energy_wh: Option<i64>,
+    },
     /// Anything we record and acknowledge without acting on it yet
     /// (firmware, diagnostics, log and security notifications, DataTransfer, reports).
     Notice {

@@ -79,7 +79,9 @@ pub struct Observation {
     boot: bool,
 }
 
-pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
+/// `now` is when the message arrived: a meter's freshness is judged by our
+/// clock, not by the charger's.
+pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<Observation> {
     let mut signals = Vec::new();
     let mut boot = false;
     match inbound {
@@ -102,7 +104,7 @@ pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
                 signals.push(Signal::ChargerMeter {
                     charger: charger.to_string(),
                     current: r.current,
-                    t: r.t,
+                    t: now,
                 });
             }
         }
@@ -134,6 +136,7 @@ pub fn observe(charger: &str, inbound: &Inbound) -> Option<Observation> {
                 signals.push(Signal::Changed);
             }
         }
+        Inbound::ChargingNeeds { .. } => signals.push(Signal::Changed),
         Inbound::Heartbeat | Inbound::Authorize { .. } | Inbound::Notice { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
@@ -378,11 +381,8 @@ impl Loop {
                 (true, false)
             }
             Signal::ChargerMeter { charger, current, t } => {
-                let circuits = self.world.circuits_metered_by(&charger);
-                for c in &circuits {
-                    self.world.meters.insert(c.clone(), (current, t));
-                }
-                (!circuits.is_empty(), false)
+                self.world.charger_meters.insert(charger, (current, t));
+                (true, false)
             }
             Signal::CircuitMeter { circuit, current, t } => {
                 self.world.meters.insert(circuit, (current, t));
@@ -543,6 +543,7 @@ mod tests {
                 info: None,
                 t,
             },
+            t,
         )
         .unwrap();
         assert!(matches!(
@@ -550,6 +551,6 @@ mod tests {
             Signal::Meter { evse: Some(2), reading, .. } if reading.current == [0.0; 3]
         ));
         assert!(matches!(obs.signals[1], Signal::Changed));
-        assert!(observe("CP", &Inbound::Heartbeat).is_none());
+        assert!(observe("CP", &Inbound::Heartbeat, t).is_none());
     }
 }

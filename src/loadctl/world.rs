@@ -56,8 +56,10 @@ pub struct World {
     pub prices: HashMap<String, Vec<PriceSlot>>,
     /// Latest meter reading per EVSE, at the charger's terminals.
     pub measured: HashMap<Key, Reading>,
-    /// Latest reading of each circuit's meter.
+    /// Latest reading of each pushed or polled circuit meter.
     pub meters: HashMap<String, ([f64; 3], DateTime<Utc>)>,
+    /// Latest EVSE-0 reading of each charger or OCPP meter device.
+    pub charger_meters: HashMap<String, ([f64; 3], DateTime<Utc>)>,
 }
 
 impl World {
@@ -198,7 +200,10 @@ impl World {
     /// what the chargers under it report. `None` when the meter is silent.
     fn unmanaged(&self, c: &Circuit, now: DateTime<Utc>) -> Option<[f64; 3]> {
         let binding = c.meter.as_ref()?;
-        let (reading, at) = self.meters.get(&c.id)?;
+        let (reading, at) = match &binding.source {
+            MeterSource::Ocpp { charger } => self.charger_meters.get(charger)?,
+            MeterSource::Push | MeterSource::Modbus(_) => self.meters.get(&c.id)?,
+        };
         if (now - *at).num_milliseconds() > i64::from(binding.timeout_s) * 1000 {
             return None;
         }
@@ -235,19 +240,6 @@ impl World {
                 return set;
             }
         }
-    }
-
-    /// Circuits whose meter is this charger's EVSE-0 meter values.
-    pub fn circuits_metered_by(&self, charger: &str) -> Vec<String> {
-        self.circuits
-            .iter()
-            .filter(|c| {
-                c.meter
-                    .as_ref()
-                    .is_some_and(|m| matches!(&m.source, MeterSource::Ocpp { charger: ch } if ch == charger))
-            })
-            .map(|c| c.id.clone())
-            .collect()
     }
 }
 

@@ -252,7 +252,7 @@ async fn handle_text(
         }
     };
     let hb = shared.config.heartbeat_interval_s;
-    let observed = crate::loadctl::observe(charger, &inbound);
+    let observed = crate::loadctl::observe(charger, &inbound, now);
     match shared.store.inbound(charger, text.to_string(), now, inbound, hb).await {
         Ok(Ok(outcome)) => {
             if let Some(obs) = observed {

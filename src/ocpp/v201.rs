@@ -122,6 +122,33 @@ struct DataTransfer {
     data: Option<Value>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargingNeedsReq {
+    evse_id: u32,
+    charging_needs: ChargingNeeds,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargingNeeds {
+    departure_time: Option<String>,
+    ac_charging_parameters: Option<AcParameters>,
+    dc_charging_parameters: Option<DcParameters>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AcParameters {
+    energy_amount: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DcParameters {
+    energy_amount: Option<u32>,
+}
+
 /// Charger-initiated actions we record and acknowledge.
 const NOTICES: &[&str] = &[
     "ClearedChargingLimit",
@@ -130,7 +157,6 @@ const NOTICES: &[&str] = &[
     "NotifyChargingLimit",
     "NotifyCustomerInformation",
     "NotifyDisplayMessages",
-    "NotifyEVChargingNeeds",
     "NotifyEVChargingSchedule",
     "NotifyEvent",
     "NotifyMonitoringReport",
@@ -206,6 +232,22 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
                 offline: m.offline,
                 remote_start_id: m.transaction_info.remote_start_id,
             })
+        }
+        "NotifyEVChargingNeeds" => {
+            let m: ChargingNeedsReq = typed(payload)?;
+            let n = m.charging_needs;
+            let energy = n
+                .ac_charging_parameters
+                .map(|p| p.energy_amount)
+                .or(n.dc_charging_parameters.and_then(|p| p.energy_amount));
+            Inbound::ChargingNeeds {
+                evse: m.evse_id,
+                departure: n
+                    .departure_time
+                    .map(|d| time(&d, "chargingNeeds.departureTime"))
+                    .transpose()?,
+                energy_wh: energy.map(i64::from),
+            }
         }
         "DataTransfer" => {
             let m: DataTransfer = typed(payload)?;

@@ -442,6 +442,30 @@ pub(super) fn inbound(
             ctx.event(t, Some(&ch.id), &kind, detail)?;
             reply(Reply::Ack)
         }
+        Inbound::ChargingNeeds {
+            evse,
+            departure,
+            energy_wh,
+        } => {
+            let open = ctx
+                .active_sessions()?
+                .into_iter()
+                .find(|(_, c, e, _)| *c == ch.id && *e == evse);
+            let detail = match open.map(|o| o.0).map(|id| ctx.session(id)).transpose()?.flatten() {
+                Some(mut s) => {
+                    s.departure = departure.or(s.departure);
+                    s.energy_target_wh = energy_wh.or(s.energy_target_wh);
+                    ctx.put_session(&s)?;
+                    format!(
+                        "EVSE {evse}: session {} departs {departure:?}, needs {energy_wh:?} Wh",
+                        s.id
+                    )
+                }
+                None => format!("EVSE {evse}: no open session; departs {departure:?}, needs {energy_wh:?} Wh"),
+            };
+            ctx.event(t, Some(&ch.id), "ev_charging_needs", detail)?;
+            reply(Reply::Ack)
+        }
     }
 }
 
