@@ -32,9 +32,9 @@ impl Pollers {
             keep
         });
         for (circuit, meter) in wanted {
-            if !self.running.contains_key(&circuit) {
-                let task = tokio::spawn(poll(shared.clone(), circuit.clone(), meter.clone()));
-                self.running.insert(circuit, (meter, task));
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.running.entry(circuit) {
+                let task = tokio::spawn(poll(shared.clone(), slot.key().clone(), meter.clone()));
+                slot.insert((meter, task));
             }
         }
     }
