@@ -1335,3 +1335,39 @@ async fn logs_follow_of_an_unknown_charger_fails_like_logs() {
     assert_eq!(status.code(), Some(1));
     drop(guard);
 }
+
+#[test]
+fn dlm_plan_answers_each_line_and_exits_2_naming_a_bad_line() {
+    let good = r#"{"time":"2026-11-23T08:00:00Z","circuits":[{"id":"grid","parent":null,"max_current":[32,32,32]}],"chargers":[{"id":"CP-1","circuit":"grid","phases":3,"phase_rotation":"L1L2L3","min_current":6,"max_current":32,"session":{"id":"s1","measured_current":[0,0,0],"energy_wh":0}},{"id":"CP-2","circuit":"grid","phases":1,"phase_rotation":"L2L3L1","min_current":6,"max_current":32,"session":{"id":"s2","measured_current":[0,0,0],"energy_wh":0}}]}"#;
+    let bad = good.replace(
+        "\"circuit\":\"grid\",\"phases\":1",
+        "\"circuit\":\"nowhere\",\"phases\":1",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voltyard"))
+        .args(["dlm", "plan"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{good}\n{bad}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 2, "dlm plan with a bad line");
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", out(&o));
+    let limits = lines[0]["limits"].as_array().unwrap();
+    assert_eq!(limits.len(), 2);
+    for l in limits {
+        let a = l["current"].as_f64().unwrap();
+        assert!(a == 0.0 || (6.0..=32.0).contains(&a), "{l}");
+    }
+    assert!(
+        err(&o).contains("line 2") && err(&o).contains("chargers[1].circuit"),
+        "{}",
+        err(&o)
+    );
+}

@@ -212,10 +212,9 @@ fn write_line(output: &mut impl Write, allocation: &Allocation) -> Result<(), Pl
 }
 
 /// `voltyard dlm plan`: stdin to stdout. The error carries the exit status (see [`PlanError::exit_code`]).
-pub fn run_cli(args: PlanArgs) -> anyhow::Result<()> {
+pub fn run_cli(args: PlanArgs) -> Result<(), PlanError> {
     let settings = args.to_settings()?;
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    run(stdin, stdout, settings)?;
-    Ok(())
+    run(stdin, stdout, settings)
 }

@@ -139,8 +139,8 @@ pub fn main() -> ExitCode {
         Cmd::Dlm(dlm::DlmCmd::Plan(args)) => match dlm_plan::run_cli(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
             }
         },
         Cmd::Simulate(args) => {
