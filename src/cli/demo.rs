@@ -215,5 +215,42 @@ async fn dashboard(client: &mut Client, s: &Summary, dir: &Path) -> String {
         "\r\n{active} sessions active, {:.1} kWh in them so far\r\n",
         energy as f64 / 1000.0
     ));
+    // Load management: measured load against each circuit's limit.
+    let dlm = client.call(Request::DlmStatus).await.unwrap_or(Value::Null);
+    for site in dlm["sites"].as_array().into_iter().flatten() {
+        let circuits = site["circuits"].as_array().cloned().unwrap_or_default();
+        // Parents first: the grid connection, then its boards.
+        let depth = |c: &Value| {
+            let mut d = 0;
+            let mut parent = c["parent"].as_str();
+            while let Some(p) = parent.filter(|_| d < 32) {
+                d += 1;
+                parent = circuits
+                    .iter()
+                    .find(|x| x["id"] == p)
+                    .and_then(|x| x["parent"].as_str());
+            }
+            d
+        };
+        let mut ordered: Vec<&Value> = circuits.iter().collect();
+        ordered.sort_by_key(|c| depth(c));
+        for c in ordered {
+            let phase = |i: usize| {
+                format!(
+                    "L{} {:>5.1}/{:<3.0}",
+                    i + 1,
+                    c["measured"][i].as_f64().unwrap_or(0.0),
+                    c["limit"][i].as_f64().unwrap_or(0.0)
+                )
+            };
+            out.push_str(&format!(
+                "{:<12} {}  {}  {} A\r\n",
+                c["id"].as_str().unwrap_or("?"),
+                phase(0),
+                phase(1),
+                phase(2)
+            ));
+        }
+    }
     out
 }
