@@ -59,6 +59,9 @@ pub struct DlmConfig {
     pub charger_max_current: f64,
     /// Per-phase nominal voltage used to convert W and A.
     pub voltage: f64,
+    /// How long a charger may take to follow a new limit before it counts
+    /// as non-compliant (s).
+    pub apply_delay_s: f64,
 }
 
 impl Default for DlmConfig {
@@ -72,6 +75,7 @@ impl Default for DlmConfig {
             default_current: 6.0,
             charger_max_current: 16.0,
             voltage: 230.0,
+            apply_delay_s: 30.0,
         }
     }
 }
@@ -155,6 +159,9 @@ impl ServerConfig {
                 "dlm.default_current",
                 "default_current must be 0..80 A and charger_max_current 6..1000 A",
             );
+        }
+        if !(1.0..=600.0).contains(&d.apply_delay_s) {
+            return bad("dlm.apply_delay_s", "must be between 1 and 600 s");
         }
         if !(100.0..=400.0).contains(&d.voltage) {
             return bad("dlm.voltage", "must be between 100 and 400 V");

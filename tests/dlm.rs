@@ -95,6 +95,8 @@ async fn start(tweak: impl FnOnce(&mut voltyard::server::ServerConfig), s: &Scen
     let srv = TestServer::start_with(|c| {
         c.dlm.tick_ms = 500;
         c.dlm.warmup_s = 0;
+        // The simulated chargers follow a limit after 1 s.
+        c.dlm.apply_delay_s = 5.0;
         tweak(c)
     })
     .await;

@@ -97,7 +97,8 @@ impl Net<'_> {
     /// (ancestors only lower). With several phases a node cannot know that an ancestor will freeze
     /// some of its demands (e.g. 3-phase ones on a busy L2) and leave room for others (on L1), so
     /// later passes solve each node with the levels its ancestors bound at in the previous pass.
-    /// A pass is kept only while it stays feasible; passes stop when nothing changes (at most 4).
+    /// A pass that comes out infeasible is repaired by one plain pass under its shares as ceilings
+    /// (feasible by construction); passes stop when nothing changes (at most 4, plus the repair).
     pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64]) {
         if members.is_empty() {
             return;
@@ -113,8 +114,13 @@ impl Net<'_> {
         let mut at: Vec<Vec<usize>> = vec![Vec::new(); nodes];
         let mut scratch = Scratch::default();
         let mut best: Option<Vec<f64>> = None;
-        for pass in 0..4 {
-            if pass > 0 {
+        // Set when a pass came out infeasible: one plain pass under these ceilings repairs it.
+        let mut ceiling: Option<Vec<f64>> = None;
+        for pass in 0..5 {
+            let plain = pass == 0 || ceiling.is_some();
+            if plain {
+                anc.iter_mut().for_each(|a| *a = [f64::INFINITY; DIMS]);
+            } else {
                 for &n in self.order {
                     anc[n] = match self.parent[n] {
                         Some(p) => std::array::from_fn(|d| anc[p][d].min(lam_prev[p][d])),
@@ -123,9 +129,10 @@ impl Net<'_> {
                 }
             }
             let mut lam = vec![[f64::INFINITY; DIMS]; nodes];
-            for &i in members {
+            for (k, &i) in members.iter().enumerate() {
                 let d = &demands[i];
-                up[i] = d.hi.max(d.lo);
+                let ceil = ceiling.as_ref().map_or(f64::INFINITY, |c| c[k]);
+                up[i] = d.hi.min(ceil).max(d.lo);
                 at[d.node].push(i);
             }
             for &n in self.order.iter().rev() {
@@ -141,9 +148,15 @@ impl Net<'_> {
                 }
             }
             let result: Vec<f64> = members.iter().map(|&i| up[i]).collect();
+            if ceiling.is_some() {
+                // A plain pass is feasible by construction.
+                best = Some(result);
+                break;
+            }
             if let Some(prev) = &best {
                 if !self.feasible(demands, members, &result) {
-                    break;
+                    ceiling = Some(result);
+                    continue;
                 }
                 let same = prev.iter().zip(&result).all(|(a, b)| (a - b).abs() <= EPS);
                 best = Some(result);

@@ -26,7 +26,60 @@ struct Memo {
     online: bool,
     non_compliant: bool,
     compliant_since: Option<DateTime<Utc>>,
+    /// Fingerprint of the last reading seen (to tell a new reading from the same one again).
+    reading: u64,
+    /// Distinct readings in a row, after the apply delay of the limit in force, over that limit
+    /// (the evidence used when readings carry no `measured_at`).
+    over_readings: u8,
+    /// The last limits output and when, newest first (`limit`, `set_at` is the first).
+    history: LimitHistory,
     session: Option<SessionMemo>,
+}
+
+/// The last few limits sent to a charger, newest first: which of them can have been in force when
+/// a reading was sampled.
+#[derive(Debug, Clone, Copy, Default)]
+struct LimitHistory {
+    entries: [(i64, f64); 4],
+    len: usize,
+}
+
+impl LimitHistory {
+    fn push(&mut self, at: DateTime<Utc>, limit: f64) {
+        self.entries.copy_within(0..3, 1);
+        self.entries[0] = (at.timestamp_millis(), limit);
+        self.len = (self.len + 1).min(4);
+    }
+
+    /// The highest limit that may have been in force at `at` with apply delay `delay_s`: a limit
+    /// sent at t is in force from some moment in [t, t + delay]. `None` when `at` predates every
+    /// limit remembered (the charger may then have offered anything).
+    fn allowed_at(&self, at: DateTime<Utc>, delay_s: f64) -> Option<f64> {
+        self.range_at(at, delay_s).map(|r| r.1)
+    }
+
+    /// The lowest and highest limits that may have been in force at `at` (see `allowed_at`).
+    fn range_at(&self, at: DateTime<Utc>, delay_s: f64) -> Option<(f64, f64)> {
+        let at = at.timestamp_millis();
+        let delay = (delay_s * 1000.0).ceil() as i64;
+        let mut range: Option<(f64, f64)> = None;
+        let mut until = i64::MAX;
+        for &(sent, limit) in &self.entries[..self.len] {
+            if at >= sent && at < until {
+                range = Some(range.map_or((limit, limit), |(lo, hi)| (lo.min(limit), hi.max(limit))));
+            }
+            if at >= sent.saturating_add(delay) {
+                return range;
+            }
+            until = sent.saturating_add(delay);
+        }
+        None
+    }
+
+    /// The higher of the last two limits.
+    fn recent_max(&self) -> f64 {
+        self.entries[..self.len.min(2)].iter().map(|e| e.1).fold(0.0, f64::max)
+    }
 }
 
 /// What the controller learns about one session.
@@ -42,6 +95,14 @@ struct SessionMemo {
     single_phase: Option<usize>,
     underuse_since: Option<DateTime<Utc>>,
     reclaim_cap: Option<f64>,
+    /// Since when the car draws nothing although offered at least its minimum.
+    idle_since: Option<DateTime<Utc>>,
+    /// Parked (limit 0, nothing reserved) since: the car took nothing for `reclaim_after_s`.
+    parked_since: Option<DateTime<Utc>>,
+    /// Offered current again after `park_retry_s`: lowest urgency until it draws.
+    probing: bool,
+    /// The highest power (W, all phases) the car was seen to draw this session.
+    seen_power_w: f64,
 }
 
 impl SessionMemo {
@@ -56,6 +117,10 @@ impl SessionMemo {
             single_phase: None,
             underuse_since: None,
             reclaim_cap: None,
+            idle_since: None,
+            parked_since: None,
+            probing: false,
+            seen_power_w: 0.0,
         }
     }
 }
@@ -89,6 +154,8 @@ enum Kind {
     Offline,
     NonCompliant,
     Deferred,
+    /// The car takes nothing: held at 0 until `park_retry_s` has passed.
+    Parked,
     /// Competes for current: index into the demands.
     Candidate(usize),
 }
@@ -99,6 +166,9 @@ struct Prep {
     mask: [bool; 3],
     /// Measured draw per grid phase.
     grid: [f64; 3],
+    /// What it may draw per grid phase while a lower limit is not applied yet: its measured draw,
+    /// or the highest limit that may be in force when the reading predates that limit.
+    pending_draw: [f64; 3],
     /// Fixed reservation per grid phase (offline, non-compliant).
     reserve: [f64; 3],
     tier: i64,
@@ -157,12 +227,10 @@ impl Controller {
     /// Computes the limits for `state` and remembers them. An invalid state changes nothing.
     pub fn step(&mut self, state: &SiteState) -> Result<Allocation, DlmError> {
         self.settings.check()?;
-        let t0 = std::time::Instant::now(); // PROFILE
         // Usually the same chargers come in the same order: then the memory lines up as it is.
         let aligned =
             self.ids.len() == state.chargers.len() && self.ids.iter().zip(&state.chargers).all(|(a, c)| *a == c.id);
         let idx = tree::index(state, aligned)?;
-        let t1 = t0.elapsed(); // PROFILE
         let s = self.settings.clone();
         let now = state.time;
         let nc = state.circuits.len();
@@ -232,7 +300,6 @@ impl Controller {
             preps.push(Prep { kind, ..prep });
         }
 
-        let t2 = t0.elapsed(); // PROFILE
         // Admission at minimum current: priority tier first, then pause rotation, then id.
         let rot = s.rotation_period_s;
         let keys: Vec<(Reverse<i64>, u8, i64)> = demand_owner
@@ -271,7 +338,6 @@ impl Controller {
             })
         });
         let admitted = net.admit(&demands, &order);
-        let t3 = t0.elapsed(); // PROFILE
 
         // Water-filling, one priority tier at a time, highest first.
         let mut alloc = vec![0.0; demands.len()];
@@ -297,15 +363,8 @@ impl Controller {
             }
         }
 
-        let t4 = t0.elapsed(); // PROFILE
         let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target);
 
-        if std::env::var("DLM_PROFILE").is_ok() {
-            eprintln!(
-                "index {t1:?} prep {t2:?} admit {t3:?} fill {t4:?} emit {:?}",
-                t0.elapsed()
-            );
-        } // PROFILE
         // Remember.
         if !aligned {
             self.ids = state.chargers.iter().map(|c| c.id.clone()).collect();
@@ -335,6 +394,7 @@ impl Controller {
             kind: Kind::Idle,
             mask: full_mask,
             grid: [0.0; 3],
+            pending_draw: [0.0; 3],
             reserve: [0.0; 3],
             tier: 0,
             lo: ch.min_current,
@@ -345,6 +405,7 @@ impl Controller {
                 m.session = None;
                 m.non_compliant = false;
                 m.compliant_since = None;
+                m.over_readings = 0;
             }
             if !ch.connected {
                 prep.kind = Kind::Offline;
@@ -368,6 +429,7 @@ impl Controller {
             grid[g] += a;
         }
         prep.grid = grid;
+        prep.pending_draw = grid;
 
         if !ch.connected {
             // Cannot hear us: assume it draws its offline limit and reserve that.
@@ -385,6 +447,9 @@ impl Controller {
             online: false,
             non_compliant: false,
             compliant_since: None,
+            reading: 0,
+            over_readings: 0,
+            history: LimitHistory::default(),
             session: None,
         });
         if m.session.as_ref().is_none_or(|x| x.id != sess.id) {
@@ -392,19 +457,52 @@ impl Controller {
         }
         let delay = ch.apply_delay_s.unwrap_or(s.apply_delay_s);
         let settled = m.online && secs(m.set_at, now) >= delay;
+        // A reading sampled before the limit in force was applied shows the previous limit.
+        let fresh = settled && sess.measured_at.is_none_or(|at| secs(m.set_at, at) >= delay);
+        let fingerprint = reading_fingerprint(sess);
+        let new_reading = fingerprint != m.reading;
+        m.reading = fingerprint;
 
-        // Compliance: after the apply delay, no phase may exceed the limit + tolerance.
+        // Compliance: no phase may exceed the limit that was in force when the reading was
+        // sampled (+ tolerance). A reading from before the apply delay may show the previous limit.
         if settled {
-            let over = charger_side.iter().any(|&a| a > m.limit + s.compliance_tolerance_a);
-            if over {
+            let top = charger_side.iter().fold(0.0, |a: f64, &b| a.max(b)) - s.compliance_tolerance_a;
+            let over = top > m.limit;
+            if over && new_reading {
+                m.over_readings = m.over_readings.saturating_add(1);
+            } else if !over {
+                m.over_readings = 0;
+            }
+            let proven = over
+                && match sess.measured_at {
+                    // Over every limit that may have been in force when it was sampled.
+                    Some(at) => m.history.allowed_at(at, delay).is_some_and(|a| top > a),
+                    // Unknown sample time: the charger says it offers the limit, a new reading is
+                    // over the last two limits, or two distinct readings in a row are over it (the
+                    // first may predate the limit).
+                    None => {
+                        sess.offered_current.is_some_and(|o| (o - m.limit).abs() <= 0.05)
+                            || (new_reading && top > m.history.recent_max())
+                            || m.over_readings >= 2
+                    }
+                };
+            if proven {
                 m.non_compliant = true;
                 m.compliant_since = None;
-            } else if m.non_compliant {
+            } else if !over && m.non_compliant {
                 let since = *m.compliant_since.get_or_insert(now);
                 if secs(since, now) >= s.compliance_recover_s {
                     m.non_compliant = false;
                     m.compliant_since = None;
                 }
+            }
+        }
+        // A reading taken while a lower offer than now's highest possible one was (or may have
+        // been) in force does not show what the car draws now: count that limit instead.
+        if let (Some(at), Some((_, now_hi))) = (sess.measured_at, m.history.range_at(now, delay)) {
+            let representative = m.history.range_at(at, delay).is_some_and(|(lo, _)| lo + EPS >= now_hi);
+            if !representative {
+                prep.pending_draw = [0, 1, 2].map(|g| if full_mask[g] { grid[g].max(now_hi) } else { grid[g] });
             }
         }
         let limit = m.limit;
@@ -455,7 +553,8 @@ impl Controller {
         let full_hi = hi;
 
         // Reclaim offered current the car does not use; give it back when it draws near the limit.
-        if settled && limit > 0.0 {
+        if fresh && limit > 0.0 {
+            sm.seen_power_w = sm.seen_power_w.max(grid.iter().sum::<f64>() * s.volts);
             let draw = (0..3).filter(|&p| prep.mask[p]).map(|p| grid[p]).fold(0.0, f64::max);
             let offer = limit.min(sess.offered_current.unwrap_or(f64::INFINITY));
             if sm.reclaim_cap.is_some() && draw >= limit - s.giveback_a {
@@ -470,6 +569,31 @@ impl Controller {
             } else {
                 sm.underuse_since = None;
             }
+            // A car that takes nothing at all (full, asleep) is parked: its minimum goes to others.
+            if draw >= s.phase_active_a {
+                sm.idle_since = None;
+                sm.probing = false;
+            } else if offer + EPS >= ch.min_current.max(s.phase_active_a) {
+                let since = *sm.idle_since.get_or_insert(now);
+                if secs(since, now) >= s.reclaim_after_s {
+                    sm.parked_since = Some(now);
+                    sm.idle_since = None;
+                    sm.probing = false;
+                }
+            }
+        } else if limit <= 0.0 {
+            sm.idle_since = None;
+        }
+        if let Some(since) = sm.parked_since {
+            if secs(since, now) < s.park_retry_s {
+                prep.kind = Kind::Parked;
+                return prep;
+            }
+            // Offer it current again (lowest urgency) in case it wants energy after all.
+            sm.parked_since = None;
+            sm.probing = true;
+            sm.reclaim_cap = None;
+            sm.underuse_since = None;
         }
         if let Some(c) = sm.reclaim_cap {
             hi = hi.min(c);
@@ -479,6 +603,7 @@ impl Controller {
         // Priority tier: priority first, then urgency.
         let phases_used = prep.mask.iter().filter(|&&b| b).count() as f64;
         let (urgency, defer) = urgency(sess, sm, now, full_hi * phases_used * s.volts, prices, s);
+        let urgency = if sm.probing { 0 } else { urgency };
         let priority = i64::from(sess.priority.unwrap_or(s.default_priority));
         prep.tier = priority * 4 + urgency;
         prep.kind = if defer { Kind::Deferred } else { Kind::Candidate(0) };
@@ -560,7 +685,7 @@ impl Controller {
                     let mut e = [0.0; 3];
                     for g in 0..3 {
                         let lim = if p.mask[g] { yi } else { 0.0 };
-                        e[g] = if pending { lim.max(p.grid[g]) } else { lim };
+                        e[g] = if pending { lim.max(p.pending_draw[g]) } else { lim };
                     }
                     e
                 }
@@ -647,6 +772,7 @@ impl Controller {
                 Kind::Offline => LimitState::Offline,
                 Kind::NonCompliant => LimitState::NonCompliant,
                 Kind::Deferred => LimitState::Deferred,
+                Kind::Parked => LimitState::Reclaimed,
                 Kind::Candidate(_) if yi <= 0.0 => LimitState::Paused,
                 Kind::Candidate(_) => LimitState::Charging,
             };
@@ -664,6 +790,8 @@ impl Controller {
                         }
                         m.limit = yi;
                         m.set_at = now;
+                        m.over_readings = 0;
+                        m.history.push(now, yi);
                     }
                     m.online = true;
                 }
@@ -681,6 +809,8 @@ impl Controller {
                 }
             } else if p.kind != Kind::Offline {
                 // An idle charger seen for the first time.
+                let mut history = LimitHistory::default();
+                history.push(now, yi);
                 *memo = Some(Memo {
                     limit: yi,
                     set_at: now,
@@ -689,6 +819,9 @@ impl Controller {
                     online: true,
                     non_compliant: false,
                     compliant_since: None,
+                    reading: 0,
+                    over_readings: 0,
+                    history,
                     session: None,
                 });
             }
@@ -721,6 +854,23 @@ impl Controller {
             nodes,
         }
     }
+}
+
+/// A fingerprint of a session's reading: equal for the same reading seen again.
+fn reading_fingerprint(sess: &SessionState) -> u64 {
+    let parts = [
+        sess.measured_at.map_or(u64::MAX, |t| t.timestamp_millis() as u64),
+        sess.measured_current[0].to_bits(),
+        sess.measured_current[1].to_bits(),
+        sess.measured_current[2].to_bits(),
+        sess.energy_wh as u64,
+        sess.offered_current.map_or(u64::MAX, f64::to_bits),
+        sess.measured_power_w.map_or(u64::MAX, f64::to_bits),
+    ];
+    // FNV-1a-like mixing of whole words; a collision only delays a fallback verdict by one reading.
+    parts.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
+    })
 }
 
 fn round3(v: f64) -> f64 {
@@ -781,10 +931,14 @@ fn urgency(
     if left_s - needed_s < s.urgent_laxity_s {
         return (2, false);
     }
-    (
-        1,
-        defer_for_price(now, departure, needed_s * s.price_time_margin, prices),
-    )
+    // Shift only on the power the car was seen to draw: the charger's maximum can be far more
+    // than the car takes (16 A or single-phase cars, taper). A car not seen charging yet is not
+    // shifted.
+    if sm.seen_power_w <= 0.0 {
+        return (1, false);
+    }
+    let seen_s = need_wh as f64 / sm.seen_power_w * 3600.0;
+    (1, defer_for_price(now, departure, seen_s * s.price_time_margin, prices))
 }
 
 /// True when enough strictly-preferred (cheaper, or as cheap and earlier) priced time lies between

@@ -87,6 +87,12 @@ pub struct SessionState {
     /// DC: measured power in W; when present it replaces `measured_current` (as P / 690 V per phase).
     #[serde(default)]
     pub measured_power_w: Option<f64>,
+    /// When the measured values (`measured_current`, `measured_power_w`, `offered_current`) were
+    /// sampled, e.g. the meter value's timestamp. Only readings sampled after a limit was applied
+    /// (sent + apply delay) can show that a charger ignores it. Without it, a violation must show
+    /// on two distinct readings (or on one whose `offered_current` equals the limit).
+    #[serde(default)]
+    pub measured_at: Option<DateTime<Utc>>,
 }
 
 /// An energy price valid from `start` (inclusive) to `end` (exclusive).
@@ -181,7 +187,8 @@ pub enum LimitState {
     Idle,
     /// Charging at its share.
     Charging,
-    /// Charging, capped near its measured draw (it used clearly less than offered).
+    /// Charging, capped near its measured draw (it used clearly less than offered); 0 while the
+    /// car takes nothing at all (parked, offered current again every `park_retry_s`).
     Reclaimed,
     /// Paused: no capacity for its minimum current now (rotates).
     Paused,
@@ -243,6 +250,9 @@ pub struct Settings {
     pub reclaim_margin_a: f64,
     /// A reclaimed car drawing within this of its limit gets its full share back.
     pub giveback_a: f64,
+    /// A car that drew nothing for `reclaim_after_s` although offered its minimum is held at 0
+    /// (parked); after this many seconds it is offered current again.
+    pub park_retry_s: f64,
     /// A session whose laxity (time left − time needed at full power) is below this is urgent.
     pub urgent_laxity_s: f64,
     /// Price shifting plans for this many times the duration needed at full power.
@@ -274,6 +284,7 @@ impl Default for Settings {
             reclaim_after_s: 120.0,
             reclaim_margin_a: 2.0,
             giveback_a: 1.0,
+            park_retry_s: 1800.0,
             urgent_laxity_s: 1800.0,
             price_time_margin: 1.25,
             default_priority: 0,
@@ -300,6 +311,7 @@ impl Settings {
             ("reclaim_after_s", self.reclaim_after_s),
             ("reclaim_margin_a", self.reclaim_margin_a),
             ("giveback_a", self.giveback_a),
+            ("park_retry_s", self.park_retry_s),
             ("urgent_laxity_s", self.urgent_laxity_s),
             ("price_time_margin", self.price_time_margin),
         ];

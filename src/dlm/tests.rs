@@ -47,6 +47,7 @@ fn sess(id: &str, measured: [f64; 3]) -> Option<SessionState> {
         priority: None,
         offered_current: None,
         measured_power_w: None,
+        measured_at: None,
     })
 }
 
@@ -368,6 +369,123 @@ fn non_compliant_charger_is_listed_and_its_draw_reserved() {
     assert_eq!(cur(&out, "B"), 15.5);
 }
 
+/// A lowered its limit at t = 5 (31 → 15.5 A, apply delay 10 s) when B arrived; `reading` gives
+/// A's session at the later steps. Returns the controller after t = 5.
+fn lowered_at_5() -> (Controller, impl Fn(i64, Option<SessionState>) -> SiteState) {
+    let settings = Settings {
+        apply_delay_s: 10.0,
+        ..quick()
+    };
+    let mut ctl = Controller::new(settings);
+    let root = circuit("grid", None, 32.0);
+    let mk = move |t: i64, a: Option<SessionState>, b: Option<SessionState>| {
+        site(
+            t,
+            vec![root.clone()],
+            vec![charger("A", "grid", 3, 32.0, a), charger("B", "grid", 3, 32.0, b)],
+        )
+    };
+    let out = ctl.step(&mk(0, sess("a", [0.0; 3]), None)).unwrap();
+    assert_eq!(cur(&out, "A"), 31.0);
+    let out = ctl.step(&mk(5, sess("a", [0.0; 3]), sess("b", [0.0; 3]))).unwrap();
+    assert_eq!(cur(&out, "A"), 15.5);
+    (ctl, move |t, a| mk(t, a, sess("b", [0.0; 3])))
+}
+
+fn reading(draw: f64, energy_wh: i64, sampled: Option<i64>, offered: Option<f64>) -> Option<SessionState> {
+    let mut s = sess("a", [draw; 3]);
+    if let Some(x) = s.as_mut() {
+        x.energy_wh = energy_wh;
+        x.measured_at = sampled.map(at);
+        x.offered_current = offered;
+    }
+    s
+}
+
+#[test]
+fn reading_sampled_before_the_limit_was_applied_is_not_a_violation() {
+    let (mut ctl, mk) = lowered_at_5();
+    // After the apply delay, the latest reading is still one sampled at t = 12 (< 5 + 10), when
+    // the car could still draw up to the old 31 A.
+    let out = ctl.step(&mk(20, reading(30.0, 100, Some(12), Some(31.0)))).unwrap();
+    assert!(out.non_compliant.is_empty(), "stale reading flagged");
+    assert_eq!(lim(&out, "A").state, LimitState::Charging);
+    assert_eq!(cur(&out, "B"), 15.5, "nothing reserved for A");
+    // The same reading seen again later is still the old one.
+    let out = ctl.step(&mk(40, reading(30.0, 100, Some(12), Some(31.0)))).unwrap();
+    assert!(out.non_compliant.is_empty());
+    // A reading sampled after the limit was applied that follows it: compliant.
+    let out = ctl.step(&mk(45, reading(15.4, 200, Some(43), Some(15.5)))).unwrap();
+    assert!(out.non_compliant.is_empty());
+}
+
+#[test]
+fn reading_sampled_after_the_limit_was_applied_shows_a_violation() {
+    let (mut ctl, mk) = lowered_at_5();
+    let out = ctl.step(&mk(20, reading(30.0, 100, Some(12), None))).unwrap();
+    assert!(out.non_compliant.is_empty());
+    // Sampled at t = 16, after 5 + 10: the charger ignores its limit.
+    let out = ctl.step(&mk(25, reading(30.0, 150, Some(16), None))).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+    assert_eq!(lim(&out, "A").load, [30.0; 3]);
+}
+
+#[test]
+fn stale_reading_over_every_limit_that_may_have_been_in_force_is_a_violation() {
+    let (mut ctl, mk) = lowered_at_5();
+    // Sampled at t = 12, when 31 A or 15.5 A were in force: 34 A is over both.
+    let out = ctl.step(&mk(20, reading(34.0, 100, Some(12), None))).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+    // Sampled before any limit was sent (the charger offered its own maximum): no verdict.
+    let (mut ctl, mk) = lowered_at_5();
+    let out = ctl.step(&mk(20, reading(34.0, 100, Some(-3), None))).unwrap();
+    assert!(out.non_compliant.is_empty());
+}
+
+#[test]
+fn without_sample_times_a_violation_needs_two_readings_or_the_offered_limit() {
+    // Two distinct readings over the limit.
+    let (mut ctl, mk) = lowered_at_5();
+    let out = ctl.step(&mk(20, reading(30.0, 100, None, None))).unwrap();
+    assert!(out.non_compliant.is_empty(), "one reading may predate the limit");
+    let out = ctl.step(&mk(25, reading(30.0, 100, None, None))).unwrap();
+    assert!(
+        out.non_compliant.is_empty(),
+        "the same reading again is no new evidence"
+    );
+    let out = ctl.step(&mk(30, reading(30.0, 140, None, None))).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+
+    // A reading under the limit in between starts the count again.
+    let (mut ctl, mk) = lowered_at_5();
+    ctl.step(&mk(20, reading(30.0, 100, None, None))).unwrap();
+    let out = ctl.step(&mk(25, reading(15.0, 120, None, None))).unwrap();
+    assert!(out.non_compliant.is_empty());
+    let out = ctl.step(&mk(30, reading(30.0, 140, None, None))).unwrap();
+    assert!(out.non_compliant.is_empty());
+
+    // The charger reports offering the new limit: the reading is after it was applied.
+    let (mut ctl, mk) = lowered_at_5();
+    let out = ctl.step(&mk(20, reading(30.0, 100, None, Some(15.5)))).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+
+    // Over both the old and the new limit: proven on one new reading.
+    let (mut ctl, mk) = lowered_at_5();
+    let out = ctl.step(&mk(20, reading(34.0, 100, None, None))).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+}
+
+#[test]
+fn measured_at_is_optional_in_json() {
+    let with: SessionState = serde_json::from_str(
+        r#"{"id":"s","measured_current":[1,2,3],"energy_wh":5,"measured_at":"2026-11-23T08:00:10Z"}"#,
+    )
+    .unwrap();
+    assert_eq!(with.measured_at, Some(at(10)));
+    let without: SessionState = serde_json::from_str(r#"{"id":"s","measured_current":[1,2,3],"energy_wh":5}"#).unwrap();
+    assert_eq!(without.measured_at, None);
+}
+
 #[test]
 fn silent_meter_falls_back_to_the_safe_current() {
     let mut board = circuit("board", None, 32.0);
@@ -460,9 +578,16 @@ fn flexible_session_waits_for_the_cheap_slot_and_urgent_one_does_not() {
             price_per_kwh: Decimal::new(10, 2),
         },
     ];
-    let mut state = site(0, vec![root], vec![flexible, urgent]);
+    let mut state = site(-60, vec![root], vec![flexible, urgent]);
     state.prices = prices;
     let mut ctl = Controller::new(quick());
+    // Not shifted before the car was seen charging (its power is unknown).
+    let out = ctl.step(&state).unwrap();
+    assert_eq!(cur(&out, "F"), 16.0);
+    state.time = at(0);
+    if let Some(s) = state.chargers[0].session.as_mut() {
+        s.measured_current = [16.0; 3];
+    }
     let out = ctl.step(&state).unwrap();
     assert_eq!(lim(&out, "F").state, LimitState::Deferred);
     assert_eq!(cur(&out, "F"), 0.0);
@@ -474,8 +599,7 @@ fn flexible_session_waits_for_the_cheap_slot_and_urgent_one_does_not() {
     if let Some(s) = state.chargers[0].session.as_mut() {
         s.energy_target_wh = Some(40_000);
     }
-    state.time = at(0);
-    let out = Controller::new(quick()).step(&state).unwrap();
+    let out = ctl.step(&state).unwrap();
     assert_eq!(cur(&out, "F"), 16.0);
 }
 
@@ -687,7 +811,7 @@ fn large_site_steps_quickly() {
         }
         out = Some(o);
     }
-    eprintln!("5000 chargers: fastest of 6 steps {fastest:?}");
+    eprintln!("5000 chargers: fastest of 8 steps {fastest:?}");
     let out = out.unwrap();
     assert!(out.non_compliant.is_empty());
     assert_eq!(out.limits.len(), 5000);
@@ -799,6 +923,7 @@ mod props {
                 priority,
                 offered_current: None,
                 measured_power_w: None,
+                measured_at: None,
             });
         }
     }
@@ -958,8 +1083,9 @@ mod props {
         }
     }
 
+    /// `DLM_SEED=<seed> cargo test --lib replay_seed` prints every state and allocation of one case.
     #[test]
-    fn debug_seed() {
+    fn replay_seed_from_env() {
         if let Ok(seed) = std::env::var("DLM_SEED") {
             run(seed.parse().unwrap(), quick(), true);
         }

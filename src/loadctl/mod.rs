@@ -94,13 +94,13 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
                     charger: charger.to_string(),
                     evse: Some(*evse),
                     tx: None,
-                    reading: Reading::idle(*t),
+                    reading: Reading::idle((*t).min(now)),
                 });
             }
             signals.push(Signal::Changed);
         }
         Inbound::Meter { evse: 0, samples } => {
-            if let Some(r) = reading(samples) {
+            if let Some(r) = reading(samples, now) {
                 signals.push(Signal::ChargerMeter {
                     charger: charger.to_string(),
                     current: r.current,
@@ -109,7 +109,7 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
             }
         }
         Inbound::Meter { evse, samples } => {
-            if let Some(reading) = reading(samples) {
+            if let Some(reading) = reading(samples, now) {
                 signals.push(Signal::Meter {
                     charger: charger.to_string(),
                     evse: Some(*evse),
@@ -123,7 +123,7 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
                 .charging_state
                 .as_deref()
                 .is_some_and(|s| matches!(s, "SuspendedEV" | "SuspendedEVSE" | "EVConnected" | "Idle"));
-            let reading = reading(&m.samples).or_else(|| idle.then(|| Reading::idle(m.t)));
+            let reading = reading(&m.samples, now).or_else(|| idle.then(|| Reading::idle(m.t.min(now))));
             if let Some(reading) = reading {
                 signals.push(Signal::Meter {
                     charger: charger.to_string(),
@@ -154,8 +154,10 @@ impl Reading {
 }
 
 /// Per-phase current from the newest sampled values of a message. A value
-/// without a phase counts on every phase, which is the safe reading.
-fn reading(samples: &[Sample]) -> Option<Reading> {
+/// without a phase counts on every phase, which is the safe reading. Its
+/// time is never later than `now`: a charger clock running ahead must not
+/// make an old reading look newer than a limit we sent.
+fn reading(samples: &[Sample], now: DateTime<Utc>) -> Option<Reading> {
     let t = samples
         .iter()
         .filter(|s| s.measurand.starts_with("Current."))
@@ -187,7 +189,7 @@ fn reading(samples: &[Sample]) -> Option<Reading> {
         return None;
     }
     Some(Reading {
-        t,
+        t: t.min(now),
         current: current.map(|c| c.unwrap_or(0.0)),
         offered,
         power_w,
@@ -428,7 +430,13 @@ impl Loop {
             let controller = self
                 .controllers
                 .entry(site.clone())
-                .or_insert_with(|| Controller::new(Settings::default()));
+                .or_insert_with(|| {
+                    Controller::new(Settings {
+                        volts: cfg.voltage,
+                        apply_delay_s: cfg.apply_delay_s,
+                        ..Settings::default()
+                    })
+                });
             let started = std::time::Instant::now();
             match controller.step(&state) {
                 Ok(alloc) => {
@@ -515,19 +523,29 @@ mod tests {
 
     #[test]
     fn the_newest_per_phase_currents_are_read_and_an_unphased_one_counts_on_every_phase() {
-        let r = reading(&[
-            sample("Current.Import", Some("L1"), 9_000, 0),
-            sample("Current.Import", Some("L1-N"), 16_000, 5),
-            sample("Current.Import", Some("L3"), 15_500, 5),
-            sample("Current.Offered", None, 16_000, 5),
-            sample("Energy.Active.Import.Register", None, 1, 5),
-        ])
+        let now = "2026-11-23T11:00:00Z".parse().unwrap();
+        let r = reading(
+            &[
+                sample("Current.Import", Some("L1"), 9_000, 0),
+                sample("Current.Import", Some("L1-N"), 16_000, 5),
+                sample("Current.Import", Some("L3"), 15_500, 5),
+                sample("Current.Offered", None, 16_000, 5),
+                sample("Energy.Active.Import.Register", None, 1, 5),
+            ],
+            now,
+        )
         .unwrap();
         assert_eq!(r.current, [16.0, 0.0, 15.5]);
         assert_eq!(r.offered, Some(16.0));
-        let r = reading(&[sample("Current.Import", None, 7_000, 1)]).unwrap();
+        let r = reading(&[sample("Current.Import", None, 7_000, 1)], now).unwrap();
         assert_eq!(r.current, [7.0; 3]);
-        assert!(reading(&[sample("Energy.Active.Import.Register", None, 1, 1)]).is_none());
+        assert!(reading(&[sample("Energy.Active.Import.Register", None, 1, 1)], now).is_none());
+        // A charger clock ahead of ours is clamped to the time of arrival.
+        let early = "2026-11-23T10:00:02Z".parse().unwrap();
+        assert_eq!(
+            reading(&[sample("Current.Import", None, 7_000, 9)], early).unwrap().t,
+            early
+        );
     }
 
     #[test]

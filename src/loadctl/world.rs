@@ -138,6 +138,7 @@ impl World {
                     priority: s.priority,
                     offered_current: reading.and_then(|r| r.offered),
                     measured_power_w: reading.and_then(|r| r.power_w),
+                    measured_at: reading.map(|r| r.t),
                 });
                 let max_power_w = ch.max_power_w.map(f64::from);
                 let max_current = match max_power_w {

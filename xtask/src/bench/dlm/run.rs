@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use voltyard::dlm::{ChargerState, CircuitState, PriceSlot, Rotation, SessionState, SiteState, Supply};
 
-/// A meter value on its way: (arrives at, session, A at the terminals, Wh, offered A).
-type MeterValue = (u32, usize, [f64; 3], i64, f64);
+/// A meter value on its way: (arrives at, sampled at, session, A at the terminals, Wh, offered A).
+type MeterValue = (u32, u32, usize, [f64; 3], i64, f64);
 
 /// What the CSMS knows: status changes (STATUS_DELAY_S late), each charger's
 /// meter values (every meter_interval_s, METER_DELAY_S late), the site
@@ -121,6 +121,7 @@ impl<'a> Observer<'a> {
                     priority: None,
                     offered_current: None,
                     measured_power_w: None,
+                    measured_at: None,
                 });
             } else if slot.as_ref().is_some_and(|x| x.id == sess.id) {
                 *slot = None;
@@ -136,13 +137,14 @@ impl<'a> Observer<'a> {
                 }
                 self.meter[c] = Some((
                     t + METER_DELAY_S,
+                    t,
                     s,
                     terminals,
                     ph.delivered[s] as i64,
                     ph.in_force[c].current,
                 ));
             }
-            if let Some((at, s, terminals, wh, offered)) = self.meter[c]
+            if let Some((at, sampled, s, terminals, wh, offered)) = self.meter[c]
                 && at <= t
             {
                 self.meter[c] = None;
@@ -152,6 +154,7 @@ impl<'a> Observer<'a> {
                     view.measured_current = terminals;
                     view.energy_wh = wh;
                     view.offered_current = Some(offered);
+                    view.measured_at = Some(sc.start + Duration::seconds(sampled as i64));
                 }
             }
         }
