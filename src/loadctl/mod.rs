@@ -427,16 +427,13 @@ impl Loop {
             let fallback = |k: &Key| emit::still_in_force(sent.get(k), now);
             let connected = |id: &str| registry.live(id).is_some();
             let state = self.world.site_state(&site, now, &cfg, &connected, &fallback);
-            let controller = self
-                .controllers
-                .entry(site.clone())
-                .or_insert_with(|| {
-                    Controller::new(Settings {
-                        volts: cfg.voltage,
-                        apply_delay_s: cfg.apply_delay_s,
-                        ..Settings::default()
-                    })
-                });
+            let controller = self.controllers.entry(site.clone()).or_insert_with(|| {
+                Controller::new(Settings {
+                    volts: cfg.voltage,
+                    apply_delay_s: cfg.apply_delay_s,
+                    ..Settings::default()
+                })
+            });
             let started = std::time::Instant::now();
             match controller.step(&state) {
                 Ok(alloc) => {
