@@ -286,7 +286,7 @@ impl Default for Settings {
             giveback_a: 1.0,
             park_retry_s: 1800.0,
             urgent_laxity_s: 1800.0,
-            price_time_margin: 1.25,
+            price_time_margin: 2.0,
             default_priority: 0,
             default_departure_s: None,
         }

@@ -332,12 +332,7 @@ pub struct Ours {
 impl Ours {
     pub fn new(sc: &Scenario) -> Ours {
         Ours {
-            ctl: Controller::new(
-                std::env::var("DLM_EXP") // EXPERIMENT
-                    .ok()
-                    .and_then(|j| serde_json::from_str(&j).ok())
-                    .unwrap_or_default(),
-            ),
+            ctl: Controller::new(Settings::default()),
             index: sc.chargers.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect(),
             hist: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds"),
             errors: 0,
