@@ -222,8 +222,7 @@ pub fn generate(spec: &Spec) -> Scenario {
         cap: 0.0,
         metered: true,
     }];
-    let leaves: Vec<usize> = if n <= 200 {
-        let boards = if n < 20 { 2 } else { n.div_ceil(16) };
+    let add_boards = |nodes: &mut Vec<Node>, boards: usize| -> Vec<usize> {
         (0..boards)
             .map(|b| {
                 nodes.push(Node {
@@ -235,20 +234,13 @@ pub fn generate(spec: &Spec) -> Scenario {
                 nodes.len() - 1
             })
             .collect()
+    };
+    let leaves: Vec<usize> = if n <= 200 {
+        add_boards(&mut nodes, if n < 20 { 2 } else { n.div_ceil(16) })
     } else {
         let subs = n.div_ceil(50);
         let boards = (subs as f64).sqrt().ceil() as usize;
-        let board_ids: Vec<usize> = (0..boards)
-            .map(|b| {
-                nodes.push(Node {
-                    id: format!("B{:02}", b + 1),
-                    parent: Some(0),
-                    cap: 0.0,
-                    metered: false,
-                });
-                nodes.len() - 1
-            })
-            .collect();
+        let board_ids = add_boards(&mut nodes, boards);
         (0..subs)
             .map(|s| {
                 let b = s * boards / subs;
