@@ -1,0 +1,1 @@
+//! OCMF signed meter data: parsing and verification (pure: no I/O, no clock).
