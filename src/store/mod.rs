@@ -4,6 +4,7 @@
 //! migration; structural changes go through `migrate`.
 
 mod apply;
+mod journal;
 mod migrate;
 mod tables;
 mod writer;
@@ -25,6 +26,12 @@ pub enum StoreError {
     Corrupt {
         table: &'static str,
         err: serde_json::Error,
+    },
+    #[error("corrupt row {key} in {table}: {why}")]
+    CorruptRow {
+        table: &'static str,
+        key: u64,
+        why: String,
     },
     #[error(
         "database schema version {found} is newer than this binary understands ({supported}); use a newer voltyard"
@@ -163,17 +170,13 @@ impl Store {
     /// The newest `limit` frames of a charger at or after `since`, oldest first.
     pub fn journal(&self, charger: &str, since: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<JournalEntry>> {
         let r = self.db().begin_read()?;
-        let t = r.open_table(JOURNAL)?;
-        let mut out = Vec::new();
-        for e in t.range((charger, 0)..=(charger, u64::MAX))?.rev() {
-            let j: JournalEntry = decode("journal", e?.1.value())?;
-            if since.is_some_and(|s| j.t < s) || out.len() >= limit {
-                break;
-            }
-            out.push(j);
-        }
-        out.reverse();
-        Ok(out)
+        journal::read(
+            &r.open_table(FRAMES)?,
+            &r.open_table(FRAMES_HEAD)?,
+            charger,
+            since,
+            limit,
+        )
     }
 
     pub fn events(&self, limit: usize) -> Result<Vec<Event>> {

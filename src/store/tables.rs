@@ -1,5 +1,5 @@
-//! Table definitions. Keys are chosen for the queries we run: the journal
-//! and samples are keyed so one charger's or one session's rows are a range.
+//! Table definitions. Keys are chosen for the queries we run (one
+//! session's samples are a range) and, for the journal, for the write path.
 
 use redb::TableDefinition;
 
@@ -20,10 +20,9 @@ pub const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("active");
 /// (session, seq) → the samples of one message (`[Sample]`; rows written
 /// before that change hold a single `Sample`).
 pub const SAMPLES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("samples");
-/// (charger, seq) → `(evse, [Sample])` of one message, for values outside a
-/// transaction.
-pub const CHARGER_SAMPLES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("charger_samples");
-/// (charger, seq) → JournalEntry.
-pub const JOURNAL: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("journal");
+/// seq → one journaled frame (binary row, see `journal`).
+pub const FRAMES: TableDefinition<u64, &[u8]> = TableDefinition::new("frames");
+/// charger → seq of its newest frame.
+pub const FRAMES_HEAD: TableDefinition<&str, u64> = TableDefinition::new("frames_head");
 /// seq → Event.
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");

@@ -4,7 +4,7 @@
 //! disk, so "durable before acknowledged" holds without capping throughput:
 //! while one commit is in flight, the next batch is queuing.
 
-use super::apply::{self, AdminOp, AdminResult, Ctx, InboundOutcome};
+use super::apply::{self, AdminOp, AdminResult, Cache, Ctx, InboundOutcome};
 use super::{Result, StoreError, migrate};
 use crate::domain::message::Inbound;
 use crate::domain::{Direction, JournalEntry};
@@ -155,6 +155,7 @@ impl Store {
 }
 
 fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<JournalEntry>, commits: Arc<AtomicU64>) {
+    let mut cache = Cache::default();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -163,7 +164,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<Jo
                 Err(_) => break,
             }
         }
-        match commit_batch(&db, &mut batch) {
+        match commit_batch(&db, &mut batch, &mut cache) {
             Ok((results, journaled)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
                 for (op, result) in batch.into_iter().zip(results) {
@@ -175,6 +176,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<Jo
             }
             Err(e) => {
                 tracing::error!("commit failed, batch of {} rolled back: {e}", batch.len());
+                cache.clear();
                 for op in batch {
                     deliver(op, Outcome::Failed(e.to_string()));
                 }
@@ -201,12 +203,12 @@ fn deliver(op: Op, outcome: Outcome) {
     }
 }
 
-fn commit_batch(db: &Database, batch: &mut [Op]) -> Result<(Vec<Outcome>, Vec<JournalEntry>)> {
+fn commit_batch(db: &Database, batch: &mut [Op], cache: &mut Cache) -> Result<(Vec<Outcome>, Vec<JournalEntry>)> {
     let w = db.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut journaled = Vec::new();
     {
-        let mut ctx = Ctx::open(&w)?;
+        let mut ctx = Ctx::open(&w, cache)?;
         for op in batch.iter_mut() {
             let outcome = match op {
                 Op::Inbound {
