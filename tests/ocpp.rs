@@ -303,7 +303,15 @@ async fn v16_transactions_are_idempotent_and_keep_charger_time() {
         (energy["unit"].as_str(), energy["value_milli"].as_i64()),
         (Some("Wh"), Some(1_500_000))
     );
-    assert_eq!(energy["raw"]["unit"], "kWh", "the raw sampled value is kept");
+    // The sampled value as sent (in kWh) stays in the journal, not in the sample.
+    assert!(energy.get("raw").is_none());
+    let logs = srv.cli(&["charger", "logs", "T16", "--limit", "1000"]).await;
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("MeterValues") && l.contains(r#""unit":"kWh""#)),
+        "{logs}"
+    );
     let list = srv.cli_json(&["session", "list"]).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let row = &list[0];

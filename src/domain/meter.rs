@@ -22,7 +22,6 @@ pub struct RawSample {
     /// 1.6 `format == SignedData`: `value` is the signed blob itself.
     pub value_is_signed: bool,
     pub signed: Option<SignedMeter>,
-    pub raw: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -32,8 +31,9 @@ pub struct SampleError {
     pub reason: String,
 }
 
-/// Normalise one sampled value. `index` names the value in error messages.
-pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, SampleError> {
+/// Normalise one sampled value. `index` names the value in error messages
+/// (built only when there is one: a message carries dozens of values).
+pub fn normalise(t: DateTime<Utc>, s: RawSample, index: impl Fn() -> String) -> Result<Sample, SampleError> {
     let measurand = s.measurand.unwrap_or_else(|| ENERGY_IMPORT.to_string());
     let unit_in = s.unit.unwrap_or_else(|| default_unit(&measurand).to_string());
     let (unit, scale) = base_unit(&unit_in);
@@ -41,11 +41,11 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, 
         0
     } else {
         let v = parse_number(&s.value).ok_or_else(|| SampleError {
-            field: format!("{index}.value"),
+            field: format!("{}.value", index()),
             reason: format!("{:?} is not a number", s.value),
         })?;
         let out_of_range = || SampleError {
-            field: format!("{index}.value"),
+            field: format!("{}.value", index()),
             reason: format!("{:?} (multiplier {}) is out of range", s.value, s.multiplier),
         };
         let factor = pow10(s.multiplier)
@@ -75,7 +75,6 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: &str) -> Result<Sample, 
         location: s.location.unwrap_or_else(|| "Outlet".into()),
         unit: unit.to_string(),
         value_milli,
-        raw: s.raw,
         signed,
     })
 }
@@ -156,46 +155,51 @@ mod tests {
             multiplier: mult,
             value_is_signed: false,
             signed: None,
-            raw: serde_json::Value::Null,
         }
     }
 
     #[test]
     fn units_and_multipliers_normalise_to_milli_base_units() {
         let t = Utc::now();
-        let s = normalise(t, raw("12.3456", None, Some("kWh"), 0), "v").unwrap();
+        let s = normalise(t, raw("12.3456", None, Some("kWh"), 0), || "v".into()).unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("Wh", 12_345_600));
-        let s = normalise(t, raw("7.4", Some("Power.Active.Import"), Some("kW"), 0), "v").unwrap();
+        let s = normalise(t, raw("7.4", Some("Power.Active.Import"), Some("kW"), 0), || "v".into()).unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("W", 7_400_000));
-        let s = normalise(t, raw("16", Some("Current.Import"), None, 0), "v").unwrap();
+        let s = normalise(t, raw("16", Some("Current.Import"), None, 0), || "v".into()).unwrap();
         assert_eq!((s.unit.as_str(), s.value_milli), ("A", 16_000));
-        let s = normalise(t, raw("15", None, Some("Wh"), 3), "v").unwrap();
+        let s = normalise(t, raw("15", None, Some("Wh"), 3), || "v".into()).unwrap();
         assert_eq!(s.value_milli, 15_000_000, "2.0.1 multiplier 3 means kWh");
-        let s = normalise(t, raw("1.5e3", None, None, 0), "v").unwrap();
+        let s = normalise(t, raw("1.5e3", None, None, 0), || "v".into()).unwrap();
         assert_eq!(s.value_milli, 1_500_000);
         assert_eq!(energy_register_wh(&[s]), Some(1500));
     }
 
     #[test]
     fn garbage_values_name_the_field() {
-        let e = normalise(Utc::now(), raw("12,5", None, None, 0), "meterValue[0].sampledValue[1]").unwrap_err();
+        let e = normalise(Utc::now(), raw("12,5", None, None, 0), || {
+            "meterValue[0].sampledValue[1]".into()
+        })
+        .unwrap_err();
         assert_eq!(e.field, "meterValue[0].sampledValue[1].value");
     }
 
     #[test]
     fn absurd_values_are_refused_not_panicked_on() {
-        let e = normalise(Utc::now(), raw("79228162514264337593543950335", None, None, 0), "v").unwrap_err();
+        let e = normalise(Utc::now(), raw("79228162514264337593543950335", None, None, 0), || {
+            "v".into()
+        })
+        .unwrap_err();
         assert_eq!(e.field, "v.value");
-        assert!(normalise(Utc::now(), raw("1", None, None, 9), "v").is_ok());
-        assert!(normalise(Utc::now(), raw("1", None, None, 40), "v").is_err());
-        assert!(normalise(Utc::now(), raw("1e300", None, None, 0), "v").is_err());
+        assert!(normalise(Utc::now(), raw("1", None, None, 9), || "v".into()).is_ok());
+        assert!(normalise(Utc::now(), raw("1", None, None, 40), || "v".into()).is_err());
+        assert!(normalise(Utc::now(), raw("1e300", None, None, 0), || "v".into()).is_err());
     }
 
     #[test]
     fn signed_values_keep_the_blob() {
         let mut r = raw("OCMF|{}|{}", None, None, 0);
         r.value_is_signed = true;
-        let s = normalise(Utc::now(), r, "v").unwrap();
+        let s = normalise(Utc::now(), r, || "v".into()).unwrap();
         assert_eq!(s.signed.unwrap().data, "OCMF|{}|{}");
         assert_eq!(s.value_milli, 0);
     }

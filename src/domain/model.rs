@@ -343,7 +343,7 @@ pub enum AuthStatus {
 
 /// A normalised meter sample. `value_milli` is in thousandths of the base
 /// unit (mWh, mW, mA, mV, mvar, thousandths of a percent), so energy stays an
-/// integer; the raw sampled value is kept beside it.
+/// integer. The sampled value as sent is in the journal, not repeated here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub t: DateTime<Utc>,
@@ -353,7 +353,6 @@ pub struct Sample {
     pub location: String,
     pub unit: String,
     pub value_milli: i64,
-    pub raw: serde_json::Value,
     pub signed: Option<SignedMeter>,
 }
 

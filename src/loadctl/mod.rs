@@ -513,7 +513,6 @@ mod tests {
             location: "Outlet".into(),
             unit: "A".into(),
             value_milli: milli,
-            raw: serde_json::Value::Null,
             signed: None,
         }
     }

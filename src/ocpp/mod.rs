@@ -146,23 +146,24 @@ fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
 /// `meterValue` as both versions shape it; the sampled values differ.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValue {
+struct MeterValue<S> {
     timestamp: String,
-    sampled_value: Vec<Value>,
+    sampled_value: Vec<S>,
 }
 
 /// Normalise every sampled value, naming the exact field of any bad one.
-fn samples(
-    values: &[MeterValue],
+fn samples<S>(
+    values: Vec<MeterValue<S>>,
     field: &str,
-    to_raw: impl Fn(&Value) -> Result<crate::domain::meter::RawSample, Rejection>,
+    to_raw: impl Fn(S) -> crate::domain::meter::RawSample,
 ) -> Result<Vec<crate::domain::Sample>, Rejection> {
     let mut out = Vec::new();
-    for (i, mv) in values.iter().enumerate() {
-        let t = time(&mv.timestamp, &format!("{field}[{i}].timestamp"))?;
-        for (j, raw) in mv.sampled_value.iter().enumerate() {
-            let name = format!("{field}[{i}].sampledValue[{j}]");
-            let sample = crate::domain::meter::normalise(t, to_raw(raw)?, &name)
+    for (i, mv) in values.into_iter().enumerate() {
+        let t = parse_time(&mv.timestamp)
+            .ok_or_else(|| Rejection::property(&format!("{field}[{i}].timestamp"), "is not an RFC 3339 date-time"))?;
+        for (j, raw) in mv.sampled_value.into_iter().enumerate() {
+            let name = || format!("{field}[{i}].sampledValue[{j}]");
+            let sample = crate::domain::meter::normalise(t, to_raw(raw), name)
                 .map_err(|e| Rejection::property(&e.field, &e.reason))?;
             out.push(sample);
         }

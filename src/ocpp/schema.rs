@@ -77,171 +77,297 @@ const V201: Table = schema_table!("v201", "Request";
     "UnlockConnector", "UnpublishFirmware", "UpdateFirmware",
 );
 
-type Compiled = HashMap<(Protocol, &'static str, Part), Value>;
-
-static SCHEMAS: LazyLock<Compiled> = LazyLock::new(|| {
+/// Schemas are compiled once into plain nodes: walking the schema JSON for
+/// every message (map lookups by keyword at each level, `$ref` resolution,
+/// a path string built as it went) cost more than parsing the message.
+static SCHEMAS: LazyLock<HashMap<(Protocol, &'static str, Part), Schema>> = LazyLock::new(|| {
     let mut m = HashMap::new();
     for (proto, table) in [(Protocol::V16, V16), (Protocol::V201, V201)] {
         for (name, part, text) in table {
-            // The embedded schemas are fixed at build time; a test parses them all.
             if let Ok(v) = serde_json::from_str::<Value>(text) {
-                m.insert((proto, *name, *part), v);
+                m.insert((proto, *name, *part), Schema::compile(&v));
             }
         }
     }
     m
 });
 
-/// True when the version defines this action at all.
 pub fn knows(proto: Protocol, action: &str) -> bool {
     SCHEMAS.contains_key(&(proto, action, Part::Request))
 }
 
-/// Validate a payload. An action without a schema is the caller's problem
-/// (NotImplemented), so it passes here.
+/// Check a payload; the first violation found is returned.
 pub fn validate(proto: Protocol, action: &str, part: Part, payload: &Value) -> Result<(), Violation> {
-    let Some(root) = SCHEMAS.get(&(proto, action, part)) else {
+    let Some(schema) = SCHEMAS.get(&(proto, action, part)) else {
         return Ok(());
     };
-    Validator { root }.check(root, payload, &mut String::new())
+    schema.check(0, payload, &mut Vec::new())
 }
 
-struct Validator<'a> {
-    root: &'a Value,
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Type {
+    Object,
+    Array,
+    String,
+    Boolean,
+    Number,
+    Integer,
+    Null,
 }
 
-fn v(kind: ViolationKind, path: &str, detail: String) -> Violation {
+impl Type {
+    fn parse(s: &str) -> Option<Type> {
+        Some(match s {
+            "object" => Type::Object,
+            "array" => Type::Array,
+            "string" => Type::String,
+            "boolean" => Type::Boolean,
+            "number" => Type::Number,
+            "integer" => Type::Integer,
+            "null" => Type::Null,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Type::Object => "object",
+            Type::Array => "array",
+            Type::String => "string",
+            Type::Boolean => "boolean",
+            Type::Number => "number",
+            Type::Integer => "integer",
+            Type::Null => "null",
+        }
+    }
+
+    fn matches(self, val: &Value) -> bool {
+        match self {
+            Type::Object => val.is_object(),
+            Type::Array => val.is_array(),
+            Type::String => val.is_string(),
+            Type::Boolean => val.is_boolean(),
+            Type::Number => val.is_number(),
+            Type::Integer => {
+                val.is_i64() || val.is_u64() || val.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            }
+            Type::Null => val.is_null(),
+        }
+    }
+}
+
+/// One schema node with every keyword the OCPP schemas use, `$ref`s
+/// already resolved.
+#[derive(Debug, Default)]
+struct Node {
+    ty: Option<Type>,
+    options: Option<Vec<Value>>,
+    /// Sorted by name, for binary search.
+    props: Vec<(String, usize)>,
+    required: Vec<String>,
+    closed: bool,
+    items: Option<usize>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    max_length: Option<u64>,
+    date_time: bool,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    multiple_of: Option<f64>,
+}
+
+/// The nodes of one message schema; node 0 is the root.
+struct Schema {
+    nodes: Vec<Node>,
+}
+
+/// Where in the payload a check is, kept as segments and rendered only
+/// when something is wrong.
+enum Seg<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+fn render(path: &[Seg], last: Option<&str>) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    if let Some(k) = last {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(k);
+    }
+    if out.is_empty() { "payload".into() } else { out }
+}
+
+fn v(kind: ViolationKind, path: &[Seg], last: Option<&str>, detail: String) -> Violation {
     Violation {
         kind,
-        path: if path.is_empty() {
-            "payload".into()
-        } else {
-            path.to_string()
-        },
+        path: render(path, last),
         detail,
     }
 }
 
-impl Validator<'_> {
-    fn resolve<'s>(&'s self, schema: &'s Value) -> &'s Value {
-        let mut s = schema;
-        // Follow "#/definitions/X" chains; the OCPP schemas use no other kind.
-        for _ in 0..8 {
-            match s.get("$ref").and_then(Value::as_str) {
-                Some(r) => {
-                    let name = r.trim_start_matches("#/definitions/");
-                    match self.root.get("definitions").and_then(|d| d.get(name)) {
-                        Some(t) => s = t,
-                        None => return s,
-                    }
-                }
-                None => return s,
-            }
-        }
-        s
+impl Schema {
+    fn compile(root: &Value) -> Schema {
+        let mut schema = Schema { nodes: Vec::new() };
+        schema.node(root, root, 0);
+        schema
     }
 
-    fn check(&self, schema: &Value, val: &Value, path: &mut String) -> Result<(), Violation> {
-        let schema = self.resolve(schema);
-        if let Some(ty) = schema.get("type").and_then(Value::as_str)
-            && !type_matches(ty, val)
+    /// Adds the node for `s` (and its children) and returns its index.
+    /// OCPP's schemas are not recursive; the depth cap only guards against
+    /// a malformed one.
+    fn node(&mut self, root: &Value, s: &Value, depth: usize) -> usize {
+        let s = resolve(root, s);
+        let id = self.nodes.len();
+        self.nodes.push(Node::default());
+        if depth > 32 {
+            return id;
+        }
+        let mut n = Node {
+            ty: s.get("type").and_then(Value::as_str).and_then(Type::parse),
+            options: s.get("enum").and_then(Value::as_array).cloned(),
+            required: s
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
+            closed: s.get("additionalProperties") == Some(&Value::Bool(false)),
+            min_items: s.get("minItems").and_then(Value::as_u64),
+            max_items: s.get("maxItems").and_then(Value::as_u64),
+            max_length: s.get("maxLength").and_then(Value::as_u64),
+            date_time: s.get("format").and_then(Value::as_str) == Some("date-time"),
+            minimum: s.get("minimum").and_then(Value::as_f64),
+            maximum: s.get("maximum").and_then(Value::as_f64),
+            multiple_of: s.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0),
+            ..Node::default()
+        };
+        if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            for (k, sub) in props {
+                let child = self.node(root, sub, depth + 1);
+                n.props.push((k.clone(), child));
+            }
+            n.props.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        if let Some(items) = s.get("items") {
+            n.items = Some(self.node(root, items, depth + 1));
+        }
+        self.nodes[id] = n;
+        id
+    }
+
+    fn check<'v>(&self, at: usize, val: &'v Value, path: &mut Vec<Seg<'v>>) -> Result<(), Violation> {
+        let n = &self.nodes[at];
+        if let Some(ty) = n.ty
+            && !ty.matches(val)
         {
             let kind = if path.is_empty() {
                 ViolationKind::Formation
             } else {
                 ViolationKind::Type
             };
-            return Err(v(kind, path, format!("expected {ty}, got {}", type_name(val))));
+            return Err(v(
+                kind,
+                path,
+                None,
+                format!("expected {}, got {}", ty.name(), type_name(val)),
+            ));
         }
-        if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        if let Some(options) = &n.options
             && !options.contains(val)
         {
             let shown: Vec<&str> = options.iter().filter_map(Value::as_str).collect();
             return Err(v(
                 ViolationKind::Property,
                 path,
+                None,
                 format!("{val} is not one of {}", shown.join(", ")),
             ));
         }
         match val {
-            Value::Object(map) => self.check_object(schema, map, path),
-            Value::Array(items) => self.check_array(schema, items, path),
-            Value::String(s) => check_string(schema, s, path),
-            Value::Number(n) => check_number(schema, n, path),
+            Value::Object(map) => self.check_object(n, map, path),
+            Value::Array(items) => self.check_array(n, items, path),
+            Value::String(s) => check_string(n, s, path),
+            Value::Number(x) => check_number(n, x, path),
             _ => Ok(()),
         }
     }
 
-    fn check_object(
+    fn check_object<'v>(
         &self,
-        schema: &Value,
-        map: &serde_json::Map<String, Value>,
-        path: &mut String,
+        n: &Node,
+        map: &'v serde_json::Map<String, Value>,
+        path: &mut Vec<Seg<'v>>,
     ) -> Result<(), Violation> {
-        let props = schema.get("properties").and_then(Value::as_object);
-        if let Some(required) = schema.get("required").and_then(Value::as_array) {
-            for r in required.iter().filter_map(Value::as_str) {
-                if !map.contains_key(r) {
-                    return Err(v(
-                        ViolationKind::Occurrence,
-                        &join(path, r),
-                        "required property is missing".into(),
-                    ));
-                }
+        for r in &n.required {
+            if !map.contains_key(r) {
+                return Err(v(
+                    ViolationKind::Occurrence,
+                    path,
+                    Some(r),
+                    "required property is missing".into(),
+                ));
             }
         }
-        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
         for (key, value) in map {
-            let sub = props.and_then(|p| p.get(key));
-            match sub {
-                Some(sub) => {
-                    let len = path.len();
-                    if len > 0 {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                    let r = self.check(sub, value, path);
-                    path.truncate(len);
+            match n.props.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+                Ok(i) => {
+                    path.push(Seg::Key(key));
+                    let r = self.check(n.props[i].1, value, path);
+                    path.pop();
                     r?;
                 }
-                None if closed => {
+                Err(_) if n.closed => {
                     return Err(v(
                         ViolationKind::Formation,
-                        &join(path, key),
+                        path,
+                        Some(key),
                         "property is not defined for this message".into(),
                     ));
                 }
-                None => {}
+                Err(_) => {}
             }
         }
         Ok(())
     }
 
-    fn check_array(&self, schema: &Value, items: &[Value], path: &mut String) -> Result<(), Violation> {
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+    fn check_array<'v>(&self, n: &Node, items: &'v [Value], path: &mut Vec<Seg<'v>>) -> Result<(), Violation> {
+        if let Some(min) = n.min_items
             && (items.len() as u64) < min
         {
             return Err(v(
                 ViolationKind::Occurrence,
                 path,
+                None,
                 format!("needs at least {min} item(s), has {}", items.len()),
             ));
         }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        if let Some(max) = n.max_items
             && (items.len() as u64) > max
         {
             return Err(v(
                 ViolationKind::Occurrence,
                 path,
+                None,
                 format!("allows at most {max} item(s), has {}", items.len()),
             ));
         }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let r = self.check(item_schema, item, path);
-                path.truncate(len);
+        if let Some(item) = n.items {
+            for (i, value) in items.iter().enumerate() {
+                path.push(Seg::Index(i));
+                let r = self.check(item, value, path);
+                path.pop();
                 r?;
             }
         }
@@ -249,81 +375,85 @@ impl Validator<'_> {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+fn resolve<'s>(root: &'s Value, schema: &'s Value) -> &'s Value {
+    let mut s = schema;
+    for _ in 0..8 {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let name = r.trim_start_matches("#/definitions/");
+                match root.get("definitions").and_then(|d| d.get(name)) {
+                    Some(t) => s = t,
+                    None => return s,
+                }
+            }
+            None => return s,
+        }
     }
+    s
 }
 
-fn check_string(schema: &Value, s: &str, path: &str) -> Result<(), Violation> {
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        let n = s.chars().count() as u64;
-        if n > max {
+fn check_string(n: &Node, s: &str, path: &[Seg]) -> Result<(), Violation> {
+    if let Some(max) = n.max_length {
+        // Byte length bounds the character count: count only when it could matter.
+        let count = if (s.len() as u64) <= max {
+            0
+        } else {
+            s.chars().count() as u64
+        };
+        if count > max {
             return Err(v(
                 ViolationKind::Property,
                 path,
-                format!("is {n} characters long, at most {max} allowed"),
+                None,
+                format!("is {count} characters long, at most {max} allowed"),
             ));
         }
     }
-    if schema.get("format").and_then(Value::as_str) == Some("date-time") && crate::ocpp::parse_time(s).is_none() {
+    if n.date_time && crate::ocpp::parse_time(s).is_none() {
         return Err(v(
             ViolationKind::Property,
             path,
+            None,
             format!("{s:?} is not an RFC 3339 date-time"),
         ));
     }
     Ok(())
 }
 
-fn check_number(schema: &Value, n: &serde_json::Number, path: &str) -> Result<(), Violation> {
-    let Some(x) = n.as_f64() else { return Ok(()) };
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-        && x < min
+fn check_number(n: &Node, x: &serde_json::Number, path: &[Seg]) -> Result<(), Violation> {
+    let Some(f) = x.as_f64() else { return Ok(()) };
+    if let Some(min) = n.minimum
+        && f < min
     {
         return Err(v(
             ViolationKind::Property,
             path,
-            format!("{n} is below the minimum {min}"),
+            None,
+            format!("{x} is below the minimum {min}"),
         ));
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-        && x > max
+    if let Some(max) = n.maximum
+        && f > max
     {
         return Err(v(
             ViolationKind::Property,
             path,
-            format!("{n} is above the maximum {max}"),
+            None,
+            format!("{x} is above the maximum {max}"),
         ));
     }
-    if let Some(step) = schema.get("multipleOf").and_then(Value::as_f64)
-        && step > 0.0
-    {
-        let q = x / step;
+    if let Some(step) = n.multiple_of {
+        let q = f / step;
         if (q - q.round()).abs() > 1e-9 {
             return Err(v(
                 ViolationKind::Property,
                 path,
-                format!("{n} is not a multiple of {step}"),
+                None,
+                format!("{x} is not a multiple of {step}"),
             ));
         }
     }
     Ok(())
-}
-
-fn type_matches(ty: &str, val: &Value) -> bool {
-    match ty {
-        "object" => val.is_object(),
-        "array" => val.is_array(),
-        "string" => val.is_string(),
-        "boolean" => val.is_boolean(),
-        "number" => val.is_number(),
-        "integer" => val.is_i64() || val.is_u64() || val.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15),
-        "null" => val.is_null(),
-        _ => true,
-    }
 }
 
 fn type_name(val: &Value) -> &'static str {

@@ -55,7 +55,7 @@ struct StopTransaction {
     transaction_id: i64,
     reason: Option<String>,
     #[serde(default)]
-    transaction_data: Vec<MeterValue>,
+    transaction_data: Vec<MeterValue<SampledValue>>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +63,7 @@ struct StopTransaction {
 struct MeterValues {
     connector_id: u32,
     transaction_id: Option<i64>,
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<MeterValue<SampledValue>>,
 }
 
 #[derive(Deserialize)]
@@ -173,7 +173,7 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
                 connector: None,
                 token: m.id_tag,
                 meter_wh: Some(m.meter_stop),
-                samples: super::samples(&m.transaction_data, "transactionData", raw_sample)?,
+                samples: super::samples(m.transaction_data, "transactionData", raw_sample)?,
                 seq_no: None,
                 charging_state: None,
                 stop_reason: m.reason,
@@ -183,7 +183,7 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
         }
         "MeterValues" => {
             let m: MeterValues = typed(payload)?;
-            let samples = super::samples(&m.meter_value, "meterValue", raw_sample)?;
+            let samples = super::samples(m.meter_value, "meterValue", raw_sample)?;
             match m.transaction_id.map(u64::try_from) {
                 Some(Ok(id)) => Inbound::Tx(TxMessage {
                     target: TxTarget::Session(id),
@@ -235,10 +235,9 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
 }
 
 /// One sampled value in the shape every version normalises.
-fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
-    let sv: SampledValue = typed(raw)?;
+fn raw_sample(sv: SampledValue) -> RawSample {
     let value_is_signed = sv.format.as_deref() == Some("SignedData");
-    Ok(RawSample {
+    RawSample {
         value: sv.value,
         measurand: sv.measurand,
         phase: sv.phase,
@@ -248,8 +247,7 @@ fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
         multiplier: 0,
         value_is_signed,
         signed: None,
-        raw: raw.clone(),
-    })
+    }
 }
 
 fn status(s: &str) -> ConnectorStatus {

@@ -50,7 +50,7 @@ struct StatusNotification {
 #[serde(rename_all = "camelCase")]
 struct MeterValues {
     evse_id: u32,
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<MeterValue<SampledValue>>,
 }
 
 #[derive(Deserialize)]
@@ -95,7 +95,7 @@ struct TransactionEvent {
     id_token: Option<IdToken>,
     evse: Option<Evse>,
     #[serde(default)]
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<MeterValue<SampledValue>>,
 }
 
 #[derive(Deserialize)]
@@ -201,7 +201,7 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
             let m: MeterValues = typed(payload)?;
             Inbound::Meter {
                 evse: m.evse_id,
-                samples: super::samples(&m.meter_value, "meterValue", raw_sample)?,
+                samples: super::samples(m.meter_value, "meterValue", raw_sample)?,
             }
         }
         "TransactionEvent" => {
@@ -225,7 +225,7 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
                 connector: m.evse.as_ref().map(|e| e.connector_id.unwrap_or(1)),
                 token: m.id_token.map(|t| t.id_token),
                 meter_wh: None,
-                samples: super::samples(&m.meter_value, "meterValue", raw_sample)?,
+                samples: super::samples(m.meter_value, "meterValue", raw_sample)?,
                 seq_no: Some(m.seq_no),
                 charging_state: m.transaction_info.charging_state,
                 stop_reason,
@@ -272,10 +272,9 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
 }
 
 /// One sampled value in the shape every version normalises.
-fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
-    let sv: SampledValue = typed(raw)?;
+fn raw_sample(sv: SampledValue) -> RawSample {
     let (unit, multiplier) = sv.unit_of_measure.map_or((None, 0), |u| (u.unit, u.multiplier));
-    Ok(RawSample {
+    RawSample {
         value: sv.value.to_string(),
         measurand: sv.measurand,
         phase: sv.phase,
@@ -290,8 +289,7 @@ fn raw_sample(raw: &Value) -> Result<RawSample, Rejection> {
             encoding_method: Some(s.encoding_method),
             public_key: Some(s.public_key).filter(|k| !k.is_empty()),
         }),
-        raw: raw.clone(),
-    })
+    }
 }
 
 fn status(s: &str) -> ConnectorStatus {

@@ -107,7 +107,11 @@ mod tests {
                 meta.insert("next_seq", 10).unwrap();
                 meta.insert("next_session", 1).unwrap();
                 let mut j = w.open_table(JOURNAL_V1).unwrap();
-                for (charger, seq, dir) in [("A", 1, Direction::In), ("B", 2, Direction::In), ("A", 3, Direction::Out)] {
+                for (charger, seq, dir) in [
+                    ("A", 1, Direction::In),
+                    ("B", 2, Direction::In),
+                    ("A", 3, Direction::Out),
+                ] {
                     let e = JournalEntry {
                         seq,
                         t: t0 + chrono::Duration::seconds(seq as i64),
@@ -117,19 +121,42 @@ mod tests {
                     };
                     j.insert((charger, seq), encode(&e).as_slice()).unwrap();
                 }
-                w.open_table(CHARGER_SAMPLES_V1).unwrap().insert(("A", 4), &b"[]"[..]).unwrap();
+                w.open_table(CHARGER_SAMPLES_V1)
+                    .unwrap()
+                    .insert(("A", 4), &b"[]"[..])
+                    .unwrap();
             }
             w.commit().unwrap();
         }
         let store = Store::open(&path).unwrap();
         let a = store.journal("A", None, 10).unwrap();
-        assert_eq!(a.iter().map(|e| (e.seq, e.dir)).collect::<Vec<_>>(), [(1, Direction::In), (3, Direction::Out)]);
+        assert_eq!(
+            a.iter().map(|e| (e.seq, e.dir)).collect::<Vec<_>>(),
+            [(1, Direction::In), (3, Direction::Out)]
+        );
         assert_eq!(a[1].frame, "[3,\"3\",{}]");
         assert_eq!(store.journal("B", None, 10).unwrap().len(), 1);
-        assert_eq!(store.journal("A", Some(t0 + chrono::Duration::seconds(2)), 10).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .journal("A", Some(t0 + chrono::Duration::seconds(2)), 10)
+                .unwrap()
+                .len(),
+            1
+        );
         let r = redb::ReadableDatabase::begin_read(store.db()).unwrap();
         let names: Vec<String> = r.list_tables().unwrap().map(|t| t.name().to_string()).collect();
-        assert!(!names.iter().any(|n| n == "journal" || n == "charger_samples"), "{names:?}");
-        assert_eq!(r.open_table(META).unwrap().get("schema_version").unwrap().unwrap().value(), CURRENT);
+        assert!(
+            !names.iter().any(|n| n == "journal" || n == "charger_samples"),
+            "{names:?}"
+        );
+        assert_eq!(
+            r.open_table(META)
+                .unwrap()
+                .get("schema_version")
+                .unwrap()
+                .unwrap()
+                .value(),
+            CURRENT
+        );
     }
 }

@@ -28,11 +28,7 @@ pub enum StoreError {
         err: serde_json::Error,
     },
     #[error("corrupt row {key} in {table}: {why}")]
-    CorruptRow {
-        table: &'static str,
-        key: u64,
-        why: String,
-    },
+    CorruptRow { table: &'static str, key: u64, why: String },
     #[error(
         "database schema version {found} is newer than this binary understands ({supported}); use a newer voltyard"
     )]
@@ -207,7 +203,6 @@ mod tests {
             location: "Outlet".into(),
             unit: "Wh".into(),
             value_milli: milli,
-            raw: serde_json::json!({"value": "1"}),
             signed: None,
         }
     }
