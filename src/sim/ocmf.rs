@@ -123,4 +123,41 @@ mod tests {
         let forged = parts[1].replace("12.345", "1.345");
         assert!(key.verify(forged.as_bytes(), &sig).is_err());
     }
+
+    #[test]
+    fn records_pass_the_eichrecht_verifier_as_sent_over_ocpp() {
+        use crate::ocmf::{PublicKey, Record, check_session, ocpp, verify};
+        let mut m = Meter::new([9; 32], "MTR1", "sim", "G1");
+        let reading = |kind, wh, at: &str| Reading {
+            at: at.parse().unwrap(),
+            kind,
+            register_wh: wh,
+            token: "04AABB",
+            connector: 2,
+        };
+        let begin = m.sign(&reading('B', 1_000_123, "2026-11-23T10:00:00Z"));
+        let end = m.sign(&reading('E', 1_012_000, "2026-11-23T11:05:30Z"));
+        // the key as the charger publishes it (MeterPublicKey[n] / FiscalMetering.PublicKey)
+        let hex = data_encoding::HEXUPPER.encode(&m.public_key_der());
+        let key = PublicKey::parse(&format!("oca:base16:asn1:{hex}")).unwrap();
+        // 1.6: SignedData sampled value; 2.0.1: signedMeterValue with base64 data and key
+        let v16 = serde_json::json!({"value": begin, "format": "SignedData", "context": "Transaction.Begin"});
+        let b = ocpp::from_sampled_value(&v16).unwrap().unwrap();
+        let b64 = data_encoding::BASE64.encode(end.as_bytes());
+        let v201 = serde_json::json!({"value": 1012, "context": "Transaction.End", "signedMeterValue": {
+            "signedMeterData": b64, "signingMethod": SIGNING_METHOD, "encodingMethod": "OCMF",
+            "publicKey": data_encoding::BASE64.encode(&m.public_key_der())}});
+        let e = ocpp::from_sampled_value(&v201).unwrap().unwrap();
+        let key201 = PublicKey::parse(e.public_key.as_deref().unwrap()).unwrap();
+        let (b, e) = (Record::parse(&b.ocmf).unwrap(), Record::parse(&e.ocmf).unwrap());
+        assert!(verify(&b, &key).is_ok());
+        assert!(verify(&e, &key201).is_ok());
+        let v = check_session(&b, Some(&key), &e, Some(&key201));
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!(v.begin.as_ref().map(|r| r.wh), Some(1_000_123));
+        assert_eq!(v.energy_wh, Some(11_877));
+        let forged = end.replace("\"RV\":1012.0,", "\"RV\":1013.0,");
+        assert_ne!(forged, end);
+        assert!(verify(&Record::parse(&forged).unwrap(), &key).is_err());
+    }
 }
