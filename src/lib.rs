@@ -1,6 +1,7 @@
 //! voltyard: a complete Charge Point Management System in one binary.
 //! See docs/ARCHITECTURE.md for the map.
 
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod control;

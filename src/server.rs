@@ -56,6 +56,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         tokio::spawn(crate::control::server::serve(control, shared.clone())),
     ];
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
+    tasks.push(crate::control::meter_keys::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
 }

@@ -1233,6 +1233,14 @@ fn every_subcommand_help_has_an_example() {
         &["status"],
         &["events"],
         &["completions"],
+        &["charger", "set-meter-key"],
+        &["session", "cdr"],
+        &["tariff", "set"],
+        &["tariff", "list"],
+        &["tariff", "show"],
+        &["tariff", "price"],
+        &["receipt"],
+        &["verify"],
     ];
     for cmd in commands {
         let mut args = cmd.to_vec();

@@ -77,6 +77,23 @@ pub enum ChargerCmd {
         #[arg(long)]
         connector: Option<u32>,
     },
+    /// Set the public key of a charger's Eichrecht meter, for meters whose key does not come with the signed data.
+    #[command(
+        after_help = "Chargers that publish MeterPublicKey[n] (1.6) or FiscalMetering.PublicKey (2.0.1) are read with
+`voltyard charger config get ID`: voltyard keeps the key it sees there. Sessions that could not be
+verified for want of a key are verified again when the key arrives.
+
+Example:
+  voltyard charger set-meter-key CP-001 3059301306072A8648CE3D020106082A8648CE3D03010703420004… --connector 1"
+    )]
+    SetMeterKey {
+        id: String,
+        /// SubjectPublicKeyInfo (hex, base64 or PEM), `oca:base16:asn1:…`, or a bare point.
+        key: String,
+        /// The connector whose meter it is (absent: the charger's only meter).
+        #[arg(long)]
+        connector: Option<u32>,
+    },
     /// Read or change configuration (2.0.1 keys are Component.Variable).
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -269,6 +286,21 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                     println!("unknown keys: {}", output::cell(Some(&Value::Array(unknown.clone()))));
                 }
             }
+        }
+        ChargerCmd::SetMeterKey { id, key, connector } => {
+            let v = ctx
+                .call(Request::ChargerSetMeterKey {
+                    id: id.clone(),
+                    key,
+                    connector,
+                })
+                .await?;
+            let n = v["reverified"].as_array().map_or(0, Vec::len);
+            output::done(
+                ctx,
+                &v,
+                &format!("meter key of {id} kept; {n} session(s) verified again"),
+            );
         }
         ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => {
             result(ctx, ctx.call(command(id, Command::SetConfig { key, value })).await?)

@@ -9,10 +9,14 @@ pub mod dlm_plan;
 mod meter;
 mod output;
 mod price;
+mod receipt;
 mod session;
 mod simulate;
 mod site;
+mod tariff;
+mod tariff_price;
 mod token;
+pub(crate) mod verify;
 
 use crate::control::client::{Client, ClientError};
 use crate::control::proto::{ErrorKind, Request};
@@ -78,6 +82,25 @@ enum Cmd {
     /// Dynamic load management: live status, or a dry run of the optimiser.
     #[command(subcommand)]
     Dlm(dlm::DlmCmd),
+    /// OCPI tariffs: store and assign them (site, charger, token group), list, price offline.
+    #[command(subcommand)]
+    Tariff(tariff::TariffCmd),
+    /// The receipt of a completed session: text for the driver, JSON, or the Transparenzsoftware XML.
+    Receipt(receipt::ReceiptArgs),
+    /// Check signed meter data offline: OCMF records, a Transparenzsoftware XML file or a receipt JSON.
+    #[command(after_help = "Examples:
+  voltyard verify receipt.xml
+  voltyard verify 42.json                  (a receipt from `voltyard receipt 42 --format json`)
+  voltyard verify records.txt --key 3059301306072A8648CE3D0201…
+
+Exit status 0 when every record verifies and every transaction passes, 1 when anything fails, 2 when the input or the key cannot be read.")]
+    Verify {
+        /// OCMF records (one per line), a Transparenzsoftware XML file or a receipt JSON; `-` reads stdin.
+        file: PathBuf,
+        /// The meter's public key (text or a file holding it); overrides keys in the input.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Server health: version, connected chargers, commits.
     #[command(after_help = "Example:\n  voltyard status --json")]
     Status,
@@ -141,6 +164,20 @@ pub fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(e.exit_code())
+            }
+        },
+        Cmd::Tariff(tariff::TariffCmd::Price { tariff, session }) => match tariff::price(&tariff, &session, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Verify { file, key } => match verify::run(&file, key.as_deref(), json) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
             }
         },
         Cmd::Simulate(args) => {
@@ -239,6 +276,8 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Meter(c) => meter::run(ctx, c).await,
         Cmd::Price(c) => price::run(ctx, c).await,
         Cmd::Dlm(dlm::DlmCmd::Status) => dlm::status(ctx).await,
+        Cmd::Tariff(c) => tariff::run(ctx, c).await,
+        Cmd::Receipt(a) => receipt::run(ctx, a).await,
         Cmd::Status => {
             let v = ctx.call(Request::Status).await?;
             output::object(
@@ -273,6 +312,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         | Cmd::Completions { .. }
         | Cmd::Demo(_)
         | Cmd::Simulate(_)
+        | Cmd::Verify { .. }
         | Cmd::Dlm(dlm::DlmCmd::Plan(_)) => Ok(()),
     }
 }

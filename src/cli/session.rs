@@ -24,6 +24,9 @@ pub enum SessionCmd {
     /// Show one session with its meter values.
     #[command(after_help = "Example:\n  voltyard session show 42 --json")]
     Show { id: u64 },
+    /// OCPI 2.2.1 CDR (charge detail record) of a priced session.
+    #[command(after_help = "Example:\n  voltyard session cdr 42 > cdr-42.json")]
+    Cdr { id: u64 },
     /// Remote start (RemoteStartTransaction / RequestStartTransaction).
     #[command(after_help = "Example:\n  voltyard session start CP-001 --token 04A2B3C4D5 --evse 1")]
     Start {
@@ -113,6 +116,9 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                     ("STOPPED", "/stopped_at"),
                     ("WH", "/energy_wh"),
                     ("STATUS", "/status"),
+                    ("PRICE", "/price/total_incl_vat"),
+                    ("CUR", "/price/currency"),
+                    ("EICHRECHT", "/eichrecht/state"),
                 ],
             );
         }
@@ -140,8 +146,15 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                     "offline",
                     "samples",
                     "notes",
+                    "price",
+                    "unpriced_reason",
+                    "eichrecht",
                 ],
             );
+        }
+        SessionCmd::Cdr { id } => {
+            // A CDR is JSON whatever --json says.
+            output::json(&ctx.call(Request::SessionCdr { id }).await?);
         }
         SessionCmd::Start { charger, token, evse } => {
             let v = ctx

@@ -28,6 +28,9 @@ pub fn run(path: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(2));
         }
     };
+    if crate::billing::receipt::is_receipt(&text) {
+        return receipt(path, &text, key.as_deref(), json);
+    }
     let report = verify_text(&text, key.as_deref());
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -35,6 +38,44 @@ pub fn run(path: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCod
         print!("{}", render(&report));
     }
     Ok(match (&report.input_error, report.ok()) {
+        (Some(e), _) => {
+            if !json {
+                eprintln!("voltyard verify: {}: {e}", path.display());
+            }
+            ExitCode::from(2)
+        }
+        (None, true) => ExitCode::SUCCESS,
+        (None, false) => ExitCode::from(1),
+    })
+}
+
+/// A receipt JSON (`voltyard receipt --format json`): its signed records, and its figures against
+/// them and against pricing its embedded input again.
+fn receipt(path: &Path, text: &str, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let r = crate::billing::receipt::verify_receipt(text, key);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let mut out = render(&r.report);
+        if r.report.input_error.is_none() {
+            if let Some(id) = r.session {
+                out.push_str(&format!(
+                    "
+receipt of session {id}
+"
+                ));
+            }
+            for c in &r.receipt_checks {
+                out.push_str(&format!("    ok       {c}\n"));
+            }
+            for p in &r.receipt_problems {
+                out.push_str(&format!("    problem  {p}\n"));
+            }
+            out.push_str(&format!("receipt: {}\n", if r.ok() { "VERIFIED" } else { "FAILED" }));
+        }
+        print!("{out}");
+    }
+    Ok(match (&r.report.input_error, r.ok()) {
         (Some(e), _) => {
             if !json {
                 eprintln!("voltyard verify: {}: {e}", path.display());

@@ -2,6 +2,8 @@
 //! Newline-delimited JSON over `<data-dir>/control.sock`; see
 //! docs/control-api.md.
 
+mod billing;
 pub mod client;
+pub mod meter_keys;
 pub mod proto;
 pub mod server;

@@ -1,5 +1,6 @@
 //! Request and response types, shared by both ends of the control socket.
 
+use crate::billing::{Bill, Eichrecht, EichrechtState, PriceSummary, Scope};
 use crate::domain::circuit::{MeterBinding, PriceSlot};
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::{
@@ -131,6 +132,45 @@ pub enum Request {
         priority: Option<i32>,
     },
     DlmStatus,
+    /// Store an OCPI tariff (validated; its id is the OCPI `id`) and
+    /// optionally assign it to a site, a charger or a token group.
+    TariffSet {
+        /// The OCPI 2.2.1 (or 2.1.1) Tariff object as JSON text.
+        text: String,
+        scope: Option<Scope>,
+        from: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
+    TariffList,
+    TariffShow {
+        id: String,
+    },
+    /// OCPI 2.2.1 CDR of a priced session.
+    SessionCdr {
+        id: u64,
+    },
+    Receipt {
+        session: u64,
+        format: ReceiptFormat,
+    },
+    /// A charger's meter public key (Eichrecht), for meters whose key the
+    /// charger does not send with the signed data.
+    ChargerSetMeterKey {
+        id: String,
+        key: String,
+        connector: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptFormat {
+    /// For the driver.
+    Text,
+    /// For machines (stable field names).
+    Json,
+    /// The S.A.F.E. Transparenzsoftware's input.
+    Xml,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,8 +357,47 @@ pub struct SessionView {
     pub departure: Option<DateTime<Utc>>,
     pub energy_target_wh: Option<i64>,
     pub priority: Option<i32>,
+    /// Once completed and billed: the price (null with `unpriced_reason`
+    /// when there is none).
+    #[serde(default)]
+    pub price: Option<PriceSummary>,
+    #[serde(default)]
+    pub unpriced_reason: Option<String>,
+    /// Once completed: the check of its signed meter data.
+    #[serde(default)]
+    pub eichrecht: Option<EichrechtView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter_values: Option<Vec<Sample>>,
+}
+
+/// The Eichrecht result of a session, as lists show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EichrechtView {
+    /// `verified`, `failed` or `unsigned`.
+    pub state: EichrechtState,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub meter_serial: Option<String>,
+    /// Signed begin and end registers (Wh) and the energy between them.
+    pub begin_wh: Option<i64>,
+    pub end_wh: Option<i64>,
+    pub energy_wh: Option<i64>,
+    pub signed_values: usize,
+}
+
+impl EichrechtView {
+    pub fn new(e: &Eichrecht) -> Self {
+        EichrechtView {
+            state: e.state,
+            problems: e.problems.clone(),
+            notes: e.notes.clone(),
+            meter_serial: e.meter_serial.clone(),
+            begin_wh: e.begin.as_ref().and_then(|r| r.register_wh),
+            end_wh: e.end.as_ref().and_then(|r| r.register_wh),
+            energy_wh: e.energy_wh,
+            signed_values: e.signed_values,
+        }
+    }
 }
 
 impl SessionView {
@@ -349,7 +428,26 @@ impl SessionView {
             departure: s.departure,
             energy_target_wh: s.energy_target_wh,
             priority: s.priority,
+            price: None,
+            unpriced_reason: None,
+            eichrecht: None,
             meter_values,
         }
+    }
+
+    /// With the session's bill (or why there is none).
+    pub fn billed(mut self, bill: Option<Bill>) -> Self {
+        match bill {
+            Some(b) => {
+                self.eichrecht = Some(EichrechtView::new(&b.eichrecht));
+                self.price = b.price;
+                self.unpriced_reason = b.unpriced_reason;
+            }
+            None if self.status == SessionStatus::Active => {
+                self.unpriced_reason = Some("the session is still in progress".into());
+            }
+            None => self.unpriced_reason = Some("no bill: the session ended before billing existed".into()),
+        }
+        self
     }
 }

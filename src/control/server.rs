@@ -136,7 +136,7 @@ async fn follow_logs(
     }
 }
 
-fn internal(e: StoreError) -> ApiError {
+pub(super) fn internal(e: StoreError) -> ApiError {
     ApiError::new(ErrorKind::Internal, e.to_string())
 }
 
@@ -147,10 +147,11 @@ fn admin_result(shared: &Shared, r: AdminResult) -> Result<Value, ApiError> {
         AdminResult::Charger(None) => Err(ApiError::new(ErrorKind::NotFound, "no such charger")),
         AdminResult::NotFound(m) => Err(ApiError::new(ErrorKind::NotFound, m)),
         AdminResult::Conflict(m) => Err(ApiError::new(ErrorKind::Conflict, m)),
+        AdminResult::Json(v) => Ok(v),
     }
 }
 
-async fn admin(shared: &Shared, op: AdminOp) -> Result<Value, ApiError> {
+pub(super) async fn admin(shared: &Shared, op: AdminOp) -> Result<Value, ApiError> {
     admin_result(shared, shared.store.admin(op, Utc::now()).await.map_err(internal)?)
 }
 
@@ -191,7 +192,7 @@ async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResul
     }
 }
 
-fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+pub(super) fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::Invalid, format!("{field}: {reason}"))
 }
 
@@ -280,7 +281,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             Ok(r)
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
-        Request::ChargerCommand { id, command: cmd } => command(shared, &id, cmd).await.map(|r| json!(r)),
+        Request::ChargerCommand { id, command: cmd } => {
+            let r = command(shared, &id, cmd).await?;
+            super::billing::capture_meter_keys(shared, &id, &r).await;
+            Ok(json!(r))
+        }
         Request::ChargerLogs { id, since, limit, .. } => {
             if store.charger(&id).map_err(internal)?.is_none() {
                 return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
@@ -348,17 +353,18 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         Request::SessionList { charger, status, limit } => {
             let f = SessionFilter { charger, status, limit };
             let list: Vec<SessionView> = store
-                .sessions(&f)
+                .sessions_with_bills(&f)
                 .map_err(internal)?
                 .into_iter()
-                .map(|s| SessionView::new(s, None))
+                .map(|(s, b)| SessionView::new(s, None).billed(b))
                 .collect();
             Ok(json!(list))
         }
         Request::SessionShow { id } => match store.session(id).map_err(internal)? {
             Some(s) => {
                 let samples = store.samples(id).map_err(internal)?;
-                Ok(json!(SessionView::new(s, Some(samples))))
+                let bill = store.bill(id).map_err(internal)?;
+                Ok(json!(SessionView::new(s, Some(samples)).billed(bill)))
             }
             None => Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}"))),
         },
@@ -419,6 +425,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             shared.load.signal(Signal::CircuitMeter { circuit, current, t });
             Ok(json!({}))
         }
+        billing @ (Request::TariffSet { .. }
+        | Request::TariffList
+        | Request::TariffShow { .. }
+        | Request::SessionCdr { .. }
+        | Request::Receipt { .. }
+        | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,
         load @ (Request::CircuitAdd { .. }
         | Request::CircuitSetLimit { .. }
         | Request::CircuitRemove { .. }

@@ -312,6 +312,38 @@ pub struct Session {
     /// Load-management priority class; higher goes first.
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Charging-state changes while the session ran (2.0.1 chargingState,
+    /// 1.6 connector status), oldest first: pricing tells TIME from
+    /// PARKING_TIME by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<StateChange>,
+}
+
+/// The charging state from `t` on, as the charger named it (`Charging`,
+/// `SuspendedEV`, `EVConnected`… in 2.0.1; `charging`, `suspended_ev`… from
+/// a 1.6 StatusNotification).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub t: DateTime<Utc>,
+    pub state: String,
+}
+
+impl Session {
+    /// Notes a state change; a repeat of the current state adds nothing. A
+    /// change that arrives late (offline replay) is put in time order.
+    pub fn note_state(&mut self, t: DateTime<Utc>, state: &str) {
+        let pos = self.states.partition_point(|c| c.t <= t);
+        if pos > 0 && self.states[pos - 1].state == state {
+            return;
+        }
+        self.states.insert(
+            pos,
+            StateChange {
+                t,
+                state: state.to_string(),
+            },
+        );
+    }
 }
 
 impl Session {

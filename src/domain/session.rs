@@ -78,7 +78,12 @@ pub fn open(
         departure: None,
         energy_target_wh: None,
         priority: None,
+        states: Vec::new(),
     };
+    if let Some(state) = &msg.charging_state {
+        s.charging_state = Some(state.clone());
+        s.note_state(msg.t, state);
+    }
     if msg.phase != TxPhase::Started {
         s.notes.push(format!(
             "{now}: first message seen for this transaction was {:?}; start time taken from it",
@@ -111,6 +116,7 @@ pub fn apply(s: &mut Session, msg: &TxMessage, now: DateTime<Utc>) -> bool {
     }
     if let Some(state) = &msg.charging_state {
         s.charging_state = Some(state.clone());
+        s.note_state(msg.t, state);
     }
     if msg.t < s.started_at && msg.phase == TxPhase::Started {
         s.started_at = msg.t;

@@ -2,8 +2,11 @@
 //! domain's pure functions; this file loads their inputs and saves their
 //! outputs.
 
+mod billing;
+
 use super::tables::*;
 use super::{Result, decode, encode};
+use crate::billing::{MeterKey, Scope, StoredTariff};
 use crate::domain::circuit::{Circuit, MeterBinding, PriceSlot};
 use crate::domain::message::{Command, Inbound, Reply};
 use crate::domain::session::{self, TxMessage, TxPhase, TxTarget};
@@ -67,6 +70,26 @@ pub enum AdminOp {
     },
     Record(Event),
     Load(LoadOp),
+    /// Store a validated tariff (replacing one with the same id) and
+    /// optionally assign it.
+    TariffSet {
+        tariff: Box<StoredTariff>,
+        assign: Option<TariffAssign>,
+    },
+    /// A meter public key of a charger (seen in its configuration or set by
+    /// the operator); sessions that waited for it are verified again.
+    MeterKey {
+        charger: String,
+        key: MeterKey,
+    },
+}
+
+/// Who a tariff is for, and when.
+#[derive(Debug, Clone)]
+pub struct TariffAssign {
+    pub scope: Scope,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Changes to what load management works from.
@@ -105,6 +128,8 @@ pub enum AdminResult {
     Charger(Option<Box<Charger>>),
     NotFound(String),
     Conflict(String),
+    /// A result to show as is.
+    Json(serde_json::Value),
 }
 
 /// What the writer keeps between transactions. It is the only writer, so
@@ -138,7 +163,13 @@ pub(super) struct Ctx<'t> {
     frames: Table<'t, u64, &'static [u8]>,
     frames_head: Table<'t, &'static str, u64>,
     events: Table<'t, u64, &'static [u8]>,
+    tariffs: Table<'t, &'static str, &'static [u8]>,
+    assignments: Table<'t, u64, &'static [u8]>,
+    bills: Table<'t, u64, &'static [u8]>,
+    meter_keys: Table<'t, &'static str, &'static [u8]>,
     next_seq: u64,
+    /// The time of the op being applied (bills are stamped with it).
+    now: DateTime<Utc>,
 }
 
 impl<'t> Ctx<'t> {
@@ -160,7 +191,12 @@ impl<'t> Ctx<'t> {
             frames: w.open_table(FRAMES)?,
             frames_head: w.open_table(FRAMES_HEAD)?,
             events: w.open_table(EVENTS)?,
+            tariffs: w.open_table(TARIFFS)?,
+            assignments: w.open_table(TARIFF_ASSIGNMENTS)?,
+            bills: w.open_table(BILLS)?,
+            meter_keys: w.open_table(METER_KEYS)?,
             next_seq,
+            now: DateTime::<Utc>::UNIX_EPOCH,
         })
     }
 
@@ -259,6 +295,8 @@ impl<'t> Ctx<'t> {
             self.active.insert(s.id, entry.as_str())?;
         } else {
             self.active.remove(s.id)?;
+            // Every completed session is billed (again, when it changes).
+            self.settle(s)?;
         }
         Ok(())
     }
@@ -340,6 +378,7 @@ pub(super) fn inbound(
     t: DateTime<Utc>,
     heartbeat_interval: u32,
 ) -> Result<std::result::Result<InboundOutcome, Rejection>> {
+    ctx.now = t;
     let Some(mut ch) = ctx.charger(charger_id)? else {
         return Ok(Err(Rejection::new(
             ErrorCode::SecurityError,
@@ -429,6 +468,7 @@ pub(super) fn inbound(
                     format!("EVSE {evse} connector {connector}: {code}"),
                 )?;
             }
+            billing::note_status(ctx, &ch.id, evse, status, at)?;
             if status.vehicle_absent() {
                 for (id, c, e, _) in ctx.active_sessions()? {
                     if c != ch.id || e != evse {
@@ -602,6 +642,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
     }
     let id = ctx.next_session_id()?;
     let mut s = session::open(id, &ch.id, &m, r.clone(), auth, now);
+    billing::seed_state(ch, &mut s);
     if m.phase == TxPhase::Started {
         session::add_samples(&mut s, &m.samples);
     } else {
@@ -625,6 +666,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
 }
 
 pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<AdminResult> {
+    ctx.now = t;
     Ok(match op {
         AdminOp::Noop => AdminResult::Done,
         AdminOp::Connected {
@@ -782,6 +824,8 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             AdminResult::Done
         }
         AdminOp::Load(op) => load_admin(ctx, op, t)?,
+        AdminOp::TariffSet { tariff, assign } => billing::tariff_set(ctx, *tariff, assign, t)?,
+        AdminOp::MeterKey { charger, key } => billing::meter_key(ctx, &charger, key)?,
     })
 }
 

@@ -52,6 +52,10 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(PRICES)?;
         w.open_table(FRAMES)?;
         w.open_table(FRAMES_HEAD)?;
+        w.open_table(TARIFFS)?;
+        w.open_table(TARIFF_ASSIGNMENTS)?;
+        w.open_table(BILLS)?;
+        w.open_table(METER_KEYS)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

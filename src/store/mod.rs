@@ -9,9 +9,10 @@ mod migrate;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp};
+pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, TariffAssign};
 pub use writer::Store;
 
+use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};
 use crate::domain::circuit::{Circuit, PriceSlot};
 use crate::domain::{Charger, Event, JournalEntry, Sample, Session, SessionStatus, Site, Token};
 use chrono::{DateTime, Utc};
@@ -52,6 +53,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|err| StoreError::Corrupt { table, err })
+}
+
+/// A samples row: one message's samples; the first databases held one
+/// sample per row.
+fn decode_samples(bytes: &[u8], out: &mut Vec<Sample>) -> Result<()> {
+    if bytes.first() == Some(&b'[') {
+        out.extend(decode::<Vec<Sample>>("samples", bytes)?);
+    } else {
+        out.push(decode("samples", bytes)?);
+    }
+    Ok(())
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -150,17 +162,64 @@ impl Store {
         let t = r.open_table(SAMPLES)?;
         let mut out = Vec::new();
         for e in t.range((session, 0)..=(session, u64::MAX))? {
-            let bytes = e?.1;
-            let bytes = bytes.value();
-            // A row holds one message's samples; the first databases held
-            // one sample per row.
-            if bytes.first() == Some(&b'[') {
-                out.extend(decode::<Vec<Sample>>("samples", bytes)?);
-            } else {
-                out.push(decode("samples", bytes)?);
-            }
+            decode_samples(e?.1.value(), &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Every stored tariff, by id.
+    pub fn tariffs(&self) -> Result<Vec<StoredTariff>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TARIFFS)?;
+        t.iter()?.map(|e| decode("tariffs", e?.1.value())).collect()
+    }
+
+    pub fn tariff(&self, id: &str) -> Result<Option<StoredTariff>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TARIFFS)?;
+        t.get(id)?.map(|v| decode("tariffs", v.value())).transpose()
+    }
+
+    /// Every tariff assignment, oldest first.
+    pub fn assignments(&self) -> Result<Vec<Assignment>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TARIFF_ASSIGNMENTS)?;
+        t.iter()?.map(|e| decode("tariff_assignments", e?.1.value())).collect()
+    }
+
+    /// The bill of a completed session.
+    pub fn bill(&self, session: u64) -> Result<Option<Bill>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(BILLS)?;
+        t.get(session)?.map(|v| decode("bills", v.value())).transpose()
+    }
+
+    /// [`Store::sessions`] with each session's bill, in one read transaction.
+    pub fn sessions_with_bills(&self, f: &SessionFilter) -> Result<Vec<(Session, Option<Bill>)>> {
+        let r = self.db().begin_read()?;
+        let bills = r.open_table(BILLS)?;
+        let mut out = Vec::new();
+        for s in self.sessions(f)? {
+            let b = bills.get(s.id)?.map(|v| decode("bills", v.value())).transpose()?;
+            out.push((s, b));
+        }
+        Ok(out)
+    }
+
+    /// The meter public keys known for a charger.
+    pub fn meter_keys(&self, charger: &str) -> Result<Vec<MeterKey>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(METER_KEYS)?;
+        Ok(t.get(charger)?
+            .map(|v| decode("meter_keys", v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn token(&self, uid: &str) -> Result<Option<Token>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(TOKENS)?;
+        t.get(uid)?.map(|v| decode("tokens", v.value())).transpose()
     }
 
     /// The newest `limit` frames of a charger at or after `since`, oldest first.

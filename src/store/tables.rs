@@ -26,3 +26,13 @@ pub const FRAMES: TableDefinition<u64, &[u8]> = TableDefinition::new("frames");
 pub const FRAMES_HEAD: TableDefinition<&str, u64> = TableDefinition::new("frames_head");
 /// seq → Event.
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// OCPI tariff id → `billing::StoredTariff` (the document as given).
+pub const TARIFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("tariffs");
+/// assignment id → `billing::Assignment`.
+pub const TARIFF_ASSIGNMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("tariff_assignments");
+/// session id → `billing::Bill` of a completed session, with its signed
+/// begin/end records and keys. Never pruned (see ARCHITECTURE.md, store).
+pub const BILLS: TableDefinition<u64, &[u8]> = TableDefinition::new("bills");
+/// charger → `[billing::MeterKey]`: the meter public keys it published or
+/// the operator set.
+pub const METER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("meter_keys");

@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`: the project's one script runner.
 //!
 //! - `ci`: format check, clippy with warnings as errors, the whole test
-//!   suite, and the interop test against the PyPI `ocpp` library.
+//!   suite, the tariff cross-check against ocpi-tariffs
+//!   (`crosscheck/tariffs`), and the interop test against the PyPI `ocpp`
+//!   library.
 //! - `interop`: only the interop test.
 //! - `dist`: the static release binary, with proof that it is static.
 //! - `bench ocpp`: the OCPP load benchmark (see docs/benchmarks.md).
@@ -33,7 +35,7 @@ fn main() -> Result<()> {
         "echo-server" => bench::echo_server(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|interop|dist|bench>\n\n  ci       fmt check, clippy -D warnings, tests, bench ocpp --quick, bench dlm --quick, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)\n  bench    {}",
+                "usage: cargo xtask <ci|interop|dist|bench>\n\n  ci       fmt check, clippy -D warnings, tests, tariff cross-check, bench ocpp --quick, bench dlm --quick, interop\n  interop  drive the server with the PyPI `ocpp` library as charge points\n  dist     build the static binary (target/{TARGET}/release/voltyard)\n  bench    {}",
                 bench::USAGE
             );
             bail!("unknown task {task:?}")
@@ -65,11 +67,22 @@ fn ci() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace"]))?;
+    crosscheck_tariffs()?;
     // The smoke run of `cargo xtask bench ocpp --quick`: every phase against
     // the release server, no timing asserted.
     bench::bench(&root(), &["ocpp".to_string(), "--quick".to_string()])?;
     bench::bench(&root(), &["dlm".to_string(), "--quick".to_string()])?;
     interop()
+}
+
+/// The tariff engine against ocpi-tariffs (docs/tariffs.md): its own
+/// workspace, because ocpi-tariffs pins a rust_decimal ours cannot share a
+/// graph with; its own target dir, so its builds do not evict ours (~5 min
+/// cold).
+fn crosscheck_tariffs() -> Result<()> {
+    run(cargo()
+        .args(["test", "--manifest-path", "crosscheck/tariffs/Cargo.toml"])
+        .env("CARGO_TARGET_DIR", root().join("target/crosscheck")))
 }
 
 fn interop() -> Result<()> {

@@ -6,9 +6,7 @@ use crate::ocmf::key::Curve;
 use crate::ocmf::report::{KeySource, verify_text};
 use crate::ocmf::verify::Verdict;
 
-#[path = "../../cli/verify.rs"]
-#[allow(dead_code)]
-mod cli_verify;
+use crate::cli::verify as cli_verify;
 
 fn lines(key: &TestKey) -> (String, String) {
     let b = signer::record(

@@ -1,0 +1,697 @@
+//! Tariffs, prices, Eichrecht and receipts end to end: the real server, raw
+//! OCPP charge points and the simulator's signing meters, driven and read
+//! through the real CLI binary.
+
+mod common;
+
+use common::*;
+use p256::ecdsa::{Signature, SigningKey, signature::Signer};
+use p256::pkcs8::EncodePublicKey;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Value, json};
+use std::process::Output;
+use std::time::Duration;
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: expected exit {code}, got {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        out(o),
+        err(o)
+    );
+}
+
+fn dec(v: &Value) -> Decimal {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a decimal: {v}")),
+        Value::Number(n) => n.to_string().parse().unwrap_or_else(|_| panic!("not a decimal: {v}")),
+        _ => panic!("not a decimal: {v}"),
+    }
+}
+
+fn round2(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+fn energy_tariff(id: &str, price: &str, extra_elements: &str) -> String {
+    format!(
+        r#"{{"country_code":"DE","party_id":"VYD","id":"{id}","currency":"EUR","last_updated":"2026-01-01T00:00:00Z",
+        "elements":[{extra_elements}{{"price_components":[{{"type":"ENERGY","price":{price},"vat":19,"step_size":1}}]}}]}}"#
+    )
+}
+
+async fn write(srv: &TestServer, name: &str, text: &str) -> String {
+    let p = srv.data_dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Runs `voltyard receipt ID --format F` into a file and `voltyard verify` on it.
+async fn receipt_verifies(srv: &TestServer, id: u64, format: &str) -> (Output, String) {
+    let o = srv.cli(&["receipt", &id.to_string(), "--format", format]).await;
+    assert_exit(&o, 0, &format!("receipt {id} --format {format}"));
+    let body = out(&o);
+    let path = write(srv, &format!("receipt-{id}.{format}"), &body).await;
+    (srv.cli(&["verify", &path]).await, body)
+}
+
+/// A 1.6 transaction on connector 1 between two past times, with register
+/// readings only at start and stop (and optional signed readings).
+async fn session16(
+    cp: &mut Cp,
+    tag: &str,
+    start: &str,
+    stop: &str,
+    wh: (i64, i64),
+    signed: Option<(&str, &str)>,
+) -> u64 {
+    let r = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": tag, "meterStart": wh.0, "timestamp": start}),
+        )
+        .await
+        .expect("start answered");
+    let tx = r["transactionId"].as_u64().expect("transactionId");
+    let mut end_values = vec![];
+    if let Some((b, e)) = signed {
+        cp.call(
+            "MeterValues",
+            json!({"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": start, "sampledValue": [
+                {"value": b, "format": "SignedData", "context": "Transaction.Begin",
+                 "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}),
+        )
+        .await
+        .expect("meter values answered");
+        end_values.push(json!({"timestamp": stop, "sampledValue": [
+            {"value": e, "format": "SignedData", "context": "Transaction.End",
+             "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}));
+    }
+    let mut stop_msg =
+        json!({"transactionId": tx, "idTag": tag, "meterStop": wh.1, "timestamp": stop, "reason": "Local"});
+    if !end_values.is_empty() {
+        stop_msg["transactionData"] = json!(end_values);
+    }
+    cp.call("StopTransaction", stop_msg).await.expect("stop answered");
+    tx
+}
+
+async fn show(srv: &TestServer, id: u64) -> Value {
+    srv.cli_json(&["session", "show", &id.to_string()]).await
+}
+
+async fn registered16(srv: &TestServer, id: &str, site: &str) -> Cp {
+    srv.ok(&["charger", "add", id, "--site", site]).await;
+    let mut cp = srv.cp(id, "ocpp1.6").await;
+    assert_eq!(cp.boot16().await["status"], "Accepted");
+    cp
+}
+
+// ---------------------------------------------------------------------------
+// (c) assignments: group > charger > site, validity periods, a semi-public
+// site where employees charge free in working hours; (e) the CDR
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tariff_assignment_precedence_validity_and_the_semi_public_site() {
+    let srv = TestServer::start().await;
+    srv.ok(&["site", "add", "office", "--timezone", "Europe/Berlin"]).await;
+    srv.ok(&["token", "add", "EMP1", "--group", "employees"]).await;
+    srv.ok(&["token", "add", "GUEST1"]).await;
+    let mut cp1 = registered16(&srv, "CP1", "office").await;
+    let mut cp2 = registered16(&srv, "CP2", "office").await;
+
+    // employees: free 07:00–19:00 local (an ENERGY element restricted in
+    // time, price 0), 0.40/kWh otherwise; everyone else 0.50/kWh; CP2 is a
+    // fast charger at 0.60/kWh from March.
+    let staff = energy_tariff(
+        "STAFF",
+        "0.40",
+        r#"{"price_components":[{"type":"ENERGY","price":0,"vat":19,"step_size":1}],
+            "restrictions":{"start_time":"07:00","end_time":"19:00"}},"#,
+    );
+    let public = energy_tariff("PUBLIC", "0.50", "");
+    let fast = energy_tariff("FAST", "0.60", "");
+    let (staff, public, fast) = (
+        write(&srv, "staff.json", &staff).await,
+        write(&srv, "public.json", &public).await,
+        write(&srv, "fast.json", &fast).await,
+    );
+    let v = srv.cli_json(&["tariff", "set", &public, "--site", "office"]).await;
+    assert_eq!(v["id"], "PUBLIC");
+    assert_eq!(v["assignment"]["scope"], json!({"kind": "site", "name": "office"}));
+    srv.ok(&["tariff", "set", &fast, "--charger", "CP2", "--from", "2026-03-01"])
+        .await;
+    srv.ok(&["tariff", "set", &staff, "--group", "employees"]).await;
+    let list = srv.cli_json(&["tariff", "list"]).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+    let shown = srv.cli_json(&["tariff", "show", "FAST"]).await;
+    assert_eq!(shown["assignments"][0]["from"], "2026-03-01T00:00:00Z");
+    assert_eq!(shown["tariff"]["elements"][0]["price_components"][0]["type"], "ENERGY");
+    let o = srv.cli(&["tariff", "list"]).await;
+    assert_exit(&o, 0, "tariff list");
+    assert!(
+        out(&o).contains("charger CP2 (from 2026-03-01T00:00:00Z)"),
+        "{}",
+        out(&o)
+    );
+
+    // Monday 5 January 2026, CET (UTC+1); 10 kWh each.
+    let kwh10 = (100_000, 110_000);
+    let cases: Vec<(&str, u64, &str, &str)> = vec![
+        // employee at 08:00–09:00 local: free
+        (
+            "staff, working hours",
+            session16(
+                &mut cp1,
+                "EMP1",
+                "2026-01-05T07:00:00Z",
+                "2026-01-05T08:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "0.00",
+            "0.00",
+        ),
+        // employee at 20:00–21:00 local: 10 kWh × 0.40
+        (
+            "staff, evening",
+            session16(
+                &mut cp1,
+                "EMP1",
+                "2026-01-05T19:00:00Z",
+                "2026-01-05T20:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "4.00",
+            "4.76",
+        ),
+        // employee 18:30–19:30 local: half free, half at 0.40 (energy linear in time)
+        (
+            "staff, across 19:00",
+            session16(
+                &mut cp1,
+                "EMP1",
+                "2026-01-05T17:30:00Z",
+                "2026-01-05T18:30:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "2.00",
+            "2.38",
+        ),
+        // a guest at 08:00 local: the site's public price
+        (
+            "guest on CP1",
+            session16(
+                &mut cp1,
+                "GUEST1",
+                "2026-01-05T07:00:00Z",
+                "2026-01-05T08:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "5.00",
+            "5.95",
+        ),
+        // CP2 before its own tariff is valid: the site's
+        (
+            "guest on CP2 in January",
+            session16(
+                &mut cp2,
+                "GUEST1",
+                "2026-01-05T07:00:00Z",
+                "2026-01-05T08:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "5.00",
+            "5.95",
+        ),
+        // CP2 from March: the charger's tariff beats the site's
+        (
+            "guest on CP2 in March",
+            session16(
+                &mut cp2,
+                "GUEST1",
+                "2026-03-02T07:00:00Z",
+                "2026-03-02T08:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "6.00",
+            "7.14",
+        ),
+        // an employee on CP2 in March: the group's tariff beats the charger's
+        (
+            "staff on CP2 in March",
+            session16(
+                &mut cp2,
+                "EMP1",
+                "2026-03-02T07:00:00Z",
+                "2026-03-02T08:00:00Z",
+                kwh10,
+                None,
+            )
+            .await,
+            "0.00",
+            "0.00",
+        ),
+    ];
+    let list = srv.cli_json(&["session", "list"]).await;
+    for (what, id, excl, incl) in &cases {
+        let s = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == *id)
+            .unwrap_or_else(|| panic!("{what}: session {id} listed"));
+        assert_eq!(s["status"], "completed", "{what}: {s}");
+        assert_eq!(s["price"]["total_excl_vat"], *excl, "{what}: {s}");
+        assert_eq!(s["price"]["total_incl_vat"], *incl, "{what}: {s}");
+        assert_eq!(s["price"]["currency"], "EUR", "{what}: {s}");
+        assert_eq!(s["price"]["energy_source"], "meter_values", "{what}: {s}");
+        assert_eq!(s["eichrecht"]["state"], "unsigned", "{what}: {s}");
+        assert_eq!(s["unpriced_reason"], Value::Null, "{what}: {s}");
+    }
+    let tariff_of = |i: usize| {
+        list.as_array().unwrap().iter().find(|s| s["id"] == cases[i].1).unwrap()["price"]["tariff_id"].clone()
+    };
+    assert_eq!(
+        (0..cases.len()).map(tariff_of).collect::<Vec<_>>(),
+        ["STAFF", "STAFF", "STAFF", "PUBLIC", "PUBLIC", "FAST", "STAFF"]
+    );
+
+    // The receipt shows how each line was computed, in local time.
+    let o = srv.cli(&["receipt", &cases[2].1.to_string()]).await;
+    assert_exit(&o, 0, "text receipt");
+    let text = out(&o);
+    for want in [
+        "2026-01-05 18:30:00 CET",
+        "5 kWh × 0 EUR/kWh = 0 EUR",
+        "5 kWh × 0.4 EUR/kWh = 2 EUR; + 19% VAT = 2.38 EUR",
+        "Total incl. VAT         2.38 EUR",
+        "Rounding: Quantities are exact",
+        "Eichrecht: no signed meter data",
+    ] {
+        assert!(text.contains(want), "receipt lacks {want:?}:\n{text}");
+    }
+    // An unsigned receipt has nothing to verify: verify says so and fails.
+    let (v, _) = receipt_verifies(&srv, cases[2].1, "json").await;
+    assert_exit(&v, 1, "verify of an unsigned receipt");
+    assert!(out(&v).contains("no signed meter data"), "{}", out(&v));
+
+    // (e) the CDR of a priced session: OCPI 2.2.1 fields, totals equal to the price.
+    let id = cases[1].1;
+    let s = show(&srv, id).await;
+    let o = srv.cli(&["session", "cdr", &id.to_string()]).await;
+    assert_exit(&o, 0, "session cdr");
+    let cdr: Value = serde_json::from_slice(&o.stdout).expect("CDR JSON");
+    for field in [
+        "country_code",
+        "party_id",
+        "id",
+        "start_date_time",
+        "end_date_time",
+        "cdr_token",
+        "auth_method",
+        "cdr_location",
+        "currency",
+        "tariffs",
+        "charging_periods",
+        "total_cost",
+        "total_energy",
+        "total_time",
+        "last_updated",
+    ] {
+        assert!(!cdr[field].is_null(), "CDR lacks {field}: {cdr}");
+    }
+    assert_eq!(cdr["country_code"], "DE");
+    assert_eq!(cdr["party_id"], "VYD");
+    assert_eq!(cdr["cdr_token"]["uid"], "EMP1");
+    assert_eq!(cdr["session_id"], id.to_string());
+    assert_eq!(cdr["currency"], "EUR");
+    assert_eq!(cdr["tariffs"][0]["id"], "STAFF");
+    assert_eq!(cdr["start_date_time"], "2026-01-05T19:00:00Z");
+    assert_eq!(dec(&cdr["total_energy"]), Decimal::from(10));
+    assert_eq!(dec(&cdr["total_cost"]["excl_vat"]), dec(&s["price"]["total_excl_vat"]));
+    assert_eq!(dec(&cdr["total_cost"]["incl_vat"]), dec(&s["price"]["total_incl_vat"]));
+    assert_eq!(
+        dec(&cdr["total_energy_cost"]["excl_vat"]),
+        dec(&s["price"]["total_excl_vat"])
+    );
+    assert!(
+        cdr["charging_periods"].as_array().is_some_and(|p| !p.is_empty()),
+        "{cdr}"
+    );
+
+    // No tariff for a site without one: completed, not priced, and says why.
+    srv.ok(&["site", "add", "depot"]).await;
+    let mut cp3 = registered16(&srv, "CP3", "depot").await;
+    let id = session16(
+        &mut cp3,
+        "GUEST1",
+        "2026-01-05T07:00:00Z",
+        "2026-01-05T08:00:00Z",
+        kwh10,
+        None,
+    )
+    .await;
+    let s = show(&srv, id).await;
+    assert_eq!(s["price"], Value::Null, "{s}");
+    assert!(
+        s["unpriced_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no tariff is assigned")),
+        "{s}"
+    );
+    let o = srv.cli(&["session", "cdr", &id.to_string()]).await;
+    assert_exit(&o, 1, "cdr of an unpriced session");
+}
+
+// ---------------------------------------------------------------------------
+// (d) a bad tariff names the field and exits 2
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_tariff_is_refused_with_its_field_path_and_exit_2() {
+    let srv = TestServer::start().await;
+    let bad = r#"{"country_code":"DE","party_id":"VYD","id":"BAD","currency":"EUR","last_updated":"2026-01-01T00:00:00Z",
+        "elements":[{"price_components":[{"type":"ENERGY","price":0.3,"step_size":0}],
+                     "restrictions":{"start_time":"24:00"}}]}"#;
+    let path = write(&srv, "bad.json", bad).await;
+    let o = srv.cli(&["tariff", "set", &path, "--site", "default"]).await;
+    assert_exit(&o, 2, "invalid tariff");
+    for want in [
+        "elements[0].price_components[0].step_size: must be > 0",
+        "elements[0].restrictions.start_time:",
+    ] {
+        assert!(err(&o).contains(want), "{want:?} not in: {}", err(&o));
+    }
+    let path = write(&srv, "broken.json", "{\n  \"id\": \"X\",\n  oops\n}").await;
+    let o = srv.cli(&["tariff", "set", &path]).await;
+    assert_exit(&o, 2, "not JSON");
+    assert!(err(&o).contains("line 3"), "{}", err(&o));
+    let o = srv.cli(&["tariff", "set", "/nonexistent/t.json"]).await;
+    assert_exit(&o, 2, "missing file");
+    // a valid tariff for a site that does not exist: not found
+    let good = write(&srv, "good.json", &energy_tariff("OK", "0.3", "")).await;
+    let o = srv.cli(&["tariff", "set", &good, "--site", "nowhere"]).await;
+    assert_exit(&o, 1, "unknown site");
+    let o = srv
+        .cli(&[
+            "tariff",
+            "set",
+            &good,
+            "--site",
+            "default",
+            "--from",
+            "2026-02-01",
+            "--until",
+            "2026-01-01",
+        ])
+        .await;
+    assert_exit(&o, 2, "until before from");
+    assert_eq!(srv.cli_json(&["tariff", "list"]).await, json!([]));
+    // offline pricing of the same bad file: exit 2, field path named
+    let session = write(
+        &srv,
+        "s.json",
+        r#"{"timezone":"UTC","start":"2026-01-05T16:55:00Z","end":"2026-01-05T17:07:00Z","meter_readings":[
+            {"t":"2026-01-05T16:55:00Z","wh":0,"state":"charging"}]}"#,
+    )
+    .await;
+    let o = srv.cli(&["tariff", "price", &path, "--session", &session]).await;
+    assert_exit(&o, 2, "tariff price with a broken tariff");
+    let o = srv
+        .cli(&["tariff", "price", &good, "--session", &session, "--json"])
+        .await;
+    assert_exit(&o, 0, "tariff price");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["totals"]["excl_vat"], "0.00");
+}
+
+// ---------------------------------------------------------------------------
+// (b) a signed reading altered after signing is caught end to end
+
+/// An OCMF record signed like an Eichrecht meter (ECDSA P-256, DER hex);
+/// `forge` rewrites the payload after signing.
+fn ocmf(key: &SigningKey, page: u32, tx: char, at: &str, kwh: &str, forge: Option<(&str, &str)>) -> String {
+    let payload = format!(
+        r#"{{"FV":"1.0","GI":"TEST","GS":"G-1","GV":"1","PG":"T{page}","MV":"Test","MM":"M1","MS":"MTR-7","IS":true,"IL":"VERIFIED","IF":["RFID_PLAIN"],"IT":"ISO14443","ID":"EICH","RD":[{{"TM":"{at},000+0000 S","TX":"{tx}","RV":{kwh},"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}}]}}"#
+    );
+    let sig: Signature = key.sign(payload.as_bytes());
+    let sd = data_encoding::HEXUPPER.encode(sig.to_der().as_bytes());
+    let payload = match forge {
+        Some((from, to)) => payload.replace(from, to),
+        None => payload,
+    };
+    format!(r#"OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{sd}"}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_signed_reading_is_flagged_not_billed_and_fails_verification() {
+    let srv = TestServer::start().await;
+    srv.ok(&["token", "add", "EICH"]).await;
+    let tariff = write(&srv, "t.json", &energy_tariff("PUB", "0.30", "")).await;
+    srv.ok(&["tariff", "set", &tariff, "--site", "default"]).await;
+    let mut cp = registered16(&srv, "EICH1", "default").await;
+    let key = SigningKey::from_slice(&[42; 32]).unwrap();
+    let spki = data_encoding::HEXUPPER.encode(key.verifying_key().to_public_key_der().unwrap().as_bytes());
+
+    // A good signed session whose OCPP meterStop disagrees with the meter:
+    // only the signed readings count. Its key is not known yet.
+    let (b, e) = (
+        ocmf(&key, 1, 'B', "2026-01-05T07:00:00", "100.000", None),
+        ocmf(&key, 2, 'E', "2026-01-05T08:00:00", "112.345", None),
+    );
+    let good = session16(
+        &mut cp,
+        "EICH",
+        "2026-01-05T07:00:00Z",
+        "2026-01-05T08:00:00Z",
+        (100_000, 150_000),
+        Some((&b, &e)),
+    )
+    .await;
+    let s = show(&srv, good).await;
+    assert_eq!(s["eichrecht"]["state"], "failed", "{s}");
+    assert_eq!(s["price"], Value::Null, "{s}");
+    assert!(
+        s["eichrecht"]["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("no public key")),
+        "{s}"
+    );
+
+    // The end record's RV altered after signing.
+    let (b, e) = (
+        ocmf(&key, 3, 'B', "2026-01-05T09:00:00", "112.345", None),
+        ocmf(
+            &key,
+            4,
+            'E',
+            "2026-01-05T10:00:00",
+            "120.000",
+            Some(("\"RV\":120.000", "\"RV\":150.000")),
+        ),
+    );
+    assert!(e.contains("\"RV\":150.000"));
+    let bad = session16(
+        &mut cp,
+        "EICH",
+        "2026-01-05T09:00:00Z",
+        "2026-01-05T10:00:00Z",
+        (112_345, 150_000),
+        Some((&b, &e)),
+    )
+    .await;
+
+    // The operator sets the meter key: the waiting session is verified and billed.
+    let v = srv.cli_json(&["charger", "set-meter-key", "EICH1", &spki]).await;
+    assert_eq!(v["reverified"], json!([good, bad]), "{v}");
+    let s = show(&srv, good).await;
+    assert_eq!(s["eichrecht"]["state"], "verified", "{s}");
+    assert_eq!(s["eichrecht"]["energy_wh"], 12_345, "{s}");
+    assert_eq!(s["eichrecht"]["meter_serial"], "MTR-7", "{s}");
+    assert_eq!(s["price"]["energy_wh"], 12_345, "{s}");
+    assert_eq!(s["price"]["energy_source"], "signed", "{s}");
+    // 12.345 kWh × 0.30 = 3.7035 → 3.70; × 1.19 = 4.407165 → 4.41
+    assert_eq!(s["price"]["total_excl_vat"], "3.70", "{s}");
+    assert_eq!(s["price"]["total_incl_vat"], "4.41", "{s}");
+    let (v, _) = receipt_verifies(&srv, good, "json").await;
+    assert_exit(&v, 0, "verify the good receipt");
+
+    // The tampered one: flagged, not billed from the unsigned values.
+    let s = show(&srv, bad).await;
+    assert_eq!(s["eichrecht"]["state"], "failed", "{s}");
+    assert_eq!(s["price"], Value::Null, "{s}");
+    let problems = s["eichrecht"]["problems"].to_string();
+    assert!(problems.contains("end record"), "{problems}");
+    assert!(
+        s["unpriced_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not billed")),
+        "{s}"
+    );
+    let listed = srv.cli_json(&["session", "list"]).await;
+    let row = listed.as_array().unwrap().iter().find(|x| x["id"] == bad).unwrap();
+    assert_eq!(row["eichrecht"]["state"], "failed");
+    assert_eq!(row["price"], Value::Null);
+    let o = srv.cli(&["session", "list"]).await;
+    assert!(out(&o).contains("failed"), "{}", out(&o));
+
+    for format in ["json", "xml"] {
+        let (v, body) = receipt_verifies(&srv, bad, format).await;
+        assert_exit(&v, 1, &format!("verify of the tampered {format} receipt"));
+        assert!(body.contains("150.000"), "{body}");
+        assert!(out(&v).contains("INVALID"), "{}", out(&v));
+    }
+    let o = srv.cli(&["receipt", &bad.to_string()]).await;
+    assert_exit(&o, 0, "text receipt of the tampered session");
+    assert!(out(&o).contains("NOT BILLED"), "{}", out(&o));
+    assert!(out(&o).contains("Eichrecht: FAILED, meter serial MTR-7"), "{}", out(&o));
+    let o = srv.cli(&["session", "cdr", &bad.to_string()]).await;
+    assert_exit(&o, 1, "no CDR for an unbilled session");
+}
+
+// ---------------------------------------------------------------------------
+// (a) the simulator's signing meters: receipts verify and the price is the
+// signed energy's
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_signing_meters_give_verified_receipts_priced_from_the_signed_energy() {
+    use voltyard::server::UnknownChargers;
+    use voltyard::sim::{Options, Scenario, Simulation};
+    let srv = TestServer::start_with(|c| c.unknown_chargers = UnknownChargers::Accept).await;
+    for n in 1..=20 {
+        srv.ok(&["token", "add", &format!("T{n:04}")]).await;
+    }
+    let tariff = write(&srv, "t.json", &energy_tariff("SIM", "0.30", "")).await;
+    srv.ok(&["tariff", "set", &tariff, "--site", "default"]).await;
+    let scenario = Scenario::parse(
+        r#"
+[site]
+id = "test"
+name = "Test site"
+
+[[tokens]]
+prefix = "T"
+count = 20
+
+[[cars]]
+name = "Test car"
+battery_kwh = 50
+ac_max_current = 16
+ac_phases = 3
+dc_max_kw = 100
+
+[[chargers]]
+prefix = "E16"
+count = 2
+protocol = "1.6"
+meter_interval_s = 1
+limit_delay_s = 1
+signed_meter = true
+
+[[chargers]]
+prefix = "E201"
+count = 2
+protocol = "2.0.1"
+meter_interval_s = 1
+limit_delay_s = 1
+signed_meter = true
+
+[arrivals]
+first_within_s = 1
+gap_s = [1, 2]
+dwell_s = [4, 6]
+soc_percent = [20, 30]
+"#,
+        "billing test",
+        false,
+    )
+    .expect("scenario");
+    let sim = Simulation::start(Options {
+        url: format!("ws://{}/ocpp", srv.addr),
+        scenario,
+        seed: 5,
+        validate: true,
+        connect_rate: 100,
+        call_timeout: Duration::from_secs(10),
+    });
+    let completed = |list: &Value, prefix: &str| -> Vec<Value> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["status"] == "completed" && s["charger"].as_str().is_some_and(|c| c.starts_with(prefix)))
+            .cloned()
+            .collect()
+    };
+    // 1.6 meters publish their key only as MeterPublicKey[n]: the server
+    // asks for it when it first sees their signed data.
+    let mut done = false;
+    for _ in 0..160 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let list = srv.cli_json(&["session", "list"]).await;
+        if completed(&list, "E16").len() >= 2 && completed(&list, "E201").len() >= 2 {
+            done = true;
+            break;
+        }
+    }
+    let summary = sim.stop().await;
+    assert!(done, "sessions did not complete: {summary:?}");
+    let list = srv.cli_json(&["session", "list", "--completed"]).await;
+    let mut checked = 0;
+    for s in list.as_array().unwrap() {
+        let id = s["id"].as_u64().unwrap();
+        assert_eq!(s["eichrecht"]["state"], "verified", "session {id}: {s}");
+        assert_eq!(s["price"]["energy_source"], "signed", "{s}");
+        // Hand-computed from the signed records in the Transparenzsoftware file.
+        let (v, xml) = receipt_verifies(&srv, id, "xml").await;
+        assert_exit(&v, 0, &format!("verify the xml receipt of {id}"));
+        assert_eq!(xml.matches("context=\"Transaction.Begin\"").count(), 1, "{xml}");
+        assert_eq!(xml.matches("context=\"Transaction.End\"").count(), 1, "{xml}");
+        let rv: Vec<Decimal> = xml
+            .split("&quot;RV&quot;:")
+            .skip(1)
+            .chain(xml.split("\"RV\":").skip(1))
+            .map(|t| t.split([',', '}']).next().unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(rv.len(), 2, "two signed readings in {xml}");
+        let wh = (rv[1] - rv[0]) * Decimal::from(1000);
+        assert_eq!(dec(&json!(s["eichrecht"]["energy_wh"].to_string())), wh, "{s}");
+        let net = wh / Decimal::from(1000) * Decimal::new(30, 2);
+        assert_eq!(dec(&s["price"]["total_excl_vat"]), round2(net), "{s}");
+        assert_eq!(
+            dec(&s["price"]["total_incl_vat"]),
+            round2(net * Decimal::new(119, 2)),
+            "{s}"
+        );
+        let (v, _) = receipt_verifies(&srv, id, "json").await;
+        assert_exit(&v, 0, &format!("verify the json receipt of {id}"));
+        let o = srv.cli(&["receipt", &id.to_string()]).await;
+        let text = out(&o);
+        assert!(text.contains("Eichrecht: VERIFIED, meter serial"), "{text}");
+        let total = s["price"]["total_incl_vat"].as_str().unwrap();
+        assert!(text.contains(&format!("Total incl. VAT   {total:>10} EUR")), "{text}");
+        checked += 1;
+    }
+    assert!(checked >= 4, "{list}");
+}
