@@ -10,7 +10,7 @@ mod tables;
 mod writer;
 
 pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp};
-pub use writer::Store;
+pub use writer::{Answer, Applied, Store};
 
 use crate::domain::circuit::{Circuit, PriceSlot};
 use crate::domain::{Charger, Event, JournalEntry, Sample, Session, SessionStatus, Site, Token};
