@@ -283,14 +283,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             output::object(
                 ctx,
                 &v,
-                &[
-                    "version",
-                    "listen",
-                    "data_dir",
-                    "chargers_connected",
-                    "commits",
-                    "journal_dropped",
-                ],
+                &["version", "listen", "data_dir", "chargers_connected", "commits"],
             );
             Ok(())
         }

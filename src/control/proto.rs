@@ -255,9 +255,6 @@ pub struct ServerStatus {
     pub data_dir: String,
     pub chargers_connected: usize,
     pub commits: u64,
-    /// Journal lines of outgoing / no-op frames dropped under back-pressure.
-    #[serde(default)]
-    pub journal_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

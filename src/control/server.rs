@@ -206,7 +206,6 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             data_dir: shared.config.data_dir.display().to_string(),
             chargers_connected: shared.registry.connected(),
             commits: store.commits(),
-            journal_dropped: store.journal_dropped(),
         })),
         Request::ChargerList => {
             let list: Vec<ChargerView> = store

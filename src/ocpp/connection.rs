@@ -9,7 +9,7 @@ use crate::domain::Direction;
 use crate::domain::Protocol;
 use crate::domain::message::{Command, CommandResult};
 use crate::server::Shared;
-use crate::store::AdminOp;
+use crate::store::{AdminOp, Applied};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -71,7 +71,8 @@ where
                     let text = frame::call(&id, action, &payload);
                     shared
                         .store
-                        .record_frame(&charger, Direction::Out, text.clone(), Utc::now());
+                        .record_frame(&charger, Direction::Out, text.clone(), Utc::now())
+                        .await;
                     if sink.send(Message::text(text)).await.is_err() {
                         let _ = req.reply.send(Err(CallError::Closed));
                         close_reason = "send failed";
@@ -103,7 +104,9 @@ where
                             queue.push_back(f);
                         }
                         if let Some(reply) = outcome.reply {
-                            shared.store.record_frame(&charger, Direction::Out, reply.clone(), Utc::now());
+                            if !outcome.journaled {
+                                shared.store.record_frame(&charger, Direction::Out, reply.clone(), Utc::now()).await;
+                            }
                             if sink.send(Message::text(reply)).await.is_err() {
                                 close_reason = "send failed";
                                 break;
@@ -192,6 +195,8 @@ impl Drop for Unregister<'_> {
 #[derive(Default)]
 struct Handled {
     reply: Option<String>,
+    /// The store journaled `reply` with the message it answers.
+    journaled: bool,
     followups: Vec<CallRequest>,
 }
 
@@ -207,7 +212,7 @@ async fn handle_text(
     if text.len() > limit {
         let mut clipped: String = text.chars().take(JOURNAL_CLIP).collect();
         clipped.push_str(&format!("… ({} bytes, clipped)", text.len()));
-        shared.store.record_frame(charger, Direction::In, clipped, now);
+        shared.store.record_frame(charger, Direction::In, clipped, now).await;
         let id = frame::sniff_id(text).unwrap_or_else(|| "-1".into());
         let desc = format!(
             "message of {} bytes exceeds this server's limit of {limit} bytes",
@@ -222,19 +227,28 @@ async fn handle_text(
     let (id, action, payload) = match parsed {
         Ok(Frame::Call { id, action, payload }) => (id, action, payload),
         Ok(Frame::Result { id, payload }) => {
-            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now)
+                .await;
             complete(pending, &id, proto, Ok(payload));
             return Handled::default();
         }
         Ok(Frame::Error {
             id, code, description, ..
         }) => {
-            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now)
+                .await;
             complete(pending, &id, proto, Err(CallError::Remote { code, description }));
             return Handled::default();
         }
         Err(e) => {
-            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now)
+                .await;
             return Handled {
                 reply: frame_error_reply(proto, &e),
                 ..Default::default()
@@ -244,7 +258,10 @@ async fn handle_text(
     let inbound = match super::decode_call(proto, &action, &payload, now) {
         Ok(i) => i,
         Err(rej) => {
-            shared.store.record_frame(charger, Direction::In, text.to_string(), now);
+            shared
+                .store
+                .record_frame(charger, Direction::In, text.to_string(), now)
+                .await;
             return Handled {
                 reply: Some(frame::error(proto, &id, rej.code, &rej.description, json!({}))),
                 ..Default::default()
@@ -253,23 +270,36 @@ async fn handle_text(
     };
     let hb = shared.config.heartbeat_interval_s;
     let observed = crate::loadctl::observe(charger, &inbound, now);
-    match shared.store.inbound(charger, text.to_string(), now, inbound, hb).await {
-        Ok(Ok(outcome)) => {
+    let answer = {
+        let id = id.clone();
+        let action = action.clone();
+        Box::new(move |applied: &Applied| match applied {
+            Ok(outcome) => frame::result(&id, &super::encode_reply(proto, &action, &outcome.reply)),
+            Err(rej) => frame::error(proto, &id, rej.code, &rej.description, json!({})),
+        })
+    };
+    match shared
+        .store
+        .inbound(charger, text.to_string(), now, inbound, hb, answer)
+        .await
+    {
+        Ok((Ok(outcome), reply)) => {
             if let Some(obs) = observed {
                 shared.load.acknowledged(charger, obs, &outcome.reply);
             }
-            let payload = super::encode_reply(proto, &action, &outcome.reply);
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));
             }
             Handled {
-                reply: Some(frame::result(&id, &payload)),
+                reply: Some(reply),
+                journaled: true,
                 followups,
             }
         }
-        Ok(Err(rej)) => Handled {
-            reply: Some(frame::error(proto, &id, rej.code, &rej.description, json!({}))),
+        Ok((Err(_), reply)) => Handled {
+            reply: Some(reply),
+            journaled: true,
             ..Default::default()
         },
         Err(e) => {

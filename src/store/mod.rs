@@ -10,7 +10,7 @@ mod tables;
 mod writer;
 
 pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, TariffAssign};
-pub use writer::Store;
+pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};
 use crate::domain::circuit::{Circuit, PriceSlot};

@@ -19,6 +19,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 /// Most ops one transaction takes; bounds the latency of a batch.
 const MAX_BATCH: usize = 1024;
 
+/// A charger message's effect, or why it was refused.
+pub type Applied = std::result::Result<InboundOutcome, Rejection>;
+
+/// Renders the frame that answers a message (the caller's protocol, which
+/// the store does not know), so the answer is journaled in the same
+/// transaction as the message.
+pub type Answer = Box<dyn FnOnce(&Applied) -> String + Send>;
+
 pub(super) enum Op {
     Inbound {
         charger: String,
@@ -26,7 +34,8 @@ pub(super) enum Op {
         t: DateTime<Utc>,
         msg: Inbound,
         heartbeat_interval: u32,
-        reply: oneshot::Sender<Result<std::result::Result<InboundOutcome, Rejection>>>,
+        answer: Option<Answer>,
+        reply: oneshot::Sender<Result<(Applied, String)>>,
     },
     Journal {
         charger: String,
@@ -47,10 +56,6 @@ pub struct Store {
     tx: mpsc::Sender<Op>,
     journal_feed: broadcast::Sender<JournalEntry>,
     commits: Arc<AtomicU64>,
-    /// Journal lines dropped because the writer's queue was full.
-    journal_dropped: Arc<AtomicU64>,
-    /// Unix second of the last "dropped" warning: one per minute at most.
-    dropped_warned: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -67,8 +72,6 @@ impl Store {
             tx,
             journal_feed: journal_feed.clone(),
             commits: commits.clone(),
-            journal_dropped: Arc::default(),
-            dropped_warned: Arc::default(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -86,7 +89,8 @@ impl Store {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Apply a charger's message and journal its frame; returns once durable.
+    /// Apply a charger's message, journal it and the answer `answer`
+    /// renders from the outcome; returns both once durable.
     pub async fn inbound(
         &self,
         charger: &str,
@@ -94,7 +98,8 @@ impl Store {
         t: DateTime<Utc>,
         msg: Inbound,
         heartbeat_interval: u32,
-    ) -> Result<std::result::Result<InboundOutcome, Rejection>> {
+        answer: Answer,
+    ) -> Result<(Applied, String)> {
         let (reply, rx) = oneshot::channel();
         let op = Op::Inbound {
             charger: charger.to_string(),
@@ -102,41 +107,27 @@ impl Store {
             t,
             msg,
             heartbeat_interval,
+            answer: Some(answer),
             reply,
         };
         self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Journal a frame without waiting for the commit (outgoing frames and
-    /// frames that change nothing).
-    pub fn record_frame(&self, charger: &str, dir: Direction, frame: String, t: DateTime<Utc>) {
+    /// Journal a frame that changes nothing (our calls, the charger's
+    /// answers, refused frames) without waiting for the commit. Waits only
+    /// for room in the writer's queue: a connection whose frames the disk
+    /// cannot keep up with slows down rather than lose journal lines.
+    pub async fn record_frame(&self, charger: &str, dir: Direction, frame: String, t: DateTime<Utc>) {
         let op = Op::Journal {
             charger: charger.to_string(),
             dir,
             frame,
             t,
         };
-        // A full queue means the disk is behind; dropping a journal line is
-        // better than stalling a connection.
-        if self.tx.try_send(op).is_err() {
-            let total = self.journal_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let now = t.timestamp().max(0) as u64;
-            let last = self.dropped_warned.load(Ordering::Relaxed);
-            if now >= last + 60
-                && self
-                    .dropped_warned
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                tracing::warn!(total, "journal queue full: frames not journaled (the disk is behind)");
-            }
+        if self.tx.send(op).await.is_err() {
+            tracing::warn!(charger, "store closed: frame not journaled");
         }
-    }
-
-    /// Journal lines dropped under back-pressure since start.
-    pub fn journal_dropped(&self) -> u64 {
-        self.journal_dropped.load(Ordering::Relaxed)
     }
 
     pub async fn admin(&self, op: AdminOp, t: DateTime<Utc>) -> Result<AdminResult> {
@@ -186,7 +177,7 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<Jo
 }
 
 pub(super) enum Outcome {
-    Inbound(std::result::Result<InboundOutcome, Rejection>),
+    Inbound(Applied, String),
     Admin(AdminResult),
     Journaled,
     Failed(String),
@@ -195,7 +186,7 @@ pub(super) enum Outcome {
 fn deliver(op: Op, outcome: Outcome) {
     let failed = |m: String| StoreError::Db(redb::Error::Io(std::io::Error::other(m)));
     match (op, outcome) {
-        (Op::Inbound { reply, .. }, Outcome::Inbound(r)) => drop(reply.send(Ok(r))),
+        (Op::Inbound { reply, .. }, Outcome::Inbound(r, answer)) => drop(reply.send(Ok((r, answer)))),
         (Op::Inbound { reply, .. }, Outcome::Failed(m)) => drop(reply.send(Err(failed(m)))),
         (Op::Admin { reply, .. }, Outcome::Admin(r)) => drop(reply.send(Ok(r))),
         (Op::Admin { reply, .. }, Outcome::Failed(m)) => drop(reply.send(Err(failed(m)))),
@@ -217,11 +208,15 @@ fn commit_batch(db: &Database, batch: &mut [Op], cache: &mut Cache) -> Result<(V
                     t,
                     msg,
                     heartbeat_interval,
+                    answer,
                     ..
                 } => {
                     journaled.push(ctx.journal(charger, Direction::In, std::mem::take(frame), *t)?);
                     let msg = std::mem::replace(msg, Inbound::Heartbeat);
-                    Outcome::Inbound(apply::inbound(&mut ctx, charger, msg, *t, *heartbeat_interval)?)
+                    let applied = apply::inbound(&mut ctx, charger, msg, *t, *heartbeat_interval)?;
+                    let text = answer.take().map(|render| render(&applied)).unwrap_or_default();
+                    journaled.push(ctx.journal(charger, Direction::Out, text.clone(), *t)?);
+                    Outcome::Inbound(applied, text)
                 }
                 Op::Journal { charger, dir, frame, t } => {
                     journaled.push(ctx.journal(charger, *dir, std::mem::take(frame), *t)?);

@@ -164,9 +164,6 @@ fn ocpp(root: &Path, args: &[String]) -> Result<()> {
         results["server_log"] = json!(server_log);
         results["tokens_add_s"] = json!(tokens);
         results["server_crashed"] = json!(crashed);
-        // Journal lines of outgoing frames are dropped when the writer's
-        // queue is full: a sign the store is the bottleneck.
-        results["journal_lines_dropped"] = json!(journal_dropped(&bin, &data));
         server.0.stop();
         results
     };
@@ -270,17 +267,6 @@ fn start_server(bin: &Path, tmp: &Path, log: &Path) -> Result<(Killed, String)> 
 /// One RFID token per charger that takes part in the transaction phase: a
 /// token in an open session on one charger is ConcurrentTx on every other.
 /// Added with the real CLI, a few processes at a time. Returns the seconds taken.
-/// The server's own count (`voltyard status`), while it still runs.
-fn journal_dropped(bin: &Path, data: &Path) -> Option<u64> {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--data-dir")
-        .arg(data)
-        .args(["status", "--json"])
-        .env_remove("VOLTYARD_DATA");
-    let out = sys::run_bounded(&mut cmd, Duration::from_secs(30)).ok()?;
-    let status: Value = serde_json::from_slice(&out.stdout).ok()?;
-    status["journal_dropped"].as_u64()
-}
 
 fn add_tokens(bin: &Path, data: &Path, n: usize) -> Result<f64> {
     let start = Instant::now();
@@ -641,12 +627,6 @@ fn table(opts: &Opts, ours: &Value, echo: &Value) -> (Vec<Row>, Vec<Value>) {
         "tx",
         "answers not Accepted / errors",
         format!("{} / {}", f(tx, &["not_accepted"]).unwrap_or(0.0), errors(tx)),
-    ));
-
-    rows.push(row(
-        "all",
-        "journal lines dropped (writer queue full)",
-        opt(f(ours, &["journal_lines_dropped"]), thousands),
     ));
 
     let emax = echo.get("max").unwrap_or(&null);
