@@ -267,7 +267,6 @@ fn start_server(bin: &Path, tmp: &Path, log: &Path) -> Result<(Killed, String)> 
 /// One RFID token per charger that takes part in the transaction phase: a
 /// token in an open session on one charger is ConcurrentTx on every other.
 /// Added with the real CLI, a few processes at a time. Returns the seconds taken.
-
 fn add_tokens(bin: &Path, data: &Path, n: usize) -> Result<f64> {
     let start = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(1);
