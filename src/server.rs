@@ -14,6 +14,7 @@ pub struct Shared {
     pub store: Store,
     pub registry: Registry,
     pub load: crate::loadctl::LoadControl,
+    pub signed_seen: crate::control::meter_keys::SignedSeen,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -50,6 +51,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         store,
         registry: Registry::default(),
         load: crate::loadctl::LoadControl::default(),
+        signed_seen: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),

@@ -2,6 +2,7 @@
 //! through the control API, and the simulator driving it, with a live view
 //! on a terminal and logs otherwise.
 
+use crate::billing::Scope;
 use crate::control::client::{Client, ClientError};
 use crate::control::proto::{ChargerAdd, ErrorKind, Request, TokenAdd};
 use crate::domain::{Access, TokenKind};
@@ -106,7 +107,9 @@ fn created_or_there(r: Result<Value, ClientError>) -> Result<(), ClientError> {
     }
 }
 
-/// The demo site, its tokens and chargers, created like an operator would.
+const DEMO_TARIFF: &str = include_str!("../../scenarios/demo-tariff.json");
+
+/// The demo site, its tariff, tokens and chargers, created like an operator would.
 async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Result<()> {
     let site = client
         .call(Request::SiteAdd {
@@ -116,6 +119,16 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
         })
         .await;
     created_or_there(site).context("creating the demo site")?;
+    // Every session the demo completes is priced and gets a receipt.
+    client
+        .call(Request::TariffSet {
+            text: DEMO_TARIFF.to_string(),
+            scope: Some(Scope::Site(s.site.id.clone())),
+            from: None,
+            until: None,
+        })
+        .await
+        .context("setting the demo tariff")?;
     for (uid, kind, group) in crate::sim::tokens(s) {
         let kind = match kind {
             SimTokenKind::Rfid => TokenKind::Rfid,

@@ -2,45 +2,62 @@
 //! `SignedData` sampled value) but publishes its key only as the
 //! configuration key `MeterPublicKey[n]` is asked for its configuration once,
 //! the first time its signed data is seen and no key is known, and the key is
-//! kept (`capture_meter_keys`). Off the charger's message path: the task reads
-//! the journal feed, which may drop lines under load (then the next signed
-//! value asks).
+//! kept (`capture_meter_keys`). Off the charger's message path: a
+//! connection only notes the charger (`SignedSeen::note`, never waiting);
+//! a note dropped because the queue is full is repeated by the next signed
+//! value.
 
 use super::billing::capture_meter_keys;
 use crate::domain::message::Command;
-use crate::domain::{Direction, Protocol, Registration};
+use crate::domain::{Protocol, Registration};
 use crate::server::Shared;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 /// Ask a charger again at most this often.
 const RETRY: Duration = Duration::from_secs(600);
+
+/// Chargers whose signed meter data was just seen.
+pub struct SignedSeen {
+    tx: mpsc::Sender<String>,
+    rx: Mutex<Option<mpsc::Receiver<String>>>,
+}
+
+impl Default for SignedSeen {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        SignedSeen {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl SignedSeen {
+    pub fn note(&self, charger: &str) {
+        let _ = self.tx.try_send(charger.to_string());
+    }
+}
 
 pub fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(watch(shared))
 }
 
 async fn watch(shared: Arc<Shared>) {
-    let mut feed = shared.store.subscribe_journal();
+    let taken = shared.signed_seen.rx.lock().ok().and_then(|mut rx| rx.take());
+    let Some(mut seen) = taken else { return };
     let mut asked: HashMap<String, Instant> = HashMap::new();
-    loop {
-        let j = match feed.recv().await {
-            Ok(j) => j,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        if j.dir != Direction::In || !j.frame.contains("\"SignedData\"") {
+    while let Some(charger) = seen.recv().await {
+        if asked.get(&charger).is_some_and(|t| t.elapsed() < RETRY) {
             continue;
         }
-        if asked.get(&j.charger).is_some_and(|t| t.elapsed() < RETRY) {
+        if shared.store.meter_keys(&charger).is_ok_and(|k| !k.is_empty()) {
             continue;
         }
-        if shared.store.meter_keys(&j.charger).is_ok_and(|k| !k.is_empty()) {
-            continue;
-        }
-        let Ok(Some(ch)) = shared.store.charger(&j.charger) else {
+        let Ok(Some(ch)) = shared.store.charger(&charger) else {
             continue;
         };
         if ch.registration != Registration::Accepted

@@ -47,6 +47,18 @@ pub enum Inbound {
     },
 }
 
+impl Inbound {
+    /// Carries signed meter data (Eichrecht), for which a meter key is needed.
+    pub fn carries_signed_data(&self) -> bool {
+        let samples = match self {
+            Inbound::Meter { samples, .. } => samples,
+            Inbound::Tx(m) => &m.samples,
+            _ => return false,
+        };
+        samples.iter().any(|s| s.signed.is_some())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Boot {

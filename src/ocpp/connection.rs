@@ -270,6 +270,9 @@ async fn handle_text(
     };
     let hb = shared.config.heartbeat_interval_s;
     let observed = crate::loadctl::observe(charger, &inbound, now);
+    if inbound.carries_signed_data() {
+        shared.signed_seen.note(charger);
+    }
     let answer = {
         let id = id.clone();
         let action = action.clone();
