@@ -12,26 +12,6 @@ use serde_json::{Value, json};
 use std::process::Output;
 use std::time::Duration;
 
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32, what: &str) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "{what}: expected exit {code}, got {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-}
-
 fn dec(v: &Value) -> Decimal {
     match v {
         Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a decimal: {v}")),

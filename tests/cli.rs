@@ -15,26 +15,6 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // small local helpers
 
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32, what: &str) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "{what}: expected exit {code}, got {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-}
-
 /// Every non-empty line of stdout parsed as one JSON value (JSON lines).
 #[track_caller]
 fn json_lines(o: &Output) -> Vec<Value> {

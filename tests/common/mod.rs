@@ -234,3 +234,24 @@ impl Cp {
 pub fn ts(offset_min: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(offset_min)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// A command's stdout.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: expected exit {code}, got {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        out(o),
+        err(o)
+    );
+}
