@@ -549,6 +549,29 @@ async fn a_tampered_signed_reading_is_flagged_not_billed_and_fails_verification(
     assert!(out(&o).contains("Eichrecht: FAILED, meter serial MTR-7"), "{}", out(&o));
     let o = srv.cli(&["session", "cdr", &bad.to_string()]).await;
     assert_exit(&o, 1, "no CDR for an unbilled session");
+
+    // A charger tariff assigned later: repricing the verified session uses
+    // it, still from the signed energy; the tampered one stays unbilled.
+    let fast = write(&srv, "fast.json", &energy_tariff("FAST", "0.60", "")).await;
+    srv.ok(&["tariff", "set", &fast, "--charger", "EICH1"]).await;
+    let v = srv.cli_json(&["session", "reprice", &good.to_string()]).await;
+    assert_eq!(v["changed"], true, "{v}");
+    assert_eq!(v["after"]["price"]["tariff_id"], "FAST", "{v}");
+    assert_eq!(v["after"]["price"]["energy_source"], "signed", "{v}");
+    assert_eq!(v["after"]["price"]["energy_wh"], 12_345, "{v}");
+    assert_eq!(v["after"]["eichrecht"], "verified", "{v}");
+    let v = srv.cli_json(&["session", "reprice", &bad.to_string()]).await;
+    assert_eq!(v["changed"], false, "{v}");
+    assert_eq!(v["after"]["price"], Value::Null, "{v}");
+    assert_eq!(v["after"]["eichrecht"], "failed", "{v}");
+    let s = show(&srv, bad).await;
+    assert_eq!(s["price"], Value::Null, "{s}");
+    assert!(
+        s["unpriced_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not billed")),
+        "{s}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -674,4 +697,374 @@ soc_percent = [20, 30]
         checked += 1;
     }
     assert!(checked >= 4, "{list}");
+}
+
+// ---------------------------------------------------------------------------
+// (f) ending assignments, removing tariffs, repricing sessions
+
+/// The price of a session as `session show` has it: (tariff, total incl. VAT).
+async fn priced(srv: &TestServer, id: u64) -> (Value, Value) {
+    let s = show(srv, id).await;
+    (s["price"]["tariff_id"].clone(), s["price"]["total_incl_vat"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unassign_ends_an_assignment_and_the_next_scope_prices_later_sessions() {
+    let srv = TestServer::start().await;
+    srv.ok(&["site", "add", "office", "--timezone", "Europe/Berlin"]).await;
+    srv.ok(&["token", "add", "EMP1", "--group", "employees"]).await;
+    let mut cp = registered16(&srv, "CP1", "office").await;
+    let (public, fast, staff) = (
+        write(&srv, "public.json", &energy_tariff("PUBLIC", "0.50", "")).await,
+        write(&srv, "fast.json", &energy_tariff("FAST", "0.60", "")).await,
+        write(&srv, "staff.json", &energy_tariff("STAFF", "0.10", "")).await,
+    );
+    let id_of = |v: &Value| v["assignment"]["id"].as_u64().expect("assignment id");
+    let a_public = id_of(&srv.cli_json(&["tariff", "set", &public, "--site", "office"]).await);
+    let a_fast = id_of(
+        &srv.cli_json(&["tariff", "set", &fast, "--charger", "CP1", "--from", "2026-01-01"])
+            .await,
+    );
+    let a_staff = id_of(&srv.cli_json(&["tariff", "set", &staff, "--group", "employees"]).await);
+    let kwh10 = (100_000, 110_000);
+
+    // Monday 5 January 2026: the group's tariff first.
+    let s1 = session16(
+        &mut cp,
+        "EMP1",
+        "2026-01-05T07:00:00Z",
+        "2026-01-05T08:00:00Z",
+        kwh10,
+        None,
+    )
+    .await;
+    assert_eq!(priced(&srv, s1).await, (json!("STAFF"), json!("1.19")));
+
+    // The group's assignment ends at noon: kept, with its end; s1 is untouched.
+    let v = srv
+        .cli_json(&[
+            "tariff",
+            "unassign",
+            &a_staff.to_string(),
+            "--at",
+            "2026-01-05T12:00:00Z",
+        ])
+        .await;
+    assert_eq!(v["changed"], true, "{v}");
+    assert_eq!(v["assignment"]["id"], a_staff, "{v}");
+    assert_eq!(v["assignment"]["until"], "2026-01-05T12:00:00Z", "{v}");
+    assert_eq!(v["assignment"]["scope"], json!({"kind": "group", "name": "employees"}));
+    assert_eq!(v["to_reprice"], json!([]), "{v}");
+    let shown = srv.cli_json(&["tariff", "show", "STAFF"]).await;
+    assert_eq!(shown["assignments"][0]["until"], "2026-01-05T12:00:00Z", "{shown}");
+    assert_eq!(shown["assignments"][0]["from"], Value::Null, "{shown}");
+    assert_eq!(priced(&srv, s1).await, (json!("STAFF"), json!("1.19")));
+    let o = srv.cli(&["tariff", "list"]).await;
+    assert!(
+        out(&o).contains(&format!("#{a_staff} group employees (until 2026-01-05T12:00:00Z)")),
+        "{}",
+        out(&o)
+    );
+
+    // An employee after noon: the charger's tariff is next in precedence.
+    let s2 = session16(
+        &mut cp,
+        "EMP1",
+        "2026-01-05T13:00:00Z",
+        "2026-01-05T14:00:00Z",
+        kwh10,
+        None,
+    )
+    .await;
+    assert_eq!(priced(&srv, s2).await, (json!("FAST"), json!("7.14")));
+
+    // The charger's ends at 15:00 (text output), then the site's.
+    let o = srv
+        .cli(&[
+            "tariff",
+            "unassign",
+            &a_fast.to_string(),
+            "--at",
+            "2026-01-05T15:00:00Z",
+        ])
+        .await;
+    assert_exit(&o, 0, "unassign the charger's tariff");
+    assert!(
+        out(&o).contains(&format!(
+            "assignment {a_fast} (tariff FAST for charger CP1) ends at 2026-01-05T15:00:00Z"
+        )),
+        "{}",
+        out(&o)
+    );
+    let s3 = session16(
+        &mut cp,
+        "EMP1",
+        "2026-01-05T16:00:00Z",
+        "2026-01-05T17:00:00Z",
+        kwh10,
+        None,
+    )
+    .await;
+    assert_eq!(priced(&srv, s3).await, (json!("PUBLIC"), json!("5.95")));
+
+    // Ending the site's in the past: s3, which it priced, is named for repricing.
+    let v = srv
+        .cli_json(&[
+            "tariff",
+            "unassign",
+            &a_public.to_string(),
+            "--at",
+            "2026-01-05T15:30:00Z",
+        ])
+        .await;
+    assert_eq!(v["to_reprice"], json!([s3]), "{v}");
+    let o = srv
+        .cli(&[
+            "tariff",
+            "unassign",
+            &a_public.to_string(),
+            "--at",
+            "2026-01-05T15:30:00Z",
+        ])
+        .await;
+    assert_exit(&o, 0, "the same end again");
+    assert!(out(&o).contains("already ends at 2026-01-05T15:30:00Z"), "{}", out(&o));
+    assert!(out(&o).contains(&format!("repriced: {s3}")), "{}", out(&o));
+
+    // Nothing left: a new session is completed, unpriced, and says why.
+    let s4 = session16(
+        &mut cp,
+        "EMP1",
+        "2026-01-05T18:00:00Z",
+        "2026-01-05T19:00:00Z",
+        kwh10,
+        None,
+    )
+    .await;
+    let s = show(&srv, s4).await;
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(s["price"], Value::Null, "{s}");
+    assert!(
+        s["unpriced_reason"].as_str().is_some_and(|r| r.contains(
+            "no tariff is assigned to group employees, charger CP1 or site office at the session start 2026-01-05T18:00:00"
+        )),
+        "{s}"
+    );
+    // s3 repriced after its assignment was ended: unpriced now, the old price in its notes.
+    let v = srv.cli_json(&["session", "reprice", &s3.to_string()]).await;
+    assert_eq!(v["changed"], true, "{v}");
+    assert_eq!(v["before"]["price"]["tariff_id"], "PUBLIC", "{v}");
+    assert_eq!(v["after"]["price"], Value::Null, "{v}");
+    let s = show(&srv, s3).await;
+    assert_eq!(s["price"], Value::Null, "{s}");
+    let note = s["notes"]
+        .as_array()
+        .and_then(|n| n.last())
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        note.contains(&format!(
+            "previous bill: 5.95 EUR incl. VAT (5.00 EUR excl. VAT) with tariff PUBLIC by assignment {a_public} (site office)"
+        )),
+        "{note}"
+    );
+    assert!(note.contains("new bill: not priced (no tariff is assigned"), "{note}");
+
+    // Refusals: unknown id (not found, 1), --at before the start (2, names
+    // the field), an end after the one it has (conflict, 1); nothing changed.
+    let o = srv.cli(&["tariff", "unassign", "999"]).await;
+    assert_exit(&o, 1, "unknown assignment");
+    assert!(err(&o).contains("no tariff assignment 999"), "{}", err(&o));
+    let o = srv
+        .cli(&["tariff", "unassign", &a_fast.to_string(), "--at", "2025-12-01"])
+        .await;
+    assert_exit(&o, 2, "--at before the assignment's start");
+    assert!(
+        err(&o).contains("at: 2025-12-01T00:00:00Z is before assignment"),
+        "{}",
+        err(&o)
+    );
+    let o = srv
+        .cli(&["tariff", "unassign", &a_staff.to_string(), "--at", "2026-02-01"])
+        .await;
+    assert_exit(&o, 1, "an assignment that already ended");
+    assert!(err(&o).contains("already ended at 2026-01-05T12:00:00Z"), "{}", err(&o));
+    let o = srv
+        .cli(&["tariff", "unassign", &a_fast.to_string(), "--at", "tomorrow"])
+        .await;
+    assert_exit(&o, 2, "--at that is not a time");
+    let shown = srv.cli_json(&["tariff", "show", "FAST"]).await;
+    assert_eq!(shown["assignments"][0]["until"], "2026-01-05T15:00:00Z", "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_is_refused_while_an_assignment_or_a_bill_refers_to_the_tariff() {
+    let srv = TestServer::start().await;
+    srv.ok(&["token", "add", "GUEST1"]).await;
+    let mut cp = registered16(&srv, "CP1", "default").await;
+    let old = write(&srv, "old.json", &energy_tariff("OLD", "0.30", "")).await;
+    let v = srv.cli_json(&["tariff", "set", &old, "--site", "default"]).await;
+    let a_old = v["assignment"]["id"].as_u64().unwrap();
+    let s1 = session16(
+        &mut cp,
+        "GUEST1",
+        "2026-01-05T07:00:00Z",
+        "2026-01-05T08:00:00Z",
+        (0, 10_000),
+        None,
+    )
+    .await;
+    assert_eq!(priced(&srv, s1).await, (json!("OLD"), json!("3.57")));
+
+    // Assigned: refused, and the message says what to do.
+    let o = srv.cli(&["tariff", "remove", "OLD"]).await;
+    assert_exit(&o, 1, "remove an assigned tariff");
+    assert!(
+        err(&o).contains(&format!(
+            "tariff OLD is still assigned: assignment {a_old} (site default)"
+        )),
+        "{}",
+        err(&o)
+    );
+    assert!(err(&o).contains("tariff unassign"), "{}", err(&o));
+    // No longer assigned, but s1 was priced with it: still refused.
+    srv.ok(&["tariff", "unassign", &a_old.to_string()]).await;
+    let o = srv.cli(&["tariff", "remove", "OLD"]).await;
+    assert_exit(&o, 1, "remove a tariff a bill was priced with");
+    assert!(
+        err(&o).contains(&format!("tariff OLD priced session {s1}")),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(srv.cli_json(&["tariff", "show", "OLD"]).await["id"], "OLD");
+
+    // Assigned only from 2030 on: refused too; cancelled at its start, removable.
+    let future = write(&srv, "future.json", &energy_tariff("FUTURE", "0.90", "")).await;
+    let v = srv
+        .cli_json(&["tariff", "set", &future, "--site", "default", "--from", "2030-01-01"])
+        .await;
+    let a_future = v["assignment"]["id"].as_u64().unwrap();
+    let o = srv.cli(&["tariff", "remove", "FUTURE"]).await;
+    assert_exit(&o, 1, "remove a tariff assigned in the future");
+    let o = srv.cli(&["tariff", "unassign", &a_future.to_string()]).await;
+    assert_exit(&o, 2, "end a future assignment now: before its start");
+    srv.ok(&["tariff", "unassign", &a_future.to_string(), "--at", "2030-01-01"])
+        .await;
+    let v = srv.cli_json(&["tariff", "remove", "FUTURE"]).await;
+    assert_eq!(v, json!({"id": "FUTURE", "ended_assignments": [a_future]}));
+
+    // Never assigned nor used: removed (text output).
+    let spare = write(&srv, "spare.json", &energy_tariff("SPARE", "0.20", "")).await;
+    srv.ok(&["tariff", "set", &spare]).await;
+    let o = srv.cli(&["tariff", "remove", "SPARE"]).await;
+    assert_exit(&o, 0, "remove an unused tariff");
+    assert_eq!(out(&o).trim(), "tariff SPARE removed");
+    let ids: Vec<Value> = srv
+        .cli_json(&["tariff", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("OLD")]);
+    let o = srv.cli(&["tariff", "remove", "SPARE"]).await;
+    assert_exit(&o, 1, "remove an unknown tariff");
+    assert!(err(&o).contains("no tariff SPARE"), "{}", err(&o));
+    // The bill keeps its price.
+    assert_eq!(priced(&srv, s1).await, (json!("OLD"), json!("3.57")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprice_prices_a_session_that_ended_before_its_tariff_was_assigned() {
+    let srv = TestServer::start().await;
+    srv.ok(&["token", "add", "GUEST1"]).await;
+    let mut cp = registered16(&srv, "CP1", "default").await;
+    let s1 = session16(
+        &mut cp,
+        "GUEST1",
+        "2026-01-05T07:00:00Z",
+        "2026-01-05T08:00:00Z",
+        (0, 10_000),
+        None,
+    )
+    .await;
+    let before = show(&srv, s1).await;
+    assert_eq!(before["price"], Value::Null, "{before}");
+    let notes_before = before["notes"].as_array().map_or(0, Vec::len);
+
+    // The tariff is assigned late: the stored bill does not change by itself.
+    let late = write(&srv, "late.json", &energy_tariff("LATE", "0.50", "")).await;
+    let v = srv
+        .cli_json(&["tariff", "set", &late, "--site", "default", "--from", "2026-01-01"])
+        .await;
+    let a_late = v["assignment"]["id"].as_u64().unwrap();
+    assert_eq!(show(&srv, s1).await["price"], Value::Null);
+
+    let o = srv.cli(&["session", "reprice", &s1.to_string()]).await;
+    assert_exit(&o, 0, "reprice");
+    let text = out(&o);
+    assert!(
+        text.contains(&format!(
+            "session {s1} repriced: 5.95 EUR incl. VAT, tariff LATE, assignment {a_late} (site default)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("was: not priced: no tariff is assigned"), "{text}");
+    let s = show(&srv, s1).await;
+    assert_eq!(s["price"]["tariff_id"], "LATE", "{s}");
+    assert_eq!(s["price"]["total_excl_vat"], "5.00", "{s}");
+    assert_eq!(s["price"]["total_incl_vat"], "5.95", "{s}");
+    assert_eq!(s["price"]["assignment"], a_late, "{s}");
+    assert_eq!(s["unpriced_reason"], Value::Null, "{s}");
+    let notes = s["notes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(notes.len(), notes_before + 1, "{s}");
+    let note = notes.last().and_then(Value::as_str).unwrap_or_default();
+    // "<time of repricing>: repriced …; previous bill: …; new bill: …"
+    let (when, rest) = note.split_once(": ").unwrap_or_default();
+    assert!(when.parse::<chrono::DateTime<chrono::Utc>>().is_ok(), "{note}");
+    assert!(
+        rest.contains("previous bill: not priced (no tariff is assigned to charger CP1 or site default"),
+        "{note}"
+    );
+    assert!(rest.contains("Eichrecht unsigned; billed at "), "{note}");
+    assert!(
+        rest.contains(&format!(
+            "new bill: 5.95 EUR incl. VAT (5.00 EUR excl. VAT) with tariff LATE by assignment {a_late} (site default), 10000 Wh from the meter values"
+        )),
+        "{note}"
+    );
+    // Receipts and CDRs follow the new bill.
+    let o = srv.cli(&["receipt", &s1.to_string()]).await;
+    assert!(out(&o).contains("Total incl. VAT         5.95 EUR"), "{}", out(&o));
+    let o = srv.cli(&["session", "cdr", &s1.to_string()]).await;
+    assert_exit(&o, 0, "CDR of the repriced session");
+
+    // Again: nothing changed, nothing noted.
+    let v = srv.cli_json(&["session", "reprice", &s1.to_string()]).await;
+    assert_eq!(v["changed"], false, "{v}");
+    assert_eq!(v["note"], Value::Null, "{v}");
+    assert_eq!(v["after"]["price"]["total_incl_vat"], "5.95", "{v}");
+    assert_eq!(
+        show(&srv, s1).await["notes"].as_array().map(Vec::len),
+        Some(notes.len())
+    );
+    let o = srv.cli(&["session", "reprice", &s1.to_string()]).await;
+    assert!(out(&o).contains("the bill is unchanged"), "{}", out(&o));
+
+    // Unknown session: 1; a running one: 1 (priced when it ends).
+    let o = srv.cli(&["session", "reprice", "999"]).await;
+    assert_exit(&o, 1, "reprice an unknown session");
+    assert!(err(&o).contains("no session 999"), "{}", err(&o));
+    let r = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "GUEST1", "meterStart": 20_000, "timestamp": ts(0)}),
+        )
+        .await
+        .expect("start answered");
+    let running = r["transactionId"].as_u64().unwrap();
+    let o = srv.cli(&["session", "reprice", &running.to_string()]).await;
+    assert_exit(&o, 1, "reprice a running session");
+    assert!(err(&o).contains("still in progress"), "{}", err(&o));
 }

@@ -206,4 +206,28 @@ mod tests {
         assert_eq!(pick("2026-01-10T00:00:00Z", Some("guests")), Some(1));
         assert_eq!(resolve(&list, at("2026-01-10T00:00:00Z"), "x", "y", None), None);
     }
+
+    #[test]
+    fn current_or_future_counts_open_and_later_ends_not_past_or_cancelled_ones() {
+        let now: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+        let site = || Scope::Site("s".into());
+        let cases = [
+            (a(1, site(), None, None), true),
+            (a(2, site(), Some("2027-01-01T00:00:00Z"), None), true),
+            (a(3, site(), None, Some("2026-07-01T00:00:00Z")), true),
+            (a(4, site(), None, Some("2026-06-01T00:00:00Z")), false),
+            (
+                a(5, site(), Some("2026-01-01T00:00:00Z"), Some("2026-02-01T00:00:00Z")),
+                false,
+            ),
+            // ended at its own start before it began: cancelled
+            (
+                a(6, site(), Some("2027-01-01T00:00:00Z"), Some("2027-01-01T00:00:00Z")),
+                false,
+            ),
+        ];
+        for (asg, want) in cases {
+            assert_eq!(asg.current_or_future(now), want, "{asg:?}");
+        }
+    }
 }

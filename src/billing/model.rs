@@ -1,7 +1,7 @@
 //! What billing stores and shows: tariffs as the operator gave them, their
 //! assignments, meter keys, and the bill of a completed session.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -66,6 +66,16 @@ pub struct Assignment {
 impl Assignment {
     pub fn valid_at(&self, t: DateTime<Utc>) -> bool {
         self.from.is_none_or(|f| t >= f) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// In force at `now` or later: not ended by `now`, and not ended at its
+    /// own start (an assignment cancelled before it began).
+    pub fn current_or_future(&self, now: DateTime<Utc>) -> bool {
+        match (self.from, self.until) {
+            (_, None) => true,
+            (Some(f), Some(u)) => u > now && u > f,
+            (None, Some(u)) => u > now,
+        }
     }
 }
 
@@ -200,4 +210,43 @@ pub struct Bill {
     /// The session document priced (the format of `voltyard tariff price
     /// --session`).
     pub pricing_session: Option<serde_json::Value>,
+}
+
+impl Bill {
+    /// One line that says what the bill is: the price (or why there is
+    /// none), the tariff and the assignment that chose it, the energy, the
+    /// Eichrecht state and when it was computed. Kept in a session's notes
+    /// when the session is priced again.
+    pub fn summary(&self) -> String {
+        let what = match &self.price {
+            Some(p) => {
+                let by = match (&p.assignment, &p.scope) {
+                    (Some(id), Some(scope)) => format!(" by assignment {id} ({scope})"),
+                    (Some(id), None) => format!(" by assignment {id}"),
+                    _ => String::new(),
+                };
+                let source = match p.energy_source {
+                    EnergySource::Signed => "the signed readings",
+                    EnergySource::MeterValues => "the meter values",
+                };
+                format!(
+                    "{} {cur} incl. VAT ({} {cur} excl. VAT) with tariff {}{by}, {} Wh from {source}",
+                    p.total_incl_vat,
+                    p.total_excl_vat,
+                    p.tariff_id,
+                    p.energy_wh,
+                    cur = p.currency,
+                )
+            }
+            None => format!(
+                "not priced ({})",
+                self.unpriced_reason.as_deref().unwrap_or("no reason given")
+            ),
+        };
+        format!(
+            "{what}; Eichrecht {}; billed at {}",
+            self.eichrecht.state.as_str(),
+            self.computed_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    }
 }

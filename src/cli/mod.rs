@@ -82,7 +82,7 @@ enum Cmd {
     /// Dynamic load management: live status, or a dry run of the optimiser.
     #[command(subcommand)]
     Dlm(dlm::DlmCmd),
-    /// OCPI tariffs: store and assign them (site, charger, token group), list, price offline.
+    /// OCPI tariffs: store, assign (site, charger, token group) and unassign, list, remove, price offline.
     #[command(subcommand)]
     Tariff(tariff::TariffCmd),
     /// The receipt of a completed session: text for the driver, JSON, or the Transparenzsoftware XML.

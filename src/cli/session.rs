@@ -27,6 +27,11 @@ pub enum SessionCmd {
     /// OCPI 2.2.1 CDR (charge detail record) of a priced session.
     #[command(after_help = "Example:\n  voltyard session cdr 42 > cdr-42.json")]
     Cdr { id: u64 },
+    /// Price a completed session again with the tariff assignments in force now for its start.
+    #[command(
+        after_help = "For a session that ended before its tariff was assigned, or whose assignment was ended or replaced since. The tariff is resolved as at completion (group, then charger, then site; valid at the session start), with the meter keys known now; a session whose signed meter data fails verification stays unbilled. When the bill changes, the previous one is kept in the session's notes with the time of repricing.\n\nExamples:\n  voltyard session reprice 42\n  voltyard session reprice 42 --json\n\nExit status 1 when there is no such session or it is still running."
+    )]
+    Reprice { id: u64 },
     /// Remote start (RemoteStartTransaction / RequestStartTransaction).
     #[command(after_help = "Example:\n  voltyard session start CP-001 --token 04A2B3C4D5 --evse 1")]
     Start {
@@ -152,6 +157,19 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                 ],
             );
         }
+        SessionCmd::Reprice { id } => {
+            let v = ctx.call(Request::SessionReprice { id }).await?;
+            let message = if v["changed"] == true {
+                format!(
+                    "session {id} repriced: {}\nwas: {}",
+                    bill_text(&v["after"]),
+                    bill_text(&v["before"])
+                )
+            } else {
+                format!("session {id}: the bill is unchanged ({})", bill_text(&v["after"]))
+            };
+            output::done(ctx, &v, &message);
+        }
         SessionCmd::Cdr { id } => {
             // A CDR is JSON whatever --json says.
             output::json(&ctx.call(Request::SessionCdr { id }).await?);
@@ -176,4 +194,30 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// A bill in `session reprice`'s answer, in one line.
+fn bill_text(b: &serde_json::Value) -> String {
+    if b.is_null() {
+        return "no bill".into();
+    }
+    let p = &b["price"];
+    if p.is_null() {
+        return format!("not priced: {}", output::cell(b.get("unpriced_reason")));
+    }
+    let by = match p["scope"].as_object() {
+        Some(scope) => format!(
+            ", assignment {} ({} {})",
+            output::cell(p.get("assignment")),
+            output::cell(scope.get("kind")),
+            output::cell(scope.get("name"))
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{} {} incl. VAT, tariff {}{by}",
+        output::cell(p.get("total_incl_vat")),
+        output::cell(p.get("currency")),
+        output::cell(p.get("tariff_id"))
+    )
 }

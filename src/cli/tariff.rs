@@ -1,4 +1,4 @@
-//! `voltyard tariff set|list|show|price`.
+//! `voltyard tariff set|list|show|unassign|remove|price`.
 
 use super::{Ctx, output};
 use crate::billing::Scope;
@@ -39,6 +39,22 @@ pub enum TariffCmd {
     /// Show one tariff: the OCPI document and its assignments.
     #[command(after_help = "Example:\n  voltyard tariff show DE-VYD-PUBLIC --json")]
     Show { id: String },
+    /// End a tariff assignment (its id is the `#N` of `tariff list`): it stays as history with an end.
+    #[command(
+        after_help = "The assignment's `until` is set to --at (default: now); it is never deleted, since bills name it. Sessions that started before then are still priced with it; sessions it already priced that started at or after then keep their bills until `voltyard session reprice ID` (the answer lists them). To cancel an assignment that has not started yet, end it at its start.\n\nExamples:\n  voltyard tariff unassign 3\n  voltyard tariff unassign 3 --at 2026-07-01 --json\n\nExit status 1 when there is no such assignment or it already ended before --at, 2 when --at is before the assignment's start."
+    )]
+    Unassign {
+        /// The assignment's id (`#N` in `tariff list`, `assignments[].id` in its JSON).
+        id: u64,
+        /// End at (RFC 3339, or YYYY-MM-DD for 00:00 UTC), exclusive; default now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Delete a tariff that nothing refers to any more.
+    #[command(
+        after_help = "Refused while an assignment in force now or later names the tariff (end it with `tariff unassign`), or while any session's bill was priced with it. Assignments that ended stay as history.\n\nExample:\n  voltyard tariff remove DE-VYD-OLD\n\nExit status 1 when there is no such tariff or it is still referred to."
+    )]
+    Remove { id: String },
     /// Price a session offline (no server) and show how every cent was computed.
     #[command(
         after_help = "Example:\n  voltyard tariff price tariff.json --session session.json\n\nSESSION.json: {\"timezone\", \"start\", \"end\", \"meter_readings\": [{\"t\", \"wh\", \"state\"}]} (see docs/tariffs.md)."
@@ -162,6 +178,36 @@ pub async fn run(ctx: &Ctx, cmd: TariffCmd) -> Result<(), ClientError> {
                 }
                 println!("\n{}", serde_json::to_string_pretty(&v["tariff"]).unwrap_or_default());
             }
+        }
+        TariffCmd::Unassign { id, at } => {
+            let v = ctx.call(Request::TariffUnassign { id, at }).await?;
+            let a = &v["assignment"];
+            let mut message = format!(
+                "assignment {id} (tariff {} for {} {}) {} at {}",
+                output::cell(a.get("tariff_id")),
+                output::cell(a["scope"].get("kind")),
+                output::cell(a["scope"].get("name")),
+                if v["changed"] == true { "ends" } else { "already ends" },
+                output::cell(a.get("until"))
+            );
+            let stale = output::cell(v.get("to_reprice"));
+            if v["to_reprice"].as_array().is_some_and(|l| !l.is_empty()) {
+                message.push_str(&format!(
+                    "\nsessions it priced that started since then keep their bills until repriced: {stale} (voltyard session reprice ID)"
+                ));
+            }
+            output::done(ctx, &v, &message);
+        }
+        TariffCmd::Remove { id } => {
+            let v = ctx.call(Request::TariffRemove { id: id.clone() }).await?;
+            let mut message = format!("tariff {id} removed");
+            if v["ended_assignments"].as_array().is_some_and(|l| !l.is_empty()) {
+                message.push_str(&format!(
+                    "; its ended assignments stay as history: {}",
+                    output::cell(v.get("ended_assignments"))
+                ));
+            }
+            output::done(ctx, &v, &message);
         }
         TariffCmd::Price { .. } => {}
     }

@@ -1,6 +1,6 @@
-//! Control methods of billing: tariffs, receipts, CDRs and meter keys. The
-//! work is `billing`'s; this file reads the store, checks the request and
-//! shapes the answer.
+//! Control methods of billing: tariffs and their assignments, repricing,
+//! receipts, CDRs and meter keys. The work is `billing`'s; this file reads
+//! the store, checks the request and shapes the answer.
 
 use super::proto::*;
 use super::server::{admin, internal, invalid};
@@ -111,6 +111,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                 "text": t.text,
             }))
         }
+        Request::TariffUnassign { id, at } => admin(shared, AdminOp::TariffUnassign { id, at }).await,
+        Request::TariffRemove { id } => admin(shared, AdminOp::TariffRemove { id }).await,
+        Request::SessionReprice { id } => admin(shared, AdminOp::SessionReprice { id }).await,
         Request::SessionCdr { id } => {
             let (s, bill) = session_and_bill(shared, id)?;
             let charger = store.charger(&s.charger).map_err(internal)?;

@@ -145,6 +145,21 @@ pub enum Request {
     TariffShow {
         id: String,
     },
+    /// End a tariff assignment at `at` (now when absent) by setting its
+    /// `until`; the assignment is kept.
+    TariffUnassign {
+        id: u64,
+        at: Option<DateTime<Utc>>,
+    },
+    /// Delete a tariff no current or future assignment and no bill refers to.
+    TariffRemove {
+        id: String,
+    },
+    /// Price a completed session again with the assignments in force now
+    /// for its start; the previous bill is kept in the session's notes.
+    SessionReprice {
+        id: u64,
+    },
     /// OCPI 2.2.1 CDR of a priced session.
     SessionCdr {
         id: u64,

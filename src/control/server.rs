@@ -147,6 +147,7 @@ fn admin_result(shared: &Shared, r: AdminResult) -> Result<Value, ApiError> {
         AdminResult::Charger(None) => Err(ApiError::new(ErrorKind::NotFound, "no such charger")),
         AdminResult::NotFound(m) => Err(ApiError::new(ErrorKind::NotFound, m)),
         AdminResult::Conflict(m) => Err(ApiError::new(ErrorKind::Conflict, m)),
+        AdminResult::Invalid(field, reason) => Err(invalid(field, reason)),
         AdminResult::Json(v) => Ok(v),
     }
 }
@@ -427,6 +428,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         billing @ (Request::TariffSet { .. }
         | Request::TariffList
         | Request::TariffShow { .. }
+        | Request::TariffUnassign { .. }
+        | Request::TariffRemove { .. }
+        | Request::SessionReprice { .. }
         | Request::SessionCdr { .. }
         | Request::Receipt { .. }
         | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,

@@ -82,6 +82,22 @@ pub enum AdminOp {
         charger: String,
         key: MeterKey,
     },
+    /// End a tariff assignment at `at` (the op's time when `None`) by
+    /// setting its `until`; assignments are never deleted.
+    TariffUnassign {
+        id: u64,
+        at: Option<DateTime<Utc>>,
+    },
+    /// Delete a tariff that no current or future assignment and no bill
+    /// refers to.
+    TariffRemove {
+        id: String,
+    },
+    /// Bill a completed session again with the assignments as they are now;
+    /// the previous bill is kept in the session's notes.
+    SessionReprice {
+        id: u64,
+    },
 }
 
 /// Who a tariff is for, and when.
@@ -128,6 +144,8 @@ pub enum AdminResult {
     Charger(Option<Box<Charger>>),
     NotFound(String),
     Conflict(String),
+    /// A field of the request is refused given what is stored: (field, reason).
+    Invalid(&'static str, String),
     /// A result to show as is.
     Json(serde_json::Value),
 }
@@ -826,6 +844,9 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::Load(op) => load_admin(ctx, op, t)?,
         AdminOp::TariffSet { tariff, assign } => billing::tariff_set(ctx, *tariff, assign, t)?,
         AdminOp::MeterKey { charger, key } => billing::meter_key(ctx, &charger, key)?,
+        AdminOp::TariffUnassign { id, at } => billing::tariff_unassign(ctx, id, at.unwrap_or(t))?,
+        AdminOp::TariffRemove { id } => billing::tariff_remove(ctx, &id)?,
+        AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
     })
 }
 

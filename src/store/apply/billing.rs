@@ -4,8 +4,8 @@
 
 use super::{AdminResult, Ctx, Result, TariffAssign, decode, encode};
 use crate::billing::{self, Assignment, Bill, BillInput, MeterKey, Scope, StoredTariff};
-use crate::domain::{Charger, ConnectorStatus, DEFAULT_SITE, Session};
-use chrono::{DateTime, Utc};
+use crate::domain::{Charger, ConnectorStatus, DEFAULT_SITE, Session, SessionStatus};
+use chrono::{DateTime, SecondsFormat, Utc};
 use redb::ReadableTable;
 use serde_json::json;
 
@@ -21,6 +21,14 @@ impl Ctx<'_> {
 
     /// Bills a completed session and stores the bill.
     pub(super) fn settle(&mut self, s: &Session) -> Result<()> {
+        let bill = self.bill_of(s)?;
+        self.bills.insert(s.id, encode(&bill).as_slice())?;
+        Ok(())
+    }
+
+    /// The bill of a completed session as it would be now: the assignment
+    /// in force at its start, the tariff, the meter keys known.
+    fn bill_of(&mut self, s: &Session) -> Result<Bill> {
         let mut samples = Vec::new();
         for e in self.samples.range((s.id, 0)..=(s.id, u64::MAX))? {
             crate::store::decode_samples(e?.1.value(), &mut samples)?;
@@ -33,11 +41,7 @@ impl Ctx<'_> {
             Some(uid) => self.token(uid)?.and_then(|t| t.group),
             None => None,
         };
-        let assignments: Vec<Assignment> = self
-            .assignments
-            .iter()?
-            .map(|e| decode("tariff_assignments", e?.1.value()))
-            .collect::<Result<_>>()?;
+        let assignments = self.all_assignments()?;
         let assignment = billing::resolve(&assignments, s.started_at, &s.charger, &site, group.as_deref());
         let tariff: Option<StoredTariff> = match assignment {
             Some(a) => self
@@ -48,7 +52,7 @@ impl Ctx<'_> {
             None => None,
         };
         let keys = self.meter_keys_of(&s.charger)?;
-        let bill = billing::bill(&BillInput {
+        Ok(billing::bill(&BillInput {
             session: s,
             samples: &samples,
             site: &site,
@@ -58,10 +62,38 @@ impl Ctx<'_> {
             tariff: tariff.as_ref(),
             meter_keys: &keys,
             now: self.now,
-        });
-        self.bills.insert(s.id, encode(&bill).as_slice())?;
-        Ok(())
+        }))
     }
+
+    fn all_assignments(&self) -> Result<Vec<Assignment>> {
+        self.assignments
+            .iter()?
+            .map(|e| decode("tariff_assignments", e?.1.value()))
+            .collect()
+    }
+
+    /// The bills whose stored JSON contains `mark` and that `keep` accepts.
+    /// Looking for the bytes first spares decoding every bill (each holds
+    /// its pricing document and signed records).
+    fn bills_matching(&self, mark: &[u8], keep: impl Fn(&Bill) -> bool) -> Result<Vec<Bill>> {
+        let mut found = Vec::new();
+        for e in self.bills.iter()? {
+            let (_, v) = e?;
+            let bytes = v.value();
+            if !mark.is_empty() && !bytes.windows(mark.len()).any(|w| w == mark) {
+                continue;
+            }
+            let b: Bill = decode("bills", bytes)?;
+            if keep(&b) {
+                found.push(b);
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A 1.6 connector status while a session runs is its charging state.
@@ -188,20 +220,8 @@ pub(super) fn meter_key(ctx: &mut Ctx, charger: &str, key: MeterKey) -> Result<A
         keys.push(key.clone());
         ctx.meter_keys.insert(charger, encode(&keys).as_slice())?;
         // Sessions that could not be verified for want of a key.
-        let mut waiting = Vec::new();
-        for e in ctx.bills.iter()? {
-            let (k, v) = e?;
-            let bytes = v.value();
-            const MARK: &[u8] = b"\"needs_key\":true";
-            if !bytes.windows(MARK.len()).any(|w| w == MARK) {
-                continue;
-            }
-            let b: Bill = decode("bills", bytes)?;
-            if b.charger == charger && b.eichrecht.needs_key {
-                waiting.push(k.value());
-            }
-        }
-        for id in waiting {
+        let waiting = ctx.bills_matching(b"\"needs_key\":true", |b| b.charger == charger && b.eichrecht.needs_key)?;
+        for id in waiting.into_iter().map(|b| b.session) {
             if let Some(s) = ctx.session(id)? {
                 ctx.settle(&s)?;
                 reverified.push(id);
@@ -215,5 +235,187 @@ pub(super) fn meter_key(ctx: &mut Ctx, charger: &str, key: MeterKey) -> Result<A
         "connector": key.connector,
         "changed": !unchanged,
         "reverified": reverified,
+    })))
+}
+
+/// Ends an assignment at `at`: it never grows longer and is never deleted
+/// (bills name it). Sessions it already priced that started at or after
+/// `at` keep their bills until they are repriced; the answer lists them.
+pub(super) fn tariff_unassign(ctx: &mut Ctx, id: u64, at: DateTime<Utc>) -> Result<AdminResult> {
+    let Some(mut a) = ctx
+        .assignments
+        .get(id)?
+        .map(|v| decode::<Assignment>("tariff_assignments", v.value()))
+        .transpose()?
+    else {
+        return Ok(AdminResult::NotFound(format!("no tariff assignment {id}")));
+    };
+    if let Some(from) = a.from
+        && at < from
+    {
+        return Ok(AdminResult::Invalid(
+            "at",
+            format!(
+                "{} is before assignment {id} starts ({}); to cancel an assignment that has not started, end it at its start: --at {}",
+                rfc(at),
+                rfc(from),
+                rfc(from)
+            ),
+        ));
+    }
+    let changed = match a.until {
+        Some(until) if until < at => {
+            return Ok(AdminResult::Conflict(format!(
+                "assignment {id} already ended at {}; unassign only ends an assignment earlier",
+                rfc(until)
+            )));
+        }
+        Some(until) => until != at,
+        None => true,
+    };
+    if changed {
+        a.until = Some(at);
+        ctx.assignments.insert(id, encode(&a).as_slice())?;
+        let now = ctx.now;
+        ctx.event(
+            now,
+            None,
+            "tariff",
+            format!(
+                "assignment {id} (tariff {} for {}) ends at {}",
+                a.tariff_id,
+                a.scope,
+                rfc(at)
+            ),
+        )?;
+    }
+    let mark = format!("\"assignment\":{id}");
+    let priced = ctx.bills_matching(mark.as_bytes(), |b| {
+        b.price.as_ref().and_then(|p| p.assignment) == Some(id)
+    })?;
+    let mut to_reprice = Vec::new();
+    for b in priced {
+        if let Some(s) = ctx.session(b.session)?
+            && s.started_at >= at
+        {
+            to_reprice.push(s.id);
+        }
+    }
+    Ok(AdminResult::Json(json!({
+        "assignment": a,
+        "changed": changed,
+        "to_reprice": to_reprice,
+    })))
+}
+
+/// Deletes a tariff unless an assignment in force now or later, or a bill,
+/// refers to it. Assignments that ended stay as history.
+pub(super) fn tariff_remove(ctx: &mut Ctx, id: &str) -> Result<AdminResult> {
+    if ctx.tariffs.get(id)?.is_none() {
+        return Ok(AdminResult::NotFound(format!("no tariff {id}")));
+    }
+    let now = ctx.now;
+    let (holding, ended): (Vec<Assignment>, Vec<Assignment>) = ctx
+        .all_assignments()?
+        .into_iter()
+        .filter(|a| a.tariff_id == id)
+        .partition(|a| a.current_or_future(now));
+    if !holding.is_empty() {
+        let list: Vec<String> = holding.iter().map(|a| format!("{} ({})", a.id, a.scope)).collect();
+        return Ok(AdminResult::Conflict(format!(
+            "tariff {id} is still assigned: assignment{} {}; end it first with `voltyard tariff unassign ID`",
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        )));
+    }
+    let mark = format!("\"tariff_id\":{}", json!(id));
+    let mut priced: Vec<u64> = ctx
+        .bills_matching(mark.as_bytes(), |b| b.price.as_ref().is_some_and(|p| p.tariff_id == id))?
+        .into_iter()
+        .map(|b| b.session)
+        .collect();
+    if !priced.is_empty() {
+        priced.sort_unstable();
+        const SHOWN: usize = 10;
+        let more = priced.len().saturating_sub(SHOWN);
+        let mut list: Vec<String> = priced.iter().take(SHOWN).map(u64::to_string).collect();
+        if more > 0 {
+            list.push(format!("and {more} more"));
+        }
+        return Ok(AdminResult::Conflict(format!(
+            "tariff {id} priced session{} {}; a tariff that bills were priced with is kept",
+            if priced.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        )));
+    }
+    ctx.tariffs.remove(id)?;
+    ctx.event(now, None, "tariff", format!("tariff {id} removed"))?;
+    Ok(AdminResult::Json(json!({
+        "id": id,
+        "ended_assignments": ended.iter().map(|a| a.id).collect::<Vec<_>>(),
+    })))
+}
+
+/// Bills a completed session again with the assignments, tariffs and meter
+/// keys as they are now (the Eichrecht rule is `billing::bill`'s, as at
+/// completion). When the bill changes, the previous one is summarised in
+/// the session's notes with the time of repricing.
+pub(super) fn reprice(ctx: &mut Ctx, id: u64) -> Result<AdminResult> {
+    let Some(mut s) = ctx.session(id)? else {
+        return Ok(AdminResult::NotFound(format!("no session {id}")));
+    };
+    if s.status == SessionStatus::Active {
+        return Ok(AdminResult::Conflict(format!(
+            "session {id} is still in progress; it is priced when it ends"
+        )));
+    }
+    let old: Option<Bill> = ctx.bills.get(id)?.map(|v| decode("bills", v.value())).transpose()?;
+    let new = ctx.bill_of(&s)?;
+    let unchanged = old.as_ref().is_some_and(|o| {
+        Bill {
+            computed_at: new.computed_at,
+            ..o.clone()
+        } == new
+    });
+    let brief = |b: &Bill| {
+        json!({
+            "price": b.price,
+            "unpriced_reason": b.unpriced_reason,
+            "eichrecht": b.eichrecht.state,
+            "computed_at": b.computed_at,
+        })
+    };
+    let before = old.as_ref().map(brief);
+    if unchanged {
+        return Ok(AdminResult::Json(json!({
+            "session": id,
+            "changed": false,
+            "before": before,
+            "after": before,
+            "note": null,
+        })));
+    }
+    let now = ctx.now;
+    let was = old.as_ref().map_or_else(|| "no bill".to_string(), Bill::summary);
+    let note = format!(
+        "{}: repriced with the tariff assignments in force now for its start; previous bill: {was}; new bill: {}",
+        rfc(now),
+        new.summary()
+    );
+    s.notes.push(note.clone());
+    ctx.sessions.insert(s.id, encode(&s).as_slice())?;
+    ctx.bills.insert(s.id, encode(&new).as_slice())?;
+    ctx.event(
+        now,
+        Some(&s.charger),
+        "reprice",
+        format!("session {id} repriced: was {was}; now {}", new.summary()),
+    )?;
+    Ok(AdminResult::Json(json!({
+        "session": id,
+        "changed": true,
+        "before": before,
+        "after": brief(&new),
+        "note": note,
     })))
 }
