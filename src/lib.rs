@@ -14,3 +14,4 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod tariff;
+pub mod tui;

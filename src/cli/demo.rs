@@ -1,6 +1,6 @@
 //! `voltyard demo`: a server on a scratch data dir, the demo site set up
-//! through the control API, and the simulator driving it, with a live view
-//! on a terminal and logs otherwise.
+//! through the control API, and the simulator driving it, with the
+//! dashboard (`voltyard tui`) on a terminal and logs otherwise.
 
 use crate::billing::Scope;
 use crate::control::client::{Client, ClientError};
@@ -8,11 +8,10 @@ use crate::control::proto::{ChargerAdd, ErrorKind, Request, TokenAdd};
 use crate::domain::{Access, TokenKind};
 use crate::server::ServerConfig;
 use crate::sim::scenario::TokenKind as SimTokenKind;
-use crate::sim::{Options, Plan, Scenario, Simulation, Summary};
+use crate::sim::{Options, Plan, Scenario, Simulation};
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
-use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +32,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
-    let live = std::io::stdout().is_terminal() && !json;
-    super::init_logging_at(if live { "warn" } else { "info" });
+    let live = crate::tui::check_terminal().is_ok() && !json;
     let scenario = Scenario::load(&args.scenario)?;
     // A scratch dir unless the operator named one; removed when the demo ends.
     let scratch = match &data_dir {
@@ -42,6 +40,13 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
         None => Some(tempfile::Builder::new().prefix("voltyard-demo-").tempdir()?),
     };
     let dir = data_dir.unwrap_or_else(|| scratch.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+    if live {
+        // The dashboard owns the terminal: the server's logs go to a file.
+        std::fs::create_dir_all(&dir)?;
+        log_to_file(&dir.join("demo.log"))?;
+    } else {
+        super::init_logging_at("info");
+    }
     let mut cfg = ServerConfig {
         listen: args.listen,
         data_dir: dir.clone(),
@@ -66,8 +71,9 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
         if scratch.is_some() { " (removed on exit)" } else { "" }
     );
     eprintln!(
-        "  try: voltyard --data-dir {} charger list   (Ctrl-C stops the demo)",
-        dir.display()
+        "  try: voltyard --data-dir {} charger list   ({} stops the demo)",
+        dir.display(),
+        if live { "q in the dashboard" } else { "Ctrl-C" }
     );
     let sim = Simulation::start(Options {
         url,
@@ -77,24 +83,52 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>, json: bool) -> anyho
         connect_rate: 50,
         call_timeout: Duration::from_secs(30),
     });
-    super::simulate::until_stopped(args.duration, Duration::from_secs(1), async |n| {
-        let s = sim.summary();
-        if live {
-            let screen = dashboard(&mut client, &s, &dir).await;
-            print!("\x1b[H\x1b[2J{screen}");
-            let _ = std::io::stdout().flush();
-        } else if n.is_multiple_of(10) {
-            tracing::info!("demo: {}", s.line());
+    if live {
+        let stop = async {
+            match args.duration {
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = crate::server::shutdown_signal() => {}
+                    }
+                }
+                None => crate::server::shutdown_signal().await,
+            }
+        };
+        let shown = crate::tui::run(crate::tui::Options::new(&dir, false, false), stop).await;
+        if let Err(e) = shown {
+            tracing::error!("dashboard: {e}");
+            eprintln!("error: the dashboard stopped: {e}");
         }
-    })
-    .await;
+    } else {
+        super::simulate::until_stopped(args.duration, Duration::from_secs(1), async |n| {
+            if n.is_multiple_of(10) {
+                tracing::info!("demo: {}", sim.summary().line());
+            }
+        })
+        .await;
+    }
     let summary = sim.stop().await;
     running.stop();
-    if live {
-        print!("\x1b[H\x1b[2J");
-    }
     super::simulate::report(&summary, json);
     drop(scratch);
+    Ok(())
+}
+
+/// Logs at warn (or VOLTYARD_LOG) to `path`, appended.
+fn log_to_file(path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOLTYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
     Ok(())
 }
 
@@ -173,97 +207,4 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
         created_or_there(added).with_context(|| format!("registering {}", c.id))?;
     }
     Ok(())
-}
-
-/// The live view: what the server knows (through the control API, like
-/// any client) and what the simulator sees. Fits 80×24 for the demo site.
-async fn dashboard(client: &mut Client, s: &Summary, dir: &Path) -> String {
-    let chargers = client.call(Request::ChargerList).await.unwrap_or(Value::Null);
-    let sessions = client
-        .call(Request::SessionList {
-            charger: None,
-            status: Some(crate::domain::SessionStatus::Active),
-            limit: None,
-        })
-        .await
-        .unwrap_or(Value::Null);
-    let mut out = format!(
-        "voltyard demo — {} — Ctrl-C to stop\r\n{}\r\n\r\n",
-        dir.display(),
-        s.line()
-    );
-    out.push_str(&format!(
-        "{:<12} {:<10} {:<6} {}\r\n",
-        "charger", "protocol", "online", "connectors"
-    ));
-    for c in chargers.as_array().into_iter().flatten() {
-        // EVSE 0 is the charger as a whole (1.6 connector 0).
-        let conns: Vec<String> = c["connectors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|k| k["evse"].as_u64().unwrap_or(0) > 0)
-            .map(|k| format!("{}:{}", k["evse"], k["status"].as_str().unwrap_or("?")))
-            .collect();
-        out.push_str(&format!(
-            "{:<12} {:<10} {:<6} {}\r\n",
-            c["id"].as_str().unwrap_or("?"),
-            c["protocol"].as_str().unwrap_or("-"),
-            if c["connected"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no"
-            },
-            conns.join(" ")
-        ));
-    }
-    let active = sessions.as_array().map(|a| a.len()).unwrap_or(0);
-    let energy: u64 = sessions
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x["energy_wh"].as_u64())
-        .sum();
-    out.push_str(&format!(
-        "\r\n{active} sessions active, {:.1} kWh in them so far\r\n",
-        energy as f64 / 1000.0
-    ));
-    // Load management: measured load against each circuit's limit.
-    let dlm = client.call(Request::DlmStatus).await.unwrap_or(Value::Null);
-    for site in dlm["sites"].as_array().into_iter().flatten() {
-        let circuits = site["circuits"].as_array().cloned().unwrap_or_default();
-        // Parents first: the grid connection, then its boards.
-        let depth = |c: &Value| {
-            let mut d = 0;
-            let mut parent = c["parent"].as_str();
-            while let Some(p) = parent.filter(|_| d < 32) {
-                d += 1;
-                parent = circuits
-                    .iter()
-                    .find(|x| x["id"] == p)
-                    .and_then(|x| x["parent"].as_str());
-            }
-            d
-        };
-        let mut ordered: Vec<&Value> = circuits.iter().collect();
-        ordered.sort_by_key(|c| depth(c));
-        for c in ordered {
-            let phase = |i: usize| {
-                format!(
-                    "L{} {:>5.1}/{:<3.0}",
-                    i + 1,
-                    c["measured"][i].as_f64().unwrap_or(0.0),
-                    c["limit"][i].as_f64().unwrap_or(0.0)
-                )
-            };
-            out.push_str(&format!(
-                "{:<12} {}  {}  {} A\r\n",
-                c["id"].as_str().unwrap_or("?"),
-                phase(0),
-                phase(1),
-                phase(2)
-            ));
-        }
-    }
-    out
 }

@@ -16,6 +16,7 @@ mod site;
 mod tariff;
 mod tariff_price;
 mod token;
+mod tui;
 pub(crate) mod verify;
 
 use crate::control::client::{Client, ClientError};
@@ -110,6 +111,14 @@ Exit status 0 when every record verifies and every transaction passes, 1 when an
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// The live dashboard: sites, circuits, chargers, sessions, alerts and OCPP frames, with actions.
+    #[command(after_help = "Examples:
+  voltyard tui
+  voltyard --data-dir /var/lib/voltyard tui --readonly
+  ssh -t site-server voltyard tui --no-color
+
+Keys: ? lists them on every screen; q quits. Needs a terminal (exit 2 without one), exit 3 when no server runs.")]
+    Tui(tui::TuiArgs),
     /// The demo: a server on a scratch data dir with a simulated site.
     #[command(
         after_help = "Examples:\n  cargo run --release -- demo\n  voltyard demo --scenario office --duration 10m\n  voltyard --data-dir ./demo-data demo   (keep the data afterwards)"
@@ -152,6 +161,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "voltyard", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        Cmd::Tui(args) => tui::main(&runtime, args, data_dir),
         Cmd::Demo(args) => match runtime.block_on(demo::run(args, data_dir, json)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -304,6 +314,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Serve { .. }
         | Cmd::Completions { .. }
         | Cmd::Demo(_)
+        | Cmd::Tui(_)
         | Cmd::Simulate(_)
         | Cmd::Verify { .. }
         | Cmd::Dlm(dlm::DlmCmd::Plan(_)) => Ok(()),

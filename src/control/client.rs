@@ -58,6 +58,11 @@ impl Client {
         serde_json::from_str(&self.next_line().await?).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
+    /// The next line of a `watch` stream.
+    pub async fn next_watch_item(&mut self) -> Result<WatchItem, ClientError> {
+        serde_json::from_str(&self.next_line().await?).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     async fn next_line(&mut self) -> Result<String, ClientError> {
         let mut buf = String::new();
         if self.read.read_line(&mut buf).await? == 0 {

@@ -175,6 +175,12 @@ pub enum Request {
         key: String,
         connector: Option<u32>,
     },
+    /// A live feed of journaled frames (of one charger, or all): a first
+    /// `{}` reply, then `WatchItem` lines until the client hangs up. What
+    /// the dashboard refetches its snapshots on.
+    Watch {
+        charger: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +233,16 @@ pub struct StreamItem {
     pub journal: JournalEntry,
 }
 
+/// One line of a `watch` stream: `{"journal": …}` or `{"lagged": n}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchItem {
+    Journal(JournalEntry),
+    /// The watcher fell behind and `n` frames were skipped: whatever it
+    /// derives from the frames must be read again.
+    Lagged(u64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -270,6 +286,10 @@ pub struct ServerStatus {
     pub data_dir: String,
     pub chargers_connected: usize,
     pub commits: u64,
+    /// Time spent in write transactions since start (µs); its growth over
+    /// the growth of `commits` is the mean commit latency.
+    #[serde(default)]
+    pub commit_time_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

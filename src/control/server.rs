@@ -80,6 +80,12 @@ async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> 
             }) => {
                 return follow_logs(&shared, &id, since, limit, &mut write).await;
             }
+            Ok(Envelope {
+                request: Request::Watch { charger },
+                ..
+            }) => {
+                return watch(&shared, charger.as_deref(), &mut write).await;
+            }
             Ok(env) => handle(&shared, env.request).await,
             Err(e) => Err(ApiError::new(ErrorKind::Invalid, format!("bad request: {e}"))),
         };
@@ -133,6 +139,27 @@ async fn follow_logs(
             }
             Err(_) => return Ok(()),
         }
+    }
+}
+
+/// Every journaled frame (of `charger`, when given) as it is committed. A
+/// watcher that cannot keep up is told how much it missed instead of
+/// holding anything up: the feed is a bounded broadcast.
+async fn watch(
+    shared: &Shared,
+    charger: Option<&str>,
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let mut feed = shared.store.subscribe_journal();
+    write_line(w, &to_reply(Ok(json!({})))).await?;
+    loop {
+        let item = match feed.recv().await {
+            Ok(j) if charger.is_none_or(|c| c == j.charger) => WatchItem::Journal(j),
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => WatchItem::Lagged(n),
+            Err(_) => return Ok(()),
+        };
+        write_line(w, &item).await?;
     }
 }
 
@@ -207,6 +234,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             data_dir: shared.config.data_dir.display().to_string(),
             chargers_connected: shared.registry.connected(),
             commits: store.commits(),
+            commit_time_us: store.commit_time_us(),
         })),
         Request::ChargerList => {
             let list: Vec<ChargerView> = store
@@ -434,6 +462,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::SessionCdr { .. }
         | Request::Receipt { .. }
         | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,
+        Request::Watch { .. } => Err(ApiError::new(
+            ErrorKind::Internal,
+            "watch is a stream and is served by the connection loop",
+        )),
         load @ (Request::CircuitAdd { .. }
         | Request::CircuitSetLimit { .. }
         | Request::CircuitRemove { .. }

@@ -56,6 +56,7 @@ pub struct Store {
     tx: mpsc::Sender<Op>,
     journal_feed: broadcast::Sender<JournalEntry>,
     commits: Arc<AtomicU64>,
+    commit_us: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -67,15 +68,17 @@ impl Store {
         let (tx, rx) = mpsc::channel(8192);
         let (journal_feed, _) = broadcast::channel(4096);
         let commits = Arc::new(AtomicU64::new(0));
+        let commit_us = Arc::new(AtomicU64::new(0));
         let store = Store {
             db: db.clone(),
             tx,
             journal_feed: journal_feed.clone(),
             commits: commits.clone(),
+            commit_us: commit_us.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, journal_feed, commits))
+            .spawn(move || run(db, rx, journal_feed, commits, commit_us))
             .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
         Ok(store)
     }
@@ -87,6 +90,11 @@ impl Store {
     /// Number of write transactions committed since start.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Time spent in write transactions (apply and commit) since start, µs.
+    pub fn commit_time_us(&self) -> u64 {
+        self.commit_us.load(Ordering::Relaxed)
     }
 
     /// Apply a charger's message, journal it and the answer `answer`
@@ -145,7 +153,13 @@ impl Store {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<JournalEntry>, commits: Arc<AtomicU64>) {
+fn run(
+    db: Arc<Database>,
+    mut rx: mpsc::Receiver<Op>,
+    feed: broadcast::Sender<JournalEntry>,
+    commits: Arc<AtomicU64>,
+    commit_us: Arc<AtomicU64>,
+) {
     let mut cache = Cache::default();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -155,8 +169,11 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Op>, feed: broadcast::Sender<Jo
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         match commit_batch(&db, &mut batch, &mut cache) {
             Ok((results, journaled)) => {
+                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                commit_us.fetch_add(took, Ordering::Relaxed);
                 commits.fetch_add(1, Ordering::Relaxed);
                 for (op, result) in batch.into_iter().zip(results) {
                     deliver(op, result);
