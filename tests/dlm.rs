@@ -345,6 +345,53 @@ async fn a_charger_that_ignores_profiles_is_flagged_and_the_others_make_room() {
     sim.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_profile_is_recorded_once_for_the_operator() {
+    let s = scenario("[misbehaviour]\npercent = 25\nquirks = [\"reject_profiles\"]");
+    let (srv, sim) = start(|_| {}, &s).await;
+    let refusals = |events: &Value| -> Vec<Value> {
+        events
+            .as_array()
+            .map(|a| a.iter().filter(|e| e["kind"] == "profile_rejected").cloned().collect())
+            .unwrap_or_default()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    let first = loop {
+        let found = refusals(&srv.cli_json(&["events"]).await);
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no profile_rejected event");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert!(
+        first[0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused a charging profile")
+    );
+    // Steering goes on (and is refused again); the event is not repeated.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let later = refusals(&srv.cli_json(&["events"]).await);
+    let mut keys: Vec<String> = later
+        .iter()
+        .map(|e| {
+            let evse = e["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .split(" refused")
+                .next()
+                .unwrap_or_default();
+            format!("{} {evse}", e["charger"])
+        })
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "an EVSE's refusal was recorded twice: {later:#?}");
+    sim.stop().await;
+}
+
 /// A Modbus TCP energy meter (tokio-modbus's own server, not our code):
 /// input registers hold per-phase currents as IEEE 754 floats.
 mod modbus_meter {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// How long the decreases of one decision may hold back its increases.
 const DECREASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// A refused profile is tried again after this long.
-const RETRY: Duration = Duration::seconds(30);
+pub const RETRY: Duration = Duration::seconds(30);
 
 const CHARGER_MAX_ID: i64 = 1;
 const TX_DEFAULT_ID: i64 = 2;

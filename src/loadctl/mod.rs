@@ -268,6 +268,9 @@ struct Loop {
     /// EVSEs that reported a meter value since the server started.
     fresh: HashSet<Key>,
     non_compliant: HashSet<String>,
+    /// EVSEs whose last profile the charger refused; an event is recorded
+    /// when one joins, not at every retry.
+    refused: HashSet<Key>,
     started: DateTime<Utc>,
     managed: HashSet<String>,
     pollers: modbus::Pollers,
@@ -282,6 +285,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signal>) {
         sent: HashMap::new(),
         fresh: HashSet::new(),
         non_compliant: HashSet::new(),
+        refused: HashSet::new(),
         started: Utc::now(),
         managed: HashSet::new(),
         pollers: modbus::Pollers::default(),
@@ -407,6 +411,17 @@ impl Loop {
             }
             Signal::Changed => (true, true),
             Signal::Answer { key, sent, accepted } => {
+                if accepted {
+                    self.refused.remove(&key);
+                } else if self.refused.insert(key.clone()) {
+                    let detail = format!(
+                        "EVSE {} refused a charging profile of {:.1} A; retried every {} s",
+                        key.1,
+                        sent.current,
+                        emit::RETRY.num_seconds()
+                    );
+                    self.record(&key.0, "profile_rejected", &detail);
+                }
                 emit::answered(&mut self.sent, key, sent, accepted);
                 (!accepted, false)
             }

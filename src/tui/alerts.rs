@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 const ALERT_EVENTS: &[(&str, Severity)] = &[
     ("fault", Severity::Critical),
     ("non_compliant", Severity::Warning),
+    ("profile_rejected", Severity::Warning),
     ("unknown_transaction", Severity::Warning),
     ("inferred_end", Severity::Warning),
     ("late_transaction", Severity::Warning),
