@@ -279,6 +279,33 @@ async fn tariff_assignment_precedence_validity_and_the_semi_public_site() {
         ["STAFF", "STAFF", "STAFF", "PUBLIC", "PUBLIC", "FAST", "STAFF"]
     );
 
+    // An active session shows what it would cost if it ended now: 4 kWh
+    // at the site's 0.50/kWh + 19 % VAT.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let r = cp1
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "GUEST1", "meterStart": 1000, "timestamp": now}),
+        )
+        .await
+        .expect("start answered");
+    let tx = r["transactionId"].as_u64().expect("transactionId");
+    cp1.call(
+        "MeterValues",
+        json!({"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": now, "sampledValue": [
+            {"value": "5000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}),
+    )
+    .await
+    .expect("meter values answered");
+    let running = show(&srv, tx).await;
+    assert_eq!(running["status"], "active", "{running}");
+    assert_eq!(running["price"], Value::Null, "{running}");
+    assert_eq!(running["price_so_far"]["tariff_id"], "PUBLIC", "{running}");
+    assert_eq!(running["price_so_far"]["total_excl_vat"], "2.00", "{running}");
+    assert_eq!(running["price_so_far"]["total_incl_vat"], "2.38", "{running}");
+    let listed = srv.cli_json(&["session", "list", "--active"]).await;
+    assert_eq!(listed[0]["price_so_far"], running["price_so_far"], "{listed}");
+
     // The receipt shows how each line was computed, in local time.
     let o = srv.cli(&["receipt", &cases[2].1.to_string()]).await;
     assert_exit(&o, 0, "text receipt");

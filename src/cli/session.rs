@@ -123,6 +123,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                     ("STATUS", "/status"),
                     ("PRICE", "/price/total_incl_vat"),
                     ("CUR", "/price/currency"),
+                    ("SO FAR", "/price_so_far/total_incl_vat"),
                     ("EICHRECHT", "/eichrecht/state"),
                 ],
             );
@@ -153,6 +154,7 @@ pub async fn run(ctx: &Ctx, cmd: SessionCmd) -> Result<(), ClientError> {
                     "notes",
                     "price",
                     "unpriced_reason",
+                    "price_so_far",
                     "eichrecht",
                 ],
             );

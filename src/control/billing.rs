@@ -4,15 +4,19 @@
 
 use super::proto::*;
 use super::server::{admin, internal, invalid};
+use crate::billing::BillInput;
 use crate::billing::receipt::{self, ReceiptError, ReceiptInput};
 use crate::billing::{MeterKey, Scope, StoredTariff, cdr};
 use crate::domain::DEFAULT_SITE;
+use crate::domain::SessionStatus;
 use crate::domain::message::{CommandResult, ConfigEntry};
 use crate::ocmf::ocpp::{MeterKeySetting, meter_key_setting};
 use crate::server::Shared;
 use crate::store::{AdminOp, TariffAssign};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 fn not_found(m: String) -> ApiError {
@@ -173,6 +177,66 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
             format!("{other:?} is not a billing request"),
         )),
     }
+}
+
+/// What the active sessions among `sessions` cost so far: each priced as if
+/// it ended at `now` at its last meter reading, from its registers only (no
+/// signed data: an estimate for the operator, not a bill). Tariffs,
+/// assignments, sites and tokens are read once for the whole list.
+pub(super) fn price_so_far(shared: &Shared, sessions: &mut [SessionView], now: DateTime<Utc>) -> Result<(), ApiError> {
+    if !sessions.iter().any(|v| v.status == SessionStatus::Active) {
+        return Ok(());
+    }
+    let store = &shared.store;
+    let assignments = store.assignments().map_err(internal)?;
+    let tariffs = store.tariffs().map_err(internal)?;
+    let sites = store.sites().map_err(internal)?;
+    let mut chargers = HashMap::new();
+    let mut groups = HashMap::new();
+    for view in sessions.iter_mut().filter(|v| v.status == SessionStatus::Active) {
+        let Some(mut s) = store.session(view.id).map_err(internal)? else {
+            continue;
+        };
+        let site = match chargers.entry(s.charger.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                store
+                    .charger(&s.charger)
+                    .map_err(internal)?
+                    .map_or_else(|| DEFAULT_SITE.to_string(), |c| c.site),
+            ),
+        }
+        .clone();
+        let group = match &s.token {
+            Some(uid) => match groups.entry(uid.clone()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(store.token(uid).map_err(internal)?.and_then(|t| t.group)),
+            }
+            .clone(),
+            None => None,
+        };
+        let timezone = sites
+            .iter()
+            .find(|x| x.name == site)
+            .map_or("UTC", |x| x.timezone.as_str());
+        let assignment = crate::billing::resolve(&assignments, s.started_at, &s.charger, &site, group.as_deref());
+        let tariff = assignment.and_then(|a| tariffs.iter().find(|t| t.id == a.tariff_id));
+        s.stopped_at = Some(now.max(s.started_at));
+        s.meter_stop_wh = s.meter_last_wh.or(s.meter_start_wh);
+        let bill = crate::billing::bill(&BillInput {
+            session: &s,
+            samples: &[],
+            site: &site,
+            timezone,
+            group: group.as_deref(),
+            assignment,
+            tariff,
+            meter_keys: &[],
+            now,
+        });
+        view.price_so_far = bill.price;
+    }
+    Ok(())
 }
 
 fn session_and_bill(shared: &Shared, id: u64) -> Result<(crate::domain::Session, crate::billing::Bill), ApiError> {

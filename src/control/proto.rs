@@ -395,6 +395,10 @@ pub struct SessionView {
     pub price: Option<PriceSummary>,
     #[serde(default)]
     pub unpriced_reason: Option<String>,
+    /// While active: what it costs if it ended now (from the meter
+    /// registers; an estimate, not a bill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_so_far: Option<PriceSummary>,
     /// Once completed: the check of its signed meter data.
     #[serde(default)]
     pub eichrecht: Option<EichrechtView>,
@@ -462,6 +466,7 @@ impl SessionView {
             priority: s.priority,
             price: None,
             unpriced_reason: None,
+            price_so_far: None,
             eichrecht: None,
             meter_values,
         }

@@ -100,7 +100,9 @@ pub fn fixture() -> Snapshot {
                 "2026-11-23T09:15:00Z",
                 None,
                 8250,
-                json!({}),
+                json!({"price_so_far": {"tariff_id": "DEMO", "currency": "EUR", "total_excl_vat": "2.77",
+                       "total_vat": "0.53", "total_incl_vat": "3.30", "energy_wh": 8250, "energy_source": "meter_values",
+                       "scope": {"kind": "site", "name": "demo"}, "assignment": 1}}),
             )),
             from(session(
                 41,

@@ -21,11 +21,14 @@ fn eichrecht(s: &SessionView, theme: Theme) -> Span<'static> {
     }
 }
 
+/// The bill's total; for an active session `~` and the price so far, or
+/// `running` when no tariff applies.
 fn price(s: &SessionView) -> String {
-    match &s.price {
-        Some(p) => format!("{} {}", p.total_incl_vat, p.currency),
-        None if s.status == SessionStatus::Active => "running".into(),
-        None => "-".into(),
+    match (&s.price, &s.price_so_far) {
+        (Some(p), _) => format!("{} {}", p.total_incl_vat, p.currency),
+        (None, Some(p)) if s.status == SessionStatus::Active => format!("~{} {}", p.total_incl_vat, p.currency),
+        (None, _) if s.status == SessionStatus::Active => "running".into(),
+        (None, _) => "-".into(),
     }
 }
 

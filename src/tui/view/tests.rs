@@ -169,7 +169,15 @@ fn sessions_table_and_detail() {
     check(
         &after("3", false),
         &[
-            "42", "04A2B3C4", "8.25", "running", "active", "FAILED", "4.96 EUR", "verified", "done",
+            "42",
+            "04A2B3C4",
+            "8.25",
+            "~3.30 EUR",
+            "active",
+            "FAILED",
+            "4.96 EUR",
+            "verified",
+            "done",
         ],
     );
     check(
