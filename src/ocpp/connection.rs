@@ -99,7 +99,9 @@ where
                 idle_deadline = Instant::now() + cfg.idle_timeout();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        let outcome = handle_text(text.as_str(), &charger, proto, &shared, &mut pending).await;
+                        // Boxed: its state lives only while a frame is handled,
+                        // not in every idle charger's task.
+                        let outcome = Box::pin(handle_text(text.as_str(), &charger, proto, &shared, &mut pending)).await;
                         for f in outcome.followups {
                             queue.push_back(f);
                         }
