@@ -2,7 +2,7 @@
 //! effect is durable, sends our CALLs one at a time, keeps the socket alive
 //! and notices when it is dead.
 
-use super::frame::{self, ErrorCode, Frame, FrameError};
+use super::frame::{self, ErrorCode, FrameError, RawFrame};
 use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
 use crate::domain::Direction;
@@ -99,7 +99,9 @@ where
                 idle_deadline = Instant::now() + cfg.idle_timeout();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        let outcome = handle_text(text.as_str(), &charger, proto, &shared, &mut pending).await;
+                        // Boxed: its state lives only while a frame is handled,
+                        // not in every idle charger's task.
+                        let outcome = Box::pin(handle_text(text.as_str(), &charger, proto, &shared, &mut pending)).await;
                         for f in outcome.followups {
                             queue.push_back(f);
                         }
@@ -223,18 +225,17 @@ async fn handle_text(
             ..Default::default()
         };
     }
-    let parsed = frame::parse(text);
-    let (id, action, payload) = match parsed {
-        Ok(Frame::Call { id, action, payload }) => (id, action, payload),
-        Ok(Frame::Result { id, payload }) => {
+    let (id, action, payload) = match frame::split(text) {
+        Ok(RawFrame::Call { id, action, payload }) => (id, action, payload),
+        Ok(RawFrame::Result { id, payload }) => {
             shared
                 .store
                 .record_frame(charger, Direction::In, text.to_string(), now)
                 .await;
-            complete(pending, &id, proto, Ok(payload));
+            complete(pending, &id, proto, Ok(payload.to_value()));
             return Handled::default();
         }
-        Ok(Frame::Error {
+        Ok(RawFrame::Error {
             id, code, description, ..
         }) => {
             shared

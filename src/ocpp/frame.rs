@@ -1,6 +1,7 @@
 //! OCPP-J framing: CALL / CALLRESULT / CALLERROR, and the error codes in the
 //! spelling of each version.
 
+use super::json::{Json, Num};
 use crate::domain::Protocol;
 use serde_json::{Value, json};
 
@@ -36,29 +37,52 @@ pub enum FrameError {
 /// Message ids are at most 36 characters (OCPP-J: UUID length).
 pub const MAX_ID_LEN: usize = 36;
 
-pub fn parse(text: &str) -> Result<Frame, FrameError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| FrameError::Malformed {
+/// A frame with its payload as a [`Json`] tree borrowing from the text: the
+/// inbound path validates and decodes a CALL's payload from that one parse.
+#[derive(Debug)]
+pub enum RawFrame<'a> {
+    Call {
+        id: String,
+        action: String,
+        payload: Json<'a>,
+    },
+    Result {
+        id: String,
+        payload: Json<'a>,
+    },
+    Error {
+        id: String,
+        code: String,
+        description: String,
+        details: Option<Json<'a>>,
+    },
+}
+
+pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
+    let tree = Json::parse(text).map_err(|e| FrameError::Malformed {
         id: sniff_id(text),
         reason: format!("invalid JSON: {e}"),
     })?;
-    let Value::Array(mut items) = value else {
+    let Json::Arr(mut items) = tree else {
         return Err(FrameError::Malformed {
             id: None,
             reason: "not a JSON array".into(),
         });
     };
-    let id = match items.get(1) {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(s.clone()),
+    let string = |i: usize| match items.get(i) {
+        Some(Json::Str(s)) => Some(s.to_string()),
         _ => None,
     };
+    let id = string(1).filter(|s| !s.is_empty() && s.len() <= MAX_ID_LEN);
     let malformed = |reason: &str| FrameError::Malformed {
         id: id.clone(),
         reason: reason.to_string(),
     };
-    let type_id = items
-        .first()
-        .and_then(Value::as_i64)
-        .ok_or_else(|| malformed("first element must be the message type number"))?;
+    let type_id = match items.first() {
+        Some(Json::Num(Num::U(u))) => i64::try_from(*u).unwrap_or(i64::MAX),
+        Some(Json::Num(Num::I(i))) => *i,
+        _ => return Err(malformed("first element must be the message type number")),
+    };
     let Some(msg_id) = id.clone() else {
         return Err(malformed(
             "second element must be a message id string of 1 to 36 characters",
@@ -69,11 +93,8 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
             if items.len() != 4 {
                 return Err(malformed("a CALL has exactly 4 elements"));
             }
-            let action = items[2]
-                .as_str()
-                .ok_or_else(|| malformed("third element of a CALL must be the action name"))?
-                .to_string();
-            Ok(Frame::Call {
+            let action = string(2).ok_or_else(|| malformed("third element of a CALL must be the action name"))?;
+            Ok(RawFrame::Call {
                 id: msg_id,
                 action,
                 payload: items.swap_remove(3),
@@ -83,7 +104,7 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
             if items.len() != 3 {
                 return Err(malformed("a CALLRESULT has exactly 3 elements"));
             }
-            Ok(Frame::Result {
+            Ok(RawFrame::Result {
                 id: msg_id,
                 payload: items.swap_remove(2),
             })
@@ -92,15 +113,41 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
             if !(4..=5).contains(&items.len()) {
                 return Err(malformed("a CALLERROR has 5 elements"));
             }
-            Ok(Frame::Error {
+            Ok(RawFrame::Error {
                 id: msg_id,
-                code: items[2].as_str().unwrap_or("GenericError").to_string(),
-                description: items[3].as_str().unwrap_or_default().to_string(),
-                details: items.get(4).cloned().unwrap_or_else(|| json!({})),
+                code: string(2).unwrap_or_else(|| "GenericError".into()),
+                description: string(3).unwrap_or_default(),
+                details: (items.len() == 5).then(|| items.swap_remove(4)),
             })
         }
         other => Err(FrameError::UnknownType { id, type_id: other }),
     }
+}
+
+/// [`split`], with the payload as an owned `Value`.
+pub fn parse(text: &str) -> Result<Frame, FrameError> {
+    Ok(match split(text)? {
+        RawFrame::Call { id, action, payload } => Frame::Call {
+            id,
+            action,
+            payload: payload.to_value(),
+        },
+        RawFrame::Result { id, payload } => Frame::Result {
+            id,
+            payload: payload.to_value(),
+        },
+        RawFrame::Error {
+            id,
+            code,
+            description,
+            details,
+        } => Frame::Error {
+            id,
+            code,
+            description,
+            details: details.map_or_else(|| json!({}), |d| d.to_value()),
+        },
+    })
 }
 
 /// Best effort to read the message id of a frame that is not valid JSON

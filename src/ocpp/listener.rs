@@ -35,7 +35,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let shared = shared.clone();
-                tokio::spawn(async move { accept(stream, peer, shared).await });
+                // The handshake's state is boxed and freed once it is done,
+                // so an idle charger's task holds only the connection's.
+                let fut = async move {
+                    if let Some(conn) = Box::pin(accept(stream, peer, shared)).await {
+                        conn.run().await;
+                    }
+                };
+                tokio::spawn(fut);
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -51,18 +58,34 @@ struct Admitted {
     proto: Protocol,
 }
 
-async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// A charger past the handshake and admission, ready to serve.
+struct Accepted {
+    ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+    id: String,
+    proto: Protocol,
+    shared: Arc<Shared>,
+    reg: super::registry::Registration,
+}
+
+impl Accepted {
+    async fn run(self) {
+        connection::run(self.ws, self.id, self.proto, self.shared, self.reg).await;
+    }
+}
+
+async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Option<Accepted> {
     let _ = stream.set_nodelay(true);
     let cfg = &shared.config;
     // The transport refuses anything far beyond the application limit; frames
     // in between get a CALLERROR from the connection instead of a hang-up.
     let hard_limit = cfg.max_message_bytes.saturating_mul(16).max(4 << 20);
     // tungstenite's defaults (128 KiB read and write buffers) would cost
-    // ~136 KiB of RSS per idle charger. OCPP frames are small: a 4 KiB read
-    // buffer grows when a frame needs it, and frames are written straight
-    // out (one frame per send, so nothing to coalesce).
+    // ~136 KiB of RSS per idle charger. OCPP frames are small: a 2 KiB read
+    // buffer (a 10-value MeterValues is 1.2 KB; 4 KiB cost 2.5 KiB more per
+    // idle charger) grows when a frame needs it, and frames are written
+    // straight out (one frame per send, so nothing to coalesce).
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(2048)
         .write_buffer_size(0)
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit));
@@ -77,15 +100,15 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%peer, "handshake refused or failed: {e}");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!(%peer, "handshake timed out");
-            return;
+            return None;
         }
     };
     let Some(Admitted { id, proto }) = admitted else {
-        return;
+        return None;
     };
     let create_as = match cfg.unknown_chargers {
         UnknownChargers::Pending => Some(Registration::Pending),
@@ -107,12 +130,18 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         Ok(AdminResult::Charger(Some(_))) => {}
         other => {
             tracing::warn!(charger = id, "could not record connection: {other:?}");
-            return;
+            return None;
         }
     }
     tracing::info!(charger = id, %peer, protocol = %proto, "connected");
     let reg = shared.registry.register(&id, proto, Utc::now());
-    connection::run(ws, id, proto, shared, reg).await;
+    Some(Accepted {
+        ws,
+        id,
+        proto,
+        shared,
+        reg,
+    })
 }
 
 fn refuse(status: StatusCode, why: &str) -> ErrorResponse {

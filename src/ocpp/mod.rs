@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod frame;
+pub mod json;
 pub mod listener;
 pub mod registry;
 pub mod schema;
@@ -13,6 +14,7 @@ use crate::domain::Protocol;
 use crate::domain::message::{ChargingProfile, Command, CommandResult, Inbound, RateUnit, Reply};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use frame::ErrorCode;
+use json::Json;
 use schema::{Part, Violation, ViolationKind};
 use serde_json::{Value, json};
 
@@ -65,14 +67,15 @@ impl From<Violation> for Rejection {
 }
 
 /// Validate and decode a charger-initiated CALL.
-pub fn decode_call(proto: Protocol, action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Inbound, Rejection> {
+/// Validate and decode a CALL's payload.
+pub fn decode_call(proto: Protocol, action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Inbound, Rejection> {
     if !schema::knows(proto, action) {
         return Err(Rejection::new(
             ErrorCode::NotImplemented,
             format!("unknown action {action:?} for {proto}"),
         ));
     }
-    schema::validate(proto, action, Part::Request, payload)?;
+    schema::validate_json(proto, action, Part::Request, payload)?;
     let decoded = match proto {
         Protocol::V16 => v16::decode(action, payload, now)?,
         Protocol::V201 => v201::decode(action, payload)?,
@@ -135,7 +138,7 @@ pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> Command
 }
 
 /// A payload that passed its schema into its typed form.
-fn typed<T: serde::de::DeserializeOwned>(payload: &Value) -> Result<T, Rejection> {
+fn typed<T: serde::de::DeserializeOwned>(payload: &Json) -> Result<T, Rejection> {
     T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
 }
 
@@ -274,14 +277,26 @@ mod tests {
     #[test]
     fn decode_classifies_unknown_and_unsupported_actions() {
         let now = Utc::now();
-        let e = decode_call(Protocol::V16, "FlyToTheMoon", &json!({}), now).unwrap_err();
+        let e = decode_call(Protocol::V16, "FlyToTheMoon", &Json::Obj(vec![]), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotImplemented);
-        let e = decode_call(Protocol::V16, "Reset", &json!({"type": "Hard"}), now).unwrap_err();
+        let e = decode_call(
+            Protocol::V16,
+            "Reset",
+            &Json::parse(r#"{"type": "Hard"}"#).unwrap(),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotSupported);
-        let e = decode_call(Protocol::V201, "SignCertificate", &json!({"csr": "x"}), now).unwrap_err();
+        let e = decode_call(
+            Protocol::V201,
+            "SignCertificate",
+            &Json::parse(r#"{"csr": "x"}"#).unwrap(),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotSupported);
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
-        let e = decode_call(Protocol::V16, "MeterValues", &mv, now).unwrap_err();
+        let e = decode_call(Protocol::V16, "MeterValues", &Json::from_value(&mv), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
         assert!(
             e.description.contains("meterValue[0].sampledValue[0].value"),

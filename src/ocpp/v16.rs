@@ -1,6 +1,7 @@
 //! OCPP 1.6J: typed charger-initiated messages, their translation into the
 //! domain model, and the translation of domain replies and commands back.
 
+use super::json::Json;
 use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
@@ -98,7 +99,7 @@ const NOTICES: &[&str] = &[
 /// Known charger-initiated actions that need parts not built yet.
 const UNSUPPORTED: &[&str] = &["SignCertificate"];
 
-pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decoded, Rejection> {
+pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decoded, Rejection> {
     let inbound = match action {
         "BootNotification" => {
             let m: BootNotification = typed(payload)?;
@@ -226,7 +227,7 @@ pub fn decode(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Decod
         }
         a if NOTICES.contains(&a) => Inbound::Notice {
             kind: a.to_string(),
-            detail: payload.to_string(),
+            detail: payload.to_value().to_string(),
         },
         a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
         _ => return Ok(Decoded::NotOurs),

@@ -1,6 +1,7 @@
 //! OCPP 2.0.1: typed charger-initiated messages, their translation into the
 //! domain model, and the translation of domain replies and commands back.
 
+use super::json::Json;
 use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
@@ -170,7 +171,7 @@ const NOTICES: &[&str] = &[
 /// Known charger-initiated actions that need the PKI (not built yet).
 const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus", "SignCertificate"];
 
-pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
+pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
     let inbound = match action {
         "BootNotification" => {
             let m: BootNotification = typed(payload)?;
@@ -263,7 +264,7 @@ pub fn decode(action: &str, payload: &Value) -> Result<Decoded, Rejection> {
         }
         a if NOTICES.contains(&a) => Inbound::Notice {
             kind: a.to_string(),
-            detail: payload.to_string(),
+            detail: payload.to_value().to_string(),
         },
         a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
         _ => return Ok(Decoded::NotOurs),

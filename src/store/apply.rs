@@ -158,11 +158,24 @@ pub(super) struct Cache {
     /// Every message reads its charger's row; decoding it each time cost
     /// more than the rest of a MeterValues.
     chargers: HashMap<String, Charger>,
+    /// Each charger's newest journal row (`frames_head`). Two frames a
+    /// message each read and wrote the head row; now a transaction writes
+    /// a charger's head once, in `Ctx::finish`.
+    heads: HashMap<String, Head>,
+    /// Counts transactions, to tell which heads moved in the current one.
+    txn: u64,
+}
+
+struct Head {
+    seq: u64,
+    /// The transaction that last moved it.
+    moved_in: u64,
 }
 
 impl Cache {
     pub fn clear(&mut self) {
         self.chargers.clear();
+        self.heads.clear();
     }
 }
 
@@ -186,12 +199,15 @@ pub(super) struct Ctx<'t> {
     bills: Table<'t, u64, &'static [u8]>,
     meter_keys: Table<'t, &'static str, &'static [u8]>,
     next_seq: u64,
+    /// Chargers whose journal head moved in this transaction.
+    moved_heads: Vec<String>,
     /// The time of the op being applied (bills are stamped with it).
     now: DateTime<Utc>,
 }
 
 impl<'t> Ctx<'t> {
     pub fn open(w: &'t WriteTransaction, cache: &'t mut Cache) -> Result<Self> {
+        cache.txn += 1;
         let meta = w.open_table(META)?;
         let next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         Ok(Ctx {
@@ -214,12 +230,18 @@ impl<'t> Ctx<'t> {
             bills: w.open_table(BILLS)?,
             meter_keys: w.open_table(METER_KEYS)?,
             next_seq,
+            moved_heads: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
         })
     }
 
     pub fn finish(mut self) -> Result<()> {
         self.meta.insert("next_seq", self.next_seq)?;
+        for charger in std::mem::take(&mut self.moved_heads) {
+            if let Some(head) = self.cache.heads.get(&charger) {
+                self.frames_head.insert(charger.as_str(), head.seq)?;
+            }
+        }
         Ok(())
     }
 
@@ -237,7 +259,23 @@ impl<'t> Ctx<'t> {
             dir,
             frame,
         };
-        super::journal::append(&mut self.frames, &mut self.frames_head, &entry)?;
+        let txn = self.cache.txn;
+        let head = match self.cache.heads.get_mut(charger) {
+            Some(head) => head,
+            None => {
+                let seq = self.frames_head.get(charger)?.map(|v| v.value()).unwrap_or(0);
+                self.cache
+                    .heads
+                    .entry(entry.charger.clone())
+                    .or_insert(Head { seq, moved_in: 0 })
+            }
+        };
+        super::journal::append(&mut self.frames, head.seq, &entry)?;
+        head.seq = entry.seq;
+        if head.moved_in != txn {
+            head.moved_in = txn;
+            self.moved_heads.push(entry.charger.clone());
+        }
         Ok(entry)
     }
 

@@ -81,12 +81,11 @@ pub(super) fn decode(seq: u64, row: &[u8]) -> Result<Row> {
     })
 }
 
-/// Appends one frame as row `seq` and makes it the charger's newest.
-pub(super) fn append(frames: &mut Table<u64, &[u8]>, heads: &mut Table<&str, u64>, entry: &JournalEntry) -> Result<()> {
-    let prev = heads.get(entry.charger.as_str())?.map(|v| v.value()).unwrap_or(0);
+/// Appends one frame as row `seq`, linked to `prev`, the charger's newest
+/// row until now; the caller moves the charger's head to `seq`.
+pub(super) fn append(frames: &mut Table<u64, &[u8]>, prev: u64, entry: &JournalEntry) -> Result<()> {
     let row = encode(entry.t, entry.dir, prev, &entry.charger, &entry.frame);
     frames.insert(entry.seq, row.as_slice())?;
-    heads.insert(entry.charger.as_str(), entry.seq)?;
     Ok(())
 }
 

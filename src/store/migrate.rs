@@ -77,7 +77,9 @@ fn journal_to_frames(w: &WriteTransaction) -> Result<()> {
     for row in old.iter()? {
         let (_, v) = row?;
         let entry: JournalEntry = decode("journal", v.value())?;
-        journal::append(&mut frames, &mut heads, &entry)?;
+        let prev = heads.get(entry.charger.as_str())?.map(|v| v.value()).unwrap_or(0);
+        journal::append(&mut frames, prev, &entry)?;
+        heads.insert(entry.charger.as_str(), entry.seq)?;
     }
     drop(old);
     let migrated = w.delete_table(JOURNAL_V1)?;
