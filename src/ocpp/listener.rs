@@ -107,9 +107,7 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Opt
             return None;
         }
     };
-    let Some(Admitted { id, proto }) = admitted else {
-        return None;
-    };
+    let Admitted { id, proto } = admitted?;
     let create_as = match cfg.unknown_chargers {
         UnknownChargers::Pending => Some(Registration::Pending),
         UnknownChargers::Accept => Some(Registration::Accepted),
