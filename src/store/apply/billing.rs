@@ -113,8 +113,8 @@ pub(super) fn note_status(
     ) {
         return Ok(());
     }
-    for (id, c, e, _) in ctx.active_sessions()? {
-        if c != charger || e != evse {
+    for (id, e) in ctx.active_on(charger) {
+        if e != evse {
             continue;
         }
         if let Some(mut s) = ctx.session(id)? {
