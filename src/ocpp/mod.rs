@@ -277,24 +277,20 @@ mod tests {
     #[test]
     fn decode_classifies_unknown_and_unsupported_actions() {
         let now = Utc::now();
-        let e = decode_call(Protocol::V16, "FlyToTheMoon", &Json::Obj(vec![]), now).unwrap_err();
-        assert_eq!(e.code, ErrorCode::NotImplemented);
-        let e = decode_call(
-            Protocol::V16,
-            "Reset",
-            &Json::parse(r#"{"type": "Hard"}"#).unwrap(),
-            now,
-        )
-        .unwrap_err();
-        assert_eq!(e.code, ErrorCode::NotSupported);
-        let e = decode_call(
-            Protocol::V201,
-            "SignCertificate",
-            &Json::parse(r#"{"csr": "x"}"#).unwrap(),
-            now,
-        )
-        .unwrap_err();
-        assert_eq!(e.code, ErrorCode::NotSupported);
+        let code = |proto, action, text| {
+            decode_call(proto, action, &Json::parse(text).unwrap(), now)
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(code(Protocol::V16, "FlyToTheMoon", "{}"), ErrorCode::NotImplemented);
+        assert_eq!(
+            code(Protocol::V16, "Reset", r#"{"type": "Hard"}"#),
+            ErrorCode::NotSupported
+        );
+        assert_eq!(
+            code(Protocol::V201, "SignCertificate", r#"{"csr": "x"}"#),
+            ErrorCode::NotSupported
+        );
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
         let e = decode_call(Protocol::V16, "MeterValues", &Json::from_value(&mv), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
