@@ -37,6 +37,10 @@ pub(crate) struct Demand {
     pub w: [f64; DIMS],
     pub lo: f64,
     pub hi: f64,
+    /// How fast the demand rises with the water level (> 0): at level λ it is offered
+    /// clamp(λ × share, lo, hi). Equal shares are max-min fair in amperes; shares in proportion to
+    /// what each session needs give every session the same fraction of its need.
+    pub share: f64,
 }
 
 /// The tree with capacities and the load placed on it so far (each node: its whole subtree).
@@ -74,18 +78,88 @@ impl Net<'_> {
         true
     }
 
-    /// Greedy admission in the given order: a demand is admitted at its `lo` when that fits
-    /// everywhere on its path. Admitted minimums are added to the load.
-    pub fn admit(&mut self, demands: &[Demand], order: &[usize]) -> Vec<bool> {
-        let mut admitted = vec![false; demands.len()];
-        for &i in order {
-            let d = &demands[i];
-            if d.hi + EPS >= d.lo && self.fits(d.node, &d.w, d.lo) {
-                self.add(d.node, &d.w, d.lo);
-                admitted[i] = true;
+    /// Whether every demand fits at its `lo` together (nothing is added to the load).
+    pub fn all_fit(&self, demands: &[Demand]) -> bool {
+        let mut load = self.load.clone();
+        for d in demands {
+            if d.hi + EPS < d.lo {
+                return false;
+            }
+            let mut cur = Some(d.node);
+            while let Some(n) = cur {
+                for dim in 0..DIMS {
+                    load[n][dim] += d.w[dim] * d.lo;
+                    if d.w[dim] > 0.0 && load[n][dim] > self.cap[n][dim] + EPS {
+                        return false;
+                    }
+                }
+                cur = self.parent[n];
             }
         }
-        admitted
+        true
+    }
+
+    /// Greedy admission of one tier (`order`: its demands, in admission order): each demand is
+    /// admitted at its `lo` when that fits everywhere on its path. When not all of them fit (some
+    /// must pause anyway), each demand takes `max(lo, reserve)` where that fits (else `lo` where
+    /// that fits), so the ones admitted first keep room to rise to their reserve (their fluid
+    /// share) instead of every later one taking its minimum out of it. Admitted amounts are left in
+    /// the load: reserves stay held
+    /// while lower tiers are admitted (a lower tier must not take the room a higher one was
+    /// paused for), and [`Net::release`] gives them back before the water-filling.
+    pub fn admit(
+        &mut self,
+        demands: &[Demand],
+        order: &[usize],
+        reserve: &[f64],
+        admitted: &mut [bool],
+        held: &mut [bool],
+    ) {
+        let mut all = true;
+        for &i in order {
+            let d = &demands[i];
+            admitted[i] = d.hi + EPS >= d.lo && self.fits(d.node, &d.w, d.lo);
+            if admitted[i] {
+                self.add(d.node, &d.w, d.lo);
+            } else {
+                all = false;
+            }
+        }
+        if all {
+            return;
+        }
+        for &i in order {
+            let d = &demands[i];
+            if admitted[i] {
+                self.add(d.node, &d.w, -d.lo);
+            }
+        }
+        for &i in order {
+            let d = &demands[i];
+            admitted[i] = false;
+            if d.hi + EPS < d.lo {
+                continue;
+            }
+            // One that should charge all the time but has no room for its share still charges at
+            // its minimum where that fits.
+            let amount = [reserve[i].max(d.lo), d.lo]
+                .into_iter()
+                .find(|&a| self.fits(d.node, &d.w, a));
+            if let Some(a) = amount {
+                self.add(d.node, &d.w, a);
+                admitted[i] = true;
+                held[i] = a > d.lo;
+            }
+        }
+    }
+
+    /// Gives back what admitted demands hold above their `lo` (see [`Net::admit`]).
+    pub fn release(&mut self, demands: &[Demand], reserve: &[f64], held: &[bool]) {
+        for (i, d) in demands.iter().enumerate() {
+            if held[i] {
+                self.add(d.node, &d.w, d.lo - reserve[i]);
+            }
+        }
     }
 
     /// Max-min fair water-filling of `members` (admitted, their `lo` already in the load) from
@@ -98,8 +172,9 @@ impl Net<'_> {
     /// some of its demands (e.g. 3-phase ones on a busy L2) and leave room for others (on L1), so
     /// later passes solve each node with the levels its ancestors bound at in the previous pass.
     /// A pass that comes out infeasible is repaired by one plain pass under its shares as ceilings
-    /// (feasible by construction); passes stop when nothing changes (at most 4, plus the repair).
-    pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64]) {
+    /// (feasible by construction); passes stop when nothing changes (at most `passes`, plus the
+    /// repair).
+    pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64], passes: usize) {
         if members.is_empty() {
             return;
         }
@@ -116,7 +191,7 @@ impl Net<'_> {
         let mut best: Option<Vec<f64>> = None;
         // Set when a pass came out infeasible: one plain pass under these ceilings repairs it.
         let mut ceiling: Option<Vec<f64>> = None;
-        for pass in 0..5 {
+        for pass in 0..passes.max(1) {
             let plain = pass == 0 || ceiling.is_some();
             if plain {
                 anc.iter_mut().for_each(|a| *a = [f64::INFINITY; DIMS]);
@@ -215,7 +290,7 @@ impl Net<'_> {
             let mut c = up[i];
             for dim in 0..DIMS {
                 if d.w[dim] > 0.0 {
-                    c = c.min(anc[dim]);
+                    c = c.min(d.share * anc[dim]);
                 }
             }
             s.eff.push(c.max(d.lo));
@@ -240,8 +315,8 @@ impl Net<'_> {
         for (k, &i) in items.iter().enumerate() {
             let d = &demands[i];
             if s.eff[k] > d.lo {
-                s.pts.push((d.lo, k as u32, false));
-                s.pts.push((s.eff[k], k as u32, true));
+                s.pts.push((d.lo / d.share, k as u32, false));
+                s.pts.push((s.eff[k] / d.share, k as u32, true));
             }
         }
         s.pts.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
@@ -269,8 +344,8 @@ impl Net<'_> {
                 let d = &demands[i];
                 if !s.frozen[k] && d.w[dim] > 0.0 {
                     s.frozen[k] = true;
-                    s.eff[k] = s.eff[k].min(l).max(d.lo);
-                    up[i] = up[i].min(l).max(d.lo);
+                    s.eff[k] = s.eff[k].min(d.share * l).max(d.lo);
+                    up[i] = up[i].min(d.share * l).max(d.lo);
                 }
             }
             level = l;
@@ -278,7 +353,7 @@ impl Net<'_> {
     }
 }
 
-/// The highest water level `L >= from` at which Σ w·clamp(L, lo, eff) over `items` stays within
+/// The highest water level `L >= from` at which Σ w·clamp(L·share, lo, eff) over `items` stays within
 /// `room` on dimension `d` (frozen items count as fixed at their `eff`).
 fn level_at(d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand], s: &Scratch) -> f64 {
     let mut f = 0.0;
@@ -293,9 +368,9 @@ fn level_at(d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand],
         if s.frozen[k] {
             f += w * e;
         } else {
-            f += w * from.max(dm.lo).min(e.max(dm.lo));
-            if dm.lo <= from && from < e {
-                slope += w;
+            f += w * (dm.share * from).max(dm.lo).min(e.max(dm.lo));
+            if dm.lo / dm.share <= from && from < e / dm.share {
+                slope += w * dm.share;
             }
         }
     }
@@ -306,7 +381,8 @@ fn level_at(d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand],
     let mut cur = from;
     for &(v, k, upper) in &s.pts[start..] {
         let k = k as usize;
-        let w = demands[items[k]].w[d];
+        let dm = &demands[items[k]];
+        let w = dm.w[d] * dm.share;
         if w == 0.0 || s.frozen[k] {
             continue;
         }

@@ -7,10 +7,19 @@ use super::model::{
 };
 use super::tree;
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
 const EPS: f64 = 1e-6;
+/// Water-filling passes (the first plain, then refined with the ancestors' levels).
+const FILL_PASSES: usize = 5;
+/// The smallest share a session gets (A): one that needs almost nothing still rises with the others
+/// once every other need is met.
+const MIN_SHARE: f64 = 0.1;
+/// A node with less than this left (A, any dimension) after a step was full: a session below it
+/// is not deferred for price at the next step, since the capacity it would leave now is wanted now.
+const FULL_WITHIN_A: f64 = 1.0;
 
 /// What the controller remembers about one charger between steps.
 #[derive(Debug, Clone)]
@@ -101,8 +110,17 @@ struct SessionMemo {
     parked_since: Option<DateTime<Utc>>,
     /// Offered current again after `park_retry_s`: lowest urgency until it draws.
     probing: bool,
+    /// Deferred for price, but offered its minimum since (keeps the car awake).
+    awake_since: Option<DateTime<Utc>>,
     /// The highest power (W, all phases) the car was seen to draw this session.
     seen_power_w: f64,
+    /// Fluid share (A) of the last step: what it would get without the minimum current.
+    fluid: f64,
+    /// Service owed (A·s): Σ (fluid share − limit given) over time. Sessions whose fluid share is
+    /// below their minimum take turns at the minimum, those owed most first.
+    debt: f64,
+    /// When `debt` was last brought up to date.
+    debt_at: DateTime<Utc>,
 }
 
 impl SessionMemo {
@@ -120,7 +138,11 @@ impl SessionMemo {
             idle_since: None,
             parked_since: None,
             probing: false,
+            awake_since: None,
             seen_power_w: 0.0,
+            fluid: 0.0,
+            debt: 0.0,
+            debt_at: now,
         }
     }
 }
@@ -145,6 +167,26 @@ pub struct Controller {
     /// Charger ids of the last step, in input order, and what is remembered about each.
     ids: Vec<String>,
     memo: Vec<Option<Memo>>,
+    /// Circuit ids of the last step, in input order, and which of them were full after it.
+    circuit_ids: Vec<String>,
+    full: Vec<bool>,
+    work: Work,
+}
+
+/// Per-demand buffers reused from step to step.
+#[derive(Debug, Clone, Default)]
+struct Work {
+    demands: Vec<Demand>,
+    owner: Vec<usize>,
+    order: Vec<usize>,
+    keys: Vec<(Reverse<i64>, u8, i64)>,
+    tiers: Vec<(i64, usize)>,
+    members: Vec<usize>,
+    fluid: Vec<f64>,
+    reserve: Vec<f64>,
+    admitted: Vec<bool>,
+    held: Vec<bool>,
+    alloc: Vec<f64>,
 }
 
 /// How a charger takes part in this step.
@@ -153,6 +195,7 @@ enum Kind {
     Idle,
     Offline,
     NonCompliant,
+    /// Waits for cheaper energy: held at 0.
     Deferred,
     /// The car takes nothing: held at 0 until `park_retry_s` has passed.
     Parked,
@@ -174,6 +217,11 @@ struct Prep {
     tier: i64,
     lo: f64,
     hi: f64,
+    /// Weight in the water-filling (A): the current it needs on average until departure, at most
+    /// its ceiling; infinite when it did not say (no target or no departure).
+    share: f64,
+    /// Deferred for price; a candidate only while kept awake at its minimum.
+    deferred: bool,
 }
 
 fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -203,8 +251,7 @@ impl Controller {
     pub fn new(settings: Settings) -> Self {
         Controller {
             settings,
-            ids: Vec::new(),
-            memo: Vec::new(),
+            ..Controller::default()
         }
     }
 
@@ -259,9 +306,14 @@ impl Controller {
             net.add(n, &load_vector(*u), 1.0);
         }
 
+        // Which nodes (or their ancestors) were full after the last step.
+        let full_path = self.full_paths(state, &idx);
+        let prices = PricePlan::new(&state.prices, now);
+
         // Per charger: update what we know, classify, build demands.
-        let mut demands: Vec<Demand> = Vec::new();
-        let mut demand_owner: Vec<usize> = Vec::new();
+        let mut w = std::mem::take(&mut self.work);
+        w.demands.clear();
+        w.owner.clear();
         let mut preps: Vec<Prep> = Vec::with_capacity(state.chargers.len());
         // The state is valid from here on: nothing below fails, so the memory can be taken apart.
         let mut memos: Vec<Option<Memo>> = if aligned {
@@ -280,18 +332,20 @@ impl Controller {
                 .collect()
         };
         for (i, ch) in state.chargers.iter().enumerate() {
-            let prep = Self::prepare(&s, ch, now, &state.prices, &mut memos[i]);
-            if let Kind::Candidate(_) = prep.kind {
-                demands.push(Demand {
-                    node: idx.charger_circuit[i],
-                    w: weights(prep.mask),
-                    lo: prep.lo,
-                    hi: prep.hi,
-                });
-                demand_owner.push(i);
-            }
+            let on_full_path = full_path[idx.charger_circuit[i]];
+            let prep = Self::prepare(&s, ch, now, &prices, on_full_path, &mut memos[i]);
             let kind = match prep.kind {
-                Kind::Candidate(_) => Kind::Candidate(demands.len() - 1),
+                Kind::Candidate(_) => {
+                    w.demands.push(Demand {
+                        node: idx.charger_circuit[i],
+                        w: weights(prep.mask),
+                        lo: prep.lo,
+                        hi: prep.hi,
+                        share: prep.share,
+                    });
+                    w.owner.push(i);
+                    Kind::Candidate(w.demands.len() - 1)
+                }
                 k => k,
             };
             if kind == Kind::Offline || kind == Kind::NonCompliant {
@@ -299,69 +353,148 @@ impl Controller {
             }
             preps.push(Prep { kind, ..prep });
         }
+        let nd = w.demands.len();
+        // A session that did not say what it needs (no target or no departure) wants current now
+        // ("charge now"): it weighs as much as the highest ceiling, so such sessions stay max-min
+        // fair in amperes among themselves and are not outweighed by any that said.
+        let top = w.demands.iter().map(|d| d.hi).fold(MIN_SHARE, f64::max);
+        for d in &mut w.demands {
+            d.share = d.share.min(top);
+        }
 
-        // Admission at minimum current: priority tier first, then pause rotation, then id.
+        // Tiers, highest first.
+        w.tiers.clear();
+        w.tiers.extend((0..nd).map(|d| (preps[w.owner[d]].tier, d)));
+        w.tiers.sort_unstable_by_key(|&(t, d)| (Reverse(t), d));
+
+        // Fluid shares: the same water-filling without minimum currents (as if current could be
+        // divided finely). A session whose fluid share reaches its minimum should charge all the
+        // time and is admitted first, with room for that share; the others take turns at their
+        // minimum in the order of the service they are owed.
+        w.fluid.clear();
+        w.fluid.resize(nd, 0.0);
+        // When every session fits at its minimum nobody takes turns: the fluid shares are not needed
+        // (the shares given are remembered instead, below).
+        let all_fit = net.all_fit(&w.demands);
+        if !all_fit {
+            let lo: Vec<f64> = w.demands.iter().map(|d| d.lo).collect();
+            for d in &mut w.demands {
+                d.lo = 0.0;
+            }
+            let mut fluid_net = Net {
+                parent: &idx.parent,
+                order: &idx.order,
+                cap: net.cap.clone(),
+                load: net.load.clone(),
+            };
+            for_each_tier(&w.tiers, &mut w.members, |members| {
+                // One pass: a feasible estimate is enough to order the turns.
+                fluid_net.fill(&w.demands, members, &mut w.fluid, 1);
+            });
+            for (d, l) in w.demands.iter_mut().zip(lo) {
+                d.lo = l;
+            }
+        }
+        let window = 3.0 * s.rotation_period_s;
+        w.reserve.clear();
+        for d in 0..nd {
+            let dm = &w.demands[d];
+            let fluid = w.fluid[d].min(dm.hi);
+            w.reserve.push(if fluid + EPS >= dm.lo { fluid } else { 0.0 });
+            let Some(m) = memos[w.owner[d]].as_mut() else { continue };
+            let given = if m.online { m.limit } else { 0.0 };
+            let Some(sm) = m.session.as_mut() else { continue };
+            // Calls can be minutes apart (a restarted loop): count at most a minute.
+            let dt = secs(sm.debt_at, now).clamp(0.0, 60.0);
+            let bound = dm.lo.max(1.0) * window;
+            sm.debt = (sm.debt + (sm.fluid - given) * dt).clamp(-bound, bound);
+            sm.fluid = fluid;
+            sm.debt_at = now;
+        }
+
+        // Admission: priority tier first; then sessions that should charge all the time, those
+        // charging for less than a rotation period (not interrupted yet), those paused for a period
+        // or more, the rest; within each, the service owed (most first); then charger id.
         let rot = s.rotation_period_s;
-        let keys: Vec<(Reverse<i64>, u8, i64)> = demand_owner
-            .iter()
-            .map(|&i| {
-                let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
-                let (group, t) = match sm {
+        w.keys.clear();
+        for d in 0..nd {
+            let i = w.owner[d];
+            let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
+            let group = if w.reserve[d] > 0.0 {
+                0
+            } else {
+                match sm {
                     Some(SessionMemo {
                         charging_since: Some(since),
                         ..
-                    }) if secs(*since, now) < rot => (0, 0),
+                    }) if secs(*since, now) < rot => 1,
                     Some(SessionMemo {
                         paused_since: Some(since),
                         ..
-                    }) if secs(*since, now) >= rot => (1, since.timestamp_millis()),
-                    Some(SessionMemo {
-                        charging_since: Some(since),
-                        ..
-                    }) => (2, -since.timestamp_millis()),
-                    Some(SessionMemo {
-                        paused_since: Some(since),
-                        ..
-                    }) => (3, since.timestamp_millis()),
-                    Some(m) => (3, m.first_seen.timestamp_millis()),
-                    None => (3, now.timestamp_millis()),
-                };
-                (Reverse(preps[i].tier), group, t)
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..demands.len()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            keys[a].cmp(&keys[b]).then_with(|| {
-                state.chargers[demand_owner[a]]
-                    .id
-                    .cmp(&state.chargers[demand_owner[b]].id)
-            })
-        });
-        let admitted = net.admit(&demands, &order);
-
-        // Water-filling, one priority tier at a time, highest first.
-        let mut alloc = vec![0.0; demands.len()];
-        let mut tiers: Vec<(i64, usize)> = (0..demands.len())
-            .filter(|&d| admitted[d])
-            .map(|d| (preps[demand_owner[d]].tier, d))
-            .collect();
-        tiers.sort_by_key(|&(t, d)| (Reverse(t), d));
+                    }) if secs(*since, now) >= rot => 2,
+                    _ => 3,
+                }
+            };
+            let owed = sm.map_or(0.0, |m| m.debt);
+            w.keys.push((Reverse(preps[i].tier), group, -(owed * 1000.0) as i64));
+        }
+        w.order.clear();
+        w.order.extend(0..nd);
+        {
+            let (keys, owner) = (&w.keys, &w.owner);
+            w.order.sort_unstable_by(|&a, &b| {
+                keys[a]
+                    .cmp(&keys[b])
+                    .then_with(|| state.chargers[owner[a]].id.cmp(&state.chargers[owner[b]].id))
+            });
+        }
+        w.admitted.clear();
+        w.admitted.resize(nd, false);
+        w.held.clear();
+        w.held.resize(nd, false);
+        // One tier at a time; reserves are held until every tier is admitted.
         let mut start = 0;
-        while start < tiers.len() {
-            let t = tiers[start].0;
-            let end = start + tiers[start..].iter().take_while(|x| x.0 == t).count();
-            let members: Vec<usize> = tiers[start..end].iter().map(|x| x.1).collect();
-            net.fill(&demands, &members, &mut alloc);
+        while start < nd {
+            let t = w.keys[w.order[start]].0;
+            let end = start + w.order[start..].iter().take_while(|&&d| w.keys[d].0 == t).count();
+            net.admit(
+                &w.demands,
+                &w.order[start..end],
+                &w.reserve,
+                &mut w.admitted,
+                &mut w.held,
+            );
             start = end;
         }
+        net.release(&w.demands, &w.reserve, &w.held);
+
+        // Water-filling, one priority tier at a time, highest first.
+        w.alloc.clear();
+        w.alloc.resize(nd, 0.0);
+        {
+            let admitted = &w.admitted;
+            w.tiers.retain(|&(_, d)| admitted[d]);
+        }
+        for_each_tier(&w.tiers, &mut w.members, |members| {
+            net.fill(&w.demands, members, &mut w.alloc, FILL_PASSES);
+        });
+        if all_fit {
+            for (d, &i) in w.owner.iter().enumerate() {
+                if let Some(sm) = memos[i].as_mut().and_then(|m| m.session.as_mut()) {
+                    sm.fluid = w.alloc[d].min(w.demands[d].hi);
+                }
+            }
+        }
+        self.remember_full(state, &net);
 
         // Targets: rounded down to 0.1 A, never between 0 and the minimum.
         let mut target = vec![0.0; state.chargers.len()];
-        for (d, &i) in demand_owner.iter().enumerate() {
-            if admitted[d] {
-                target[i] = floor_tenth(alloc[d]).max(demands[d].lo);
+        for (d, &i) in w.owner.iter().enumerate() {
+            if w.admitted[d] {
+                target[i] = floor_tenth(w.alloc[d]).max(w.demands[d].lo);
             }
         }
+        self.work = w;
 
         let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target);
 
@@ -373,12 +506,47 @@ impl Controller {
         Ok(out)
     }
 
+    /// Per circuit: whether it or an ancestor was full after the last step (by circuit id).
+    fn full_paths(&mut self, state: &SiteState, idx: &tree::Indexed) -> Vec<bool> {
+        let same = self.circuit_ids.len() == state.circuits.len()
+            && self.circuit_ids.iter().zip(&state.circuits).all(|(a, c)| *a == c.id);
+        if !same {
+            let was: HashMap<&str, bool> = self
+                .circuit_ids
+                .iter()
+                .zip(&self.full)
+                .map(|(id, &f)| (id.as_str(), f))
+                .collect();
+            self.full = state
+                .circuits
+                .iter()
+                .map(|c| was.get(c.id.as_str()).copied().unwrap_or(false))
+                .collect();
+            self.circuit_ids = state.circuits.iter().map(|c| c.id.clone()).collect();
+        }
+        let mut path = self.full.clone();
+        for &n in &idx.order {
+            if let Some(p) = idx.parent[n] {
+                path[n] |= path[p];
+            }
+        }
+        path
+    }
+
+    fn remember_full(&mut self, state: &SiteState, net: &Net<'_>) {
+        self.full.clear();
+        self.full.extend(
+            (0..state.circuits.len()).map(|n| (0..DIMS).any(|d| net.load[n][d] > net.cap[n][d] - FULL_WITHIN_A)),
+        );
+    }
+
     /// Updates one charger's memory from its state and decides how it takes part in this step.
     fn prepare(
         settings: &Settings,
         ch: &ChargerState,
         now: DateTime<Utc>,
-        prices: &[PriceSlot],
+        prices: &PricePlan,
+        on_full_path: bool,
         memo: &mut Option<Memo>,
     ) -> Prep {
         let s = settings;
@@ -399,6 +567,8 @@ impl Controller {
             tier: 0,
             lo: ch.min_current,
             hi: ch.max_current,
+            share: 1.0,
+            deferred: false,
         };
         let Some(sess) = &ch.session else {
             if let Some(m) = memo.as_mut() {
@@ -587,6 +757,7 @@ impl Controller {
         if let Some(since) = sm.parked_since {
             if secs(since, now) < s.park_retry_s {
                 prep.kind = Kind::Parked;
+                sm.fluid = 0.0;
                 return prep;
             }
             // Offer it current again (lowest urgency) in case it wants energy after all.
@@ -600,13 +771,39 @@ impl Controller {
         }
         prep.hi = hi;
 
-        // Priority tier: priority first, then urgency.
+        // Priority tier: priority first, then whether it still wants energy. Within a tier the share
+        // is the current it needs on average until departure.
         let phases_used = prep.mask.iter().filter(|&&b| b).count() as f64;
-        let (urgency, defer) = urgency(sess, sm, now, full_hi * phases_used * s.volts, prices, s);
-        let urgency = if sm.probing { 0 } else { urgency };
+        let plan = plan(sess, sm, now, phases_used * s.volts, full_hi, prices, s);
+        prep.share = plan.required_a.map_or(f64::INFINITY, |r| r.min(hi).max(MIN_SHARE));
+        // Shifting to cheaper hours only pays where the capacity left now is not wanted now.
+        prep.deferred = plan.defer && !on_full_path;
+        if !prep.deferred {
+            sm.awake_since = None;
+        } else {
+            // Some cars do not wake up after a long pause: a deferred car paused for a rotation
+            // period is offered its minimum for a period, then paused again.
+            let rot = s.rotation_period_s;
+            let awake = match (sm.awake_since, sm.paused_since) {
+                (Some(since), _) if secs(since, now) < rot => true,
+                (_, Some(since)) if secs(since, now) >= rot => {
+                    sm.awake_since = Some(now);
+                    true
+                }
+                _ => false,
+            };
+            if !awake {
+                sm.awake_since = None;
+                sm.fluid = 0.0;
+                prep.kind = Kind::Deferred;
+                return prep;
+            }
+            prep.hi = prep.lo;
+        }
+        let wants = !(plan.reached || sm.probing || prep.deferred);
         let priority = i64::from(sess.priority.unwrap_or(s.default_priority));
-        prep.tier = priority * 4 + urgency;
-        prep.kind = if defer { Kind::Deferred } else { Kind::Candidate(0) };
+        prep.tier = priority * 2 + i64::from(wants);
+        prep.kind = Kind::Candidate(0);
         prep
     }
 
@@ -771,8 +968,9 @@ impl Controller {
                 Kind::Idle => LimitState::Idle,
                 Kind::Offline => LimitState::Offline,
                 Kind::NonCompliant => LimitState::NonCompliant,
-                Kind::Deferred => LimitState::Deferred,
                 Kind::Parked => LimitState::Reclaimed,
+                Kind::Deferred => LimitState::Deferred,
+                Kind::Candidate(_) if p.deferred => LimitState::Deferred,
                 Kind::Candidate(_) if yi <= 0.0 => LimitState::Paused,
                 Kind::Candidate(_) => LimitState::Charging,
             };
@@ -901,71 +1099,123 @@ fn fits_delta(net: &Net<'_>, node: usize, delta: &[f64; DIMS]) -> bool {
     true
 }
 
-/// Urgency (2 urgent, 1 normal, 0 target reached) and whether to defer for a cheaper slot.
-fn urgency(
+/// What a session's target and departure say about it.
+struct SessionPlan {
+    /// Its target is reached.
+    reached: bool,
+    /// Flexible, and there is enough cheaper priced time before departure.
+    defer: bool,
+    /// The current per phase it needs on average until departure (A; more than its maximum
+    /// when it cannot make it). `None` without a target or a departure.
+    required_a: Option<f64>,
+}
+
+/// Reads a session's target and departure: `w_per_a` is its power per ampere (its phases × volts),
+/// `full_a` the charger's own ceiling.
+fn plan(
     sess: &SessionState,
     sm: &SessionMemo,
     now: DateTime<Utc>,
-    full_power_w: f64,
-    prices: &[PriceSlot],
+    w_per_a: f64,
+    full_a: f64,
+    prices: &PricePlan,
     s: &Settings,
-) -> (i64, bool) {
+) -> SessionPlan {
+    let mut out = SessionPlan {
+        reached: false,
+        defer: false,
+        required_a: None,
+    };
     let Some(target) = sess.energy_target_wh else {
-        return (1, false);
+        return out;
     };
     let need_wh = target.saturating_sub(sess.energy_wh);
     if need_wh <= 0 {
-        return (0, false);
+        out.reached = true;
+        return out;
     }
     let departure = sess.departure.or_else(|| {
         s.default_departure_s.and_then(|d| {
             chrono::Duration::try_milliseconds((d * 1000.0) as i64).and_then(|d| sm.first_seen.checked_add_signed(d))
         })
     });
-    let Some(departure) = departure else { return (1, false) };
+    let Some(departure) = departure else { return out };
+    let left_s = secs(now, departure);
+    out.required_a = Some(if left_s > 0.0 && w_per_a > 0.0 {
+        need_wh as f64 * 3600.0 / left_s / w_per_a
+    } else {
+        f64::INFINITY
+    });
+    let full_power_w = full_a * w_per_a;
     if full_power_w <= 0.0 {
-        return (2, false);
+        return out;
     }
     let needed_s = need_wh as f64 / full_power_w * 3600.0;
-    let left_s = secs(now, departure);
-    if left_s - needed_s < s.urgent_laxity_s {
-        return (2, false);
-    }
-    // Shift only on the power the car was seen to draw: the charger's maximum can be far more
-    // than the car takes (16 A or single-phase cars, taper). A car not seen charging yet is not
-    // shifted.
-    if sm.seen_power_w <= 0.0 {
-        return (1, false);
+    // Urgent sessions are never shifted; nor is a car not seen charging yet: the charger's
+    // maximum can be far more than the car takes (16 A or single-phase cars, taper).
+    if left_s - needed_s < s.urgent_laxity_s || sm.seen_power_w <= 0.0 {
+        return out;
     }
     let seen_s = need_wh as f64 / sm.seen_power_w * 3600.0;
-    (1, defer_for_price(now, departure, seen_s * s.price_time_margin, prices))
+    out.defer = prices.defer(departure, seen_s * s.price_time_margin);
+    out
 }
 
-/// True when enough strictly-preferred (cheaper, or as cheap and earlier) priced time lies between
-/// now and departure to deliver the need without the current slot.
-fn defer_for_price(now: DateTime<Utc>, departure: DateTime<Utc>, needed_s: f64, prices: &[PriceSlot]) -> bool {
-    let Some(current) = prices.iter().position(|p| p.start <= now && now < p.end) else {
-        return false;
-    };
-    let mut slots: Vec<(rust_decimal::Decimal, DateTime<Utc>, f64, usize)> = prices
-        .iter()
-        .enumerate()
-        .filter_map(|(k, p)| {
-            let a = p.start.max(now);
-            let b = p.end.min(departure);
-            (b > a).then(|| (p.price_per_kwh, a, secs(a, b), k))
-        })
-        .collect();
-    slots.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(x.3.cmp(&y.3)));
-    let mut acc = 0.0;
-    for (_, _, dur, k) in slots {
-        if k == current {
-            return false;
-        }
-        acc += dur;
-        if acc >= needed_s {
-            return true;
-        }
+/// The price slots of one step, sorted once by (price, start).
+struct PricePlan {
+    /// (price, start, end, input position).
+    sorted: Vec<(Decimal, DateTime<Utc>, DateTime<Utc>, usize)>,
+    /// Input position of the slot covering now.
+    current: Option<usize>,
+}
+
+impl PricePlan {
+    fn new(prices: &[PriceSlot], now: DateTime<Utc>) -> Self {
+        let current = prices.iter().position(|p| p.start <= now && now < p.end);
+        let mut sorted: Vec<_> = match current {
+            Some(_) => prices
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.end > now)
+                .map(|(k, p)| (p.price_per_kwh, p.start.max(now), p.end, k))
+                .collect(),
+            None => Vec::new(),
+        };
+        sorted.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(x.3.cmp(&y.3)));
+        PricePlan { sorted, current }
     }
-    false
+
+    /// True when enough strictly-preferred (cheaper, or as cheap and earlier) priced time lies
+    /// between now and departure to deliver the need without the current slot.
+    fn defer(&self, departure: DateTime<Utc>, needed_s: f64) -> bool {
+        let Some(current) = self.current else { return false };
+        let mut acc = 0.0;
+        for &(_, a, b, k) in &self.sorted {
+            let b = b.min(departure);
+            if b <= a {
+                continue;
+            }
+            if k == current {
+                return false;
+            }
+            acc += secs(a, b);
+            if acc >= needed_s {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Runs `f` on the members of each tier of `tiers` (sorted, highest first).
+fn for_each_tier(tiers: &[(i64, usize)], members: &mut Vec<usize>, mut f: impl FnMut(&[usize])) {
+    let mut start = 0;
+    while start < tiers.len() {
+        let t = tiers[start].0;
+        let end = start + tiers[start..].iter().take_while(|x| x.0 == t).count();
+        members.clear();
+        members.extend(tiers[start..end].iter().map(|x| x.1));
+        f(members);
+        start = end;
+    }
 }

@@ -192,7 +192,8 @@ pub enum LimitState {
     Reclaimed,
     /// Paused: no capacity for its minimum current now (rotates).
     Paused,
-    /// Held at 0 while the energy is expensive; its need fits in cheaper slots before departure.
+    /// Waits for cheaper energy (its need fits in cheaper slots before departure): held at 0, or
+    /// at its minimum while kept awake after a rotation period of pause.
     Deferred,
     /// Offline: assumed to draw its fallback current, which is reserved.
     Offline,

@@ -623,6 +623,93 @@ fn urgent_sessions_are_served_before_flexible_ones() {
     assert_eq!(cur(&out, "U"), 17.2);
 }
 
+/// A session that says it needs `target_wh` by `departure_s`.
+fn told(id: &str, target_wh: i64, departure_s: i64) -> Option<SessionState> {
+    let mut s = sess(id, [0.0; 3]);
+    if let Some(x) = s.as_mut() {
+        x.energy_target_wh = Some(target_wh);
+        x.departure = Some(at(departure_s));
+    }
+    s
+}
+
+#[test]
+fn short_stay_gets_more_than_an_all_day_car() {
+    let root = circuit("grid", None, 24.0); // 23.28 A usable
+    // Both need 10 kWh: A in 9 hours (1.6 A on average), B in one (14.5 A).
+    let all_day = charger("A", "grid", 3, 32.0, told("a", 10_000, 9 * 3600));
+    let short = charger("B", "grid", 3, 32.0, told("b", 10_000, 3600));
+    let out = Controller::new(quick())
+        .step(&site(0, vec![root.clone()], vec![all_day.clone(), short.clone()]))
+        .unwrap();
+    assert_eq!(cur(&out, "A"), 6.0);
+    assert_eq!(cur(&out, "B"), 17.2);
+    // A session that says nothing wants current now: it is not outweighed by one with slack.
+    let silent = charger("B", "grid", 3, 32.0, sess("b", [0.0; 3]));
+    let out = Controller::new(quick())
+        .step(&site(0, vec![root.clone()], vec![all_day.clone(), silent]))
+        .unwrap();
+    assert_eq!((cur(&out, "A"), cur(&out, "B")), (6.0, 17.2));
+    // Room for only one at its minimum: the short stay charges, the all-day car waits its turn
+    // (by charger id alone A would go first).
+    let mut small = root;
+    small.max_current = [10.0; 3]; // 9.5 A usable
+    let out = Controller::new(quick())
+        .step(&site(0, vec![small], vec![all_day, short]))
+        .unwrap();
+    assert_eq!((cur(&out, "A"), cur(&out, "B")), (0.0, 9.5));
+}
+
+#[test]
+fn deferred_car_is_kept_awake_and_not_deferred_where_the_capacity_is_wanted() {
+    let prices = vec![
+        PriceSlot {
+            start: at(-3600),
+            end: at(2 * 3600),
+            price_per_kwh: Decimal::new(40, 2),
+        },
+        PriceSlot {
+            start: at(2 * 3600),
+            end: at(6 * 3600),
+            price_per_kwh: Decimal::new(10, 2),
+        },
+    ];
+    let root = |grid: f64| vec![circuit("grid", None, grid)];
+    // Every car draws the limit it was given last.
+    let run = |grid: f64, mut chargers: Vec<ChargerState>| {
+        let mut ctl = Controller::new(quick());
+        let mut outs: Vec<Allocation> = Vec::new();
+        for t in [-60, 0, 300, 600, 900, 1200] {
+            if let Some(last) = outs.last() {
+                for (c, l) in chargers.iter_mut().zip(&last.limits) {
+                    if let Some(x) = c.session.as_mut() {
+                        x.measured_current = [l.current; 3];
+                    }
+                }
+            }
+            let mut state = site(t, root(grid), chargers.clone());
+            state.prices = prices.clone();
+            outs.push(ctl.step(&state).unwrap());
+        }
+        outs
+    };
+    let flexible = charger("F", "grid", 3, 16.0, told("f", 10_000, 8 * 3600));
+    // Deferred from t = 0 (once seen charging); paused for a rotation period, it gets its
+    // minimum for a period.
+    let outs = run(63.0, vec![flexible.clone()]);
+    let f: Vec<(f64, LimitState)> = outs.iter().map(|o| (cur(o, "F"), lim(o, "F").state)).collect();
+    assert_eq!(f[0], (16.0, LimitState::Charging));
+    assert_eq!(f[1], (0.0, LimitState::Deferred));
+    assert_eq!(f[2], (0.0, LimitState::Deferred));
+    assert_eq!(f[3], (6.0, LimitState::Deferred), "awake after a rotation period");
+    assert_eq!(f[4], (6.0, LimitState::Deferred));
+    assert_eq!(f[5], (0.0, LimitState::Deferred), "paused again after a period");
+    // On a full circuit the capacity it would leave is wanted now: it charges.
+    let other = charger("G", "grid", 3, 32.0, sess("g", [0.0; 3]));
+    let outs = run(20.0, vec![flexible, other]);
+    assert!(outs.iter().all(|o| lim(o, "F").state == LimitState::Charging));
+}
+
 #[test]
 fn dc_charger_is_allocated_in_watts() {
     let root = circuit("grid", None, 100.0); // 97 A usable
@@ -914,12 +1001,16 @@ mod props {
                 },
                 |s| s.priority,
             );
+            // Half say what they need and by when (some too late, some past their departure):
+            // their shares weigh the water-filling.
+            let told = rng.random_bool(0.5);
+            let target = rng.random_range(0..40_000i64);
             c.session = Some(SessionState {
                 id,
                 measured_current: measured,
-                energy_wh: 0,
-                energy_target_wh: None,
-                departure: None,
+                energy_wh: if told { rng.random_range(0..45_000i64) } else { 0 },
+                energy_target_wh: told.then_some(target),
+                departure: told.then(|| at(rng.random_range(-600..36_000i64))),
                 priority,
                 offered_current: None,
                 measured_power_w: None,
@@ -1113,6 +1204,15 @@ mod props {
             outs.push(out);
         }
         outs
+    }
+
+    /// Cases proptest found: a tier's room held for fluid shares paused a higher priority that fit
+    /// at its minimum.
+    #[test]
+    fn priorities_hold_with_held_room() {
+        for seed in [7_885_146_418_196_809_847, 371_031_898_636_930_848] {
+            run(seed, quick(), true);
+        }
     }
 
     proptest! {
