@@ -319,7 +319,10 @@ impl Net<'_> {
                 s.pts.push((s.eff[k] / d.share, k as u32, true));
             }
         }
-        s.pts.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+        // The order of `total_cmp`, computed once per point as an integer key
+        // rather than at every comparison: this sort runs at every binding
+        // node over all the demands below it.
+        s.pts.sort_unstable_by_key(|p| (total_order(p.0), p.2));
         s.frozen.clear();
         s.frozen.resize(items.len(), false);
         let mut level = f64::NEG_INFINITY;
@@ -351,6 +354,12 @@ impl Net<'_> {
             level = l;
         }
     }
+}
+
+/// A key whose integer order is `f64::total_cmp`'s order.
+fn total_order(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// The highest water level `L >= from` at which Σ w·clamp(L·share, lo, eff) over `items` stays within
@@ -408,4 +417,32 @@ struct Scratch {
     pts: Vec<(f64, u32, bool)>,
     frozen: Vec<bool>,
     eff: Vec<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_order;
+
+    #[test]
+    fn total_order_keys_sort_like_total_cmp() {
+        let xs = [
+            3.5,
+            -0.0,
+            0.0,
+            -2.0,
+            f64::INFINITY,
+            1e-300,
+            f64::NEG_INFINITY,
+            6.0,
+            f64::NAN,
+            -f64::NAN,
+            2.0,
+        ];
+        let mut by_cmp = xs.to_vec();
+        by_cmp.sort_by(f64::total_cmp);
+        let mut by_key = xs.to_vec();
+        by_key.sort_by_key(|x| total_order(*x));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&by_key), bits(&by_cmp));
+    }
 }
