@@ -4,6 +4,22 @@ use super::*;
 use chrono::{DateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
+/// 0.40/kWh until 02:00 after the epoch of `at`, then 0.10/kWh until `cheap_until_h`.
+fn dear_then_cheap(cheap_until_h: i64) -> Vec<PriceSlot> {
+    vec![
+        PriceSlot {
+            start: at(-3600),
+            end: at(2 * 3600),
+            price_per_kwh: Decimal::new(40, 2),
+        },
+        PriceSlot {
+            start: at(2 * 3600),
+            end: at(cheap_until_h * 3600),
+            price_per_kwh: Decimal::new(10, 2),
+        },
+    ]
+}
+
 fn at(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).single().unwrap() + chrono::Duration::seconds(s)
 }
@@ -566,18 +582,7 @@ fn flexible_session_waits_for_the_cheap_slot_and_urgent_one_does_not() {
         s.energy_target_wh = Some(10_000);
         s.departure = Some(at(3600));
     }
-    let prices = vec![
-        PriceSlot {
-            start: at(-3600),
-            end: at(2 * 3600),
-            price_per_kwh: Decimal::new(40, 2),
-        },
-        PriceSlot {
-            start: at(2 * 3600),
-            end: at(4 * 3600),
-            price_per_kwh: Decimal::new(10, 2),
-        },
-    ];
+    let prices = dear_then_cheap(4);
     let mut state = site(-60, vec![root], vec![flexible, urgent]);
     state.prices = prices;
     let mut ctl = Controller::new(quick());
@@ -662,18 +667,7 @@ fn short_stay_gets_more_than_an_all_day_car() {
 
 #[test]
 fn deferred_car_is_kept_awake_and_not_deferred_where_the_capacity_is_wanted() {
-    let prices = vec![
-        PriceSlot {
-            start: at(-3600),
-            end: at(2 * 3600),
-            price_per_kwh: Decimal::new(40, 2),
-        },
-        PriceSlot {
-            start: at(2 * 3600),
-            end: at(6 * 3600),
-            price_per_kwh: Decimal::new(10, 2),
-        },
-    ];
+    let prices = dear_then_cheap(6);
     let root = |grid: f64| vec![circuit("grid", None, grid)];
     // Every car draws the limit it was given last.
     let run = |grid: f64, mut chargers: Vec<ChargerState>| {
