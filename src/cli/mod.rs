@@ -238,12 +238,15 @@ fn init_logging() {
     init_logging_at("info");
 }
 
-/// Logs to stderr at `level` unless VOLTYARD_LOG says otherwise.
+/// Logs to stderr at `level` unless VOLTYARD_LOG says otherwise; colours
+/// only on a terminal, so files and journald get plain lines.
 fn init_logging_at(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOLTYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
