@@ -6,10 +6,11 @@ use super::proto::*;
 use super::server::{admin, internal, invalid};
 use crate::billing::BillInput;
 use crate::billing::receipt::{self, ReceiptError, ReceiptInput};
+use crate::billing::{Bill, PriceSummary};
 use crate::billing::{MeterKey, Scope, StoredTariff, cdr};
 use crate::domain::DEFAULT_SITE;
-use crate::domain::SessionStatus;
 use crate::domain::message::{CommandResult, ConfigEntry};
+use crate::domain::{Sample, Session, SessionStatus};
 use crate::ocmf::ocpp::{MeterKeySetting, meter_key_setting};
 use crate::server::Shared;
 use crate::store::{AdminOp, TariffAssign};
@@ -179,25 +180,65 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
     }
 }
 
-/// What the active sessions among `sessions` cost so far: each priced as if
-/// it ended at `now` at its last meter reading, from its registers only (no
-/// signed data: an estimate for the operator, not a bill). Tariffs,
-/// assignments, sites and tokens are read once for the whole list.
-pub(super) fn price_so_far(shared: &Shared, sessions: &mut [SessionView], now: DateTime<Utc>) -> Result<(), ApiError> {
-    if !sessions.iter().any(|v| v.status == SessionStatus::Active) {
-        return Ok(());
-    }
-    let store = &shared.store;
-    let assignments = store.assignments().map_err(internal)?;
-    let tariffs = store.tariffs().map_err(internal)?;
-    let sites = store.sites().map_err(internal)?;
-    let mut chargers = HashMap::new();
-    let mut groups = HashMap::new();
-    for view in sessions.iter_mut().filter(|v| v.status == SessionStatus::Active) {
-        let Some(mut s) = store.session(view.id).map_err(internal)? else {
-            continue;
+/// Sessions with their bills as the API shows them; an active one also
+/// with what it costs so far: priced as if it ended at `now` at its last
+/// meter reading, from its registers only (no signed data: an estimate for
+/// the operator, not a bill). Tariffs, assignments and sites are read once
+/// for the whole list, and only when one of them is active.
+pub(super) fn views(
+    shared: &Shared,
+    sessions: Vec<(Session, Option<Bill>)>,
+    mut samples: Option<Vec<Sample>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionView>, ApiError> {
+    let mut prices: Option<Pricing> = None;
+    let mut out = Vec::with_capacity(sessions.len());
+    for (s, bill) in sessions {
+        let so_far = if s.status == SessionStatus::Active {
+            let pricing = match &mut prices {
+                Some(p) => p,
+                None => prices.insert(Pricing::load(shared)?),
+            };
+            pricing.so_far(shared, s.clone(), now)?
+        } else {
+            None
         };
-        let site = match chargers.entry(s.charger.clone()) {
+        let mut view = SessionView::new(s, samples.take()).billed(bill);
+        view.price_so_far = so_far;
+        out.push(view);
+    }
+    Ok(out)
+}
+
+/// What pricing an active session needs, read once per request.
+struct Pricing {
+    assignments: Vec<crate::billing::Assignment>,
+    tariffs: Vec<StoredTariff>,
+    sites: Vec<crate::domain::Site>,
+    site_of: HashMap<String, String>,
+    group_of: HashMap<String, Option<String>>,
+}
+
+impl Pricing {
+    fn load(shared: &Shared) -> Result<Pricing, ApiError> {
+        let store = &shared.store;
+        Ok(Pricing {
+            assignments: store.assignments().map_err(internal)?,
+            tariffs: store.tariffs().map_err(internal)?,
+            sites: store.sites().map_err(internal)?,
+            site_of: HashMap::new(),
+            group_of: HashMap::new(),
+        })
+    }
+
+    fn so_far(
+        &mut self,
+        shared: &Shared,
+        mut s: Session,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PriceSummary>, ApiError> {
+        let store = &shared.store;
+        let site = match self.site_of.entry(s.charger.clone()) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(
                 store
@@ -208,19 +249,20 @@ pub(super) fn price_so_far(shared: &Shared, sessions: &mut [SessionView], now: D
         }
         .clone();
         let group = match &s.token {
-            Some(uid) => match groups.entry(uid.clone()) {
+            Some(uid) => match self.group_of.entry(uid.clone()) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => e.insert(store.token(uid).map_err(internal)?.and_then(|t| t.group)),
             }
             .clone(),
             None => None,
         };
-        let timezone = sites
+        let timezone = self
+            .sites
             .iter()
             .find(|x| x.name == site)
             .map_or("UTC", |x| x.timezone.as_str());
-        let assignment = crate::billing::resolve(&assignments, s.started_at, &s.charger, &site, group.as_deref());
-        let tariff = assignment.and_then(|a| tariffs.iter().find(|t| t.id == a.tariff_id));
+        let assignment = crate::billing::resolve(&self.assignments, s.started_at, &s.charger, &site, group.as_deref());
+        let tariff = assignment.and_then(|a| self.tariffs.iter().find(|t| t.id == a.tariff_id));
         s.stopped_at = Some(now.max(s.started_at));
         s.meter_stop_wh = s.meter_last_wh.or(s.meter_start_wh);
         let bill = crate::billing::bill(&BillInput {
@@ -234,9 +276,8 @@ pub(super) fn price_so_far(shared: &Shared, sessions: &mut [SessionView], now: D
             meter_keys: &[],
             now,
         });
-        view.price_so_far = bill.price;
+        Ok(bill.price)
     }
-    Ok(())
 }
 
 fn session_and_bill(shared: &Shared, id: u64) -> Result<(crate::domain::Session, crate::billing::Bill), ApiError> {

@@ -380,22 +380,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         Request::SiteClearRules { name } => admin(shared, AdminOp::SiteRule { site: name, rule: None }).await,
         Request::SessionList { charger, status, limit } => {
             let f = SessionFilter { charger, status, limit };
-            let mut list: Vec<SessionView> = store
-                .sessions_with_bills(&f)
-                .map_err(internal)?
-                .into_iter()
-                .map(|(s, b)| SessionView::new(s, None).billed(b))
-                .collect();
-            super::billing::price_so_far(shared, &mut list, Utc::now())?;
-            Ok(json!(list))
+            let list = store.sessions_with_bills(&f).map_err(internal)?;
+            Ok(json!(super::billing::views(shared, list, None, Utc::now())?))
         }
         Request::SessionShow { id } => match store.session(id).map_err(internal)? {
             Some(s) => {
                 let samples = store.samples(id).map_err(internal)?;
                 let bill = store.bill(id).map_err(internal)?;
-                let mut view = [SessionView::new(s, Some(samples)).billed(bill)];
-                super::billing::price_so_far(shared, &mut view, Utc::now())?;
-                Ok(json!(view[0]))
+                let views = super::billing::views(shared, vec![(s, bill)], Some(samples), Utc::now())?;
+                Ok(json!(views.first()))
             }
             None => Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}"))),
         },
