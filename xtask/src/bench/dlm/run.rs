@@ -298,6 +298,12 @@ pub fn simulate(sc: &Scenario, policy: &mut dyn Policy, excused: &Excused) -> Re
         "need_kwh": need_wh / 1000.0,
         "energy_of_need": run.energy_wh / need_wh.max(1.0),
         "sessions": run.sessions,
+        // Per session, for finding out whom a controller leaves short.
+        "per_session": sc.sessions.iter().zip(&ratios).map(|(s, r)| json!({
+            "id": s.id, "arrival_s": s.arrival, "stay_s": s.departure - s.arrival, "tells": s.tells,
+            "phases": s.eff_phases, "cap_a": s.cap_current, "sleepy": s.sleepy,
+            "need_kwh": s.need_wh / 1000.0, "of_need": r,
+        })).collect::<Vec<_>>(),
         "sessions_satisfied": satisfied,
         "cars_asleep": asleep,
         "jain": run.jain,
