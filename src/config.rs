@@ -1,5 +1,6 @@
 //! `serve` settings: defaults, then the `--config` TOML file, then flags.
 
+use crate::domain::admission::AdmissionConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,13 @@ pub struct ServerConfig {
     pub call_timeout_s: u64,
     pub handshake_timeout_s: u64,
     pub backlog: i32,
+    /// A charger may send this many messages a second on average; beyond
+    /// it the connection reads no further frames until it is back under
+    /// (the charger is slowed down, the server is not); 0 turns it off.
+    pub max_messages_per_s: f64,
+    /// ... with bursts of this many (a charger replaying its offline queue).
+    pub message_burst: u32,
+    pub admission: AdmissionConfig,
     pub dlm: DlmConfig,
 }
 
@@ -93,6 +101,9 @@ impl Default for ServerConfig {
             call_timeout_s: 60,
             handshake_timeout_s: 10,
             backlog: 4096,
+            max_messages_per_s: 100.0,
+            message_burst: 500,
+            admission: AdmissionConfig::default(),
             dlm: DlmConfig::default(),
         }
     }
@@ -146,6 +157,15 @@ impl ServerConfig {
         }
         if self.backlog < 1 {
             return bad("backlog", "must be at least 1");
+        }
+        if !self.max_messages_per_s.is_finite() || self.max_messages_per_s < 0.0 {
+            return bad("max_messages_per_s", "must be a number >= 0 (0 turns the limit off)");
+        }
+        if self.max_messages_per_s > 0.0 && self.message_burst == 0 {
+            return bad("message_burst", "must be at least 1");
+        }
+        if let Err((field, reason)) = self.admission.check() {
+            return bad(field, reason);
         }
         let d = &self.dlm;
         if d.tick_ms < 100 || d.min_gap_ms == 0 {

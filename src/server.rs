@@ -15,6 +15,8 @@ pub struct Shared {
     pub registry: Registry,
     pub load: crate::loadctl::LoadControl,
     pub signed_seen: crate::control::meter_keys::SignedSeen,
+    /// Times a charger was slowed down for sending too fast (`status`).
+    pub throttled: std::sync::atomic::AtomicU64,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -42,7 +44,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     // Bind first: a busy port must not leave the database opened behind it.
     let tcp =
         listener::bind(config.listen, config.backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
-    let store = Store::open(&config.db_path())
+    let boot = crate::domain::admission::BootPolicy {
+        heartbeat_interval: config.heartbeat_interval_s,
+        admission: config.admission,
+    };
+    let store = Store::open_with(&config.db_path(), boot)
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
     let control = crate::control::server::bind(&config.control_socket())?;
@@ -52,6 +58,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         registry: Registry::default(),
         load: crate::loadctl::LoadControl::default(),
         signed_seen: Default::default(),
+        throttled: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),

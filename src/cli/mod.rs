@@ -296,7 +296,15 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
             output::object(
                 ctx,
                 &v,
-                &["version", "listen", "data_dir", "chargers_connected", "commits"],
+                &[
+                    "version",
+                    "listen",
+                    "data_dir",
+                    "chargers_connected",
+                    "commits",
+                    "boots_deferred",
+                    "chargers_throttled",
+                ],
             );
             Ok(())
         }

@@ -290,6 +290,13 @@ pub struct ServerStatus {
     /// the growth of `commits` is the mean commit latency.
     #[serde(default)]
     pub commit_time_us: u64,
+    /// BootNotifications answered Pending by admission control since start.
+    #[serde(default)]
+    pub boots_deferred: u64,
+    /// Times a charger was slowed down for sending faster than
+    /// `max_messages_per_s` since start.
+    #[serde(default)]
+    pub chargers_throttled: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -235,6 +235,8 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             chargers_connected: shared.registry.connected(),
             commits: store.commits(),
             commit_time_us: store.commit_time_us(),
+            boots_deferred: store.boots_deferred(),
+            chargers_throttled: shared.throttled.load(std::sync::atomic::Ordering::Relaxed),
         })),
         Request::ChargerList => {
             let list: Vec<ChargerView> = store

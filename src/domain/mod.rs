@@ -3,6 +3,7 @@
 //! meter normalisation, session lifecycle). Nothing here reads a clock, a
 //! socket or a file: time and state come in as arguments.
 
+pub mod admission;
 pub mod auth;
 pub mod circuit;
 pub mod message;

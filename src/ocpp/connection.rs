@@ -5,6 +5,7 @@
 use super::frame::{self, ErrorCode, FrameError, RawFrame};
 use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
+use super::throttle::Throttle;
 use crate::domain::Direction;
 use crate::domain::Protocol;
 use crate::domain::message::{Command, CommandResult};
@@ -58,6 +59,7 @@ where
     let mut ping = tokio::time::interval(cfg.ping_interval());
     ping.reset();
     let mut idle_deadline = Instant::now() + cfg.idle_timeout();
+    let mut throttle = Throttle::new(cfg.max_messages_per_s, cfg.message_burst, Instant::now());
     let close_reason;
 
     loop {
@@ -113,6 +115,16 @@ where
                                 close_reason = "send failed";
                                 break;
                             }
+                        }
+                        if let Some(th) = throttle.as_mut()
+                            && let Some(wait) = th.take(Instant::now())
+                        {
+                            if !th.throttled {
+                                th.throttled = true;
+                                shared.throttled.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(charger, "sends more than {} messages a second: slowed down", cfg.max_messages_per_s);
+                            }
+                            tokio::time::sleep(wait).await;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
@@ -269,7 +281,6 @@ async fn handle_text(
             };
         }
     };
-    let hb = shared.config.heartbeat_interval_s;
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {
         shared.signed_seen.note(charger);
@@ -284,7 +295,7 @@ async fn handle_text(
     };
     match shared
         .store
-        .inbound(charger, text.to_string(), now, inbound, hb, answer)
+        .inbound(charger, text.to_string(), now, inbound, answer)
         .await
     {
         Ok((Ok(outcome), reply)) => {

@@ -7,6 +7,7 @@ pub mod json;
 pub mod listener;
 pub mod registry;
 pub mod schema;
+pub mod throttle;
 pub mod v16;
 pub mod v201;
 

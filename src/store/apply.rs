@@ -7,6 +7,7 @@ mod billing;
 use super::tables::*;
 use super::{Result, decode, encode};
 use crate::billing::{MeterKey, Scope, StoredTariff};
+use crate::domain::admission::{self, Admission, BootGate, BootPolicy};
 use crate::domain::circuit::{Circuit, MeterBinding, PriceSlot};
 use crate::domain::message::{Command, Inbound, Reply};
 use crate::domain::session::{self, TxMessage, TxPhase, TxTarget};
@@ -169,6 +170,8 @@ pub(super) struct Cache {
     /// reading the table for it cost 161 µs a message with 1,000 open.
     /// Loaded by the first transaction, kept by `put_session`.
     active: Option<BTreeMap<u64, Active>>,
+    /// Admission control for boot storms: its bucket outlives transactions.
+    pub(super) gate: BootGate,
 }
 
 /// An open session as the `active` table holds it.
@@ -468,7 +471,7 @@ pub(super) fn inbound(
     charger_id: &str,
     msg: Inbound,
     t: DateTime<Utc>,
-    heartbeat_interval: u32,
+    boot: &BootPolicy,
 ) -> Result<std::result::Result<InboundOutcome, Rejection>> {
     ctx.now = t;
     let Some(mut ch) = ctx.charger(charger_id)? else {
@@ -492,6 +495,27 @@ pub(super) fn inbound(
             firmware,
             reason,
         } => {
+            let mut gate = std::mem::take(&mut ctx.cache.gate);
+            let admitted = if accepted {
+                gate.admit(
+                    &boot.admission,
+                    t,
+                    || !ctx.active_on(charger_id).is_empty(),
+                    admission::jitter(charger_id, t),
+                )
+            } else {
+                Admission::Accept
+            };
+            ctx.cache.gate = gate;
+            if let Admission::Defer { retry_s } = admitted {
+                // Nothing is written but the journal: a storm of deferred
+                // boots must not become a storm of writes.
+                return reply(Reply::Boot {
+                    status: Registration::Pending,
+                    interval: retry_s,
+                    now: t,
+                });
+            }
             ch.vendor = Some(vendor);
             ch.model = Some(model);
             ch.serial = serial;
@@ -511,9 +535,9 @@ pub(super) fn inbound(
             ctx.event(t, Some(&ch.id), "boot", detail)?;
             // A pending charger retries sooner so that an accept takes effect quickly.
             let interval = if accepted {
-                heartbeat_interval
+                boot.heartbeat_interval
             } else {
-                heartbeat_interval.min(30)
+                boot.heartbeat_interval.min(30)
             };
             Ok(Ok(InboundOutcome {
                 reply: Reply::Boot {

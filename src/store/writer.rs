@@ -6,6 +6,7 @@
 
 use super::apply::{self, AdminOp, AdminResult, Cache, Ctx, InboundOutcome};
 use super::{Result, StoreError, migrate};
+use crate::domain::admission::BootPolicy;
 use crate::domain::message::Inbound;
 use crate::domain::{Direction, JournalEntry};
 use crate::ocpp::Rejection;
@@ -33,7 +34,6 @@ pub(super) enum Op {
         frame: String,
         t: DateTime<Utc>,
         msg: Inbound,
-        heartbeat_interval: u32,
         answer: Option<Answer>,
         reply: oneshot::Sender<Result<(Applied, String)>>,
     },
@@ -55,30 +55,47 @@ pub struct Store {
     db: Arc<Database>,
     tx: mpsc::Sender<Op>,
     journal_feed: broadcast::Sender<JournalEntry>,
-    commits: Arc<AtomicU64>,
-    commit_us: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer counts for `status`.
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    commit_us: AtomicU64,
+    boots_deferred: AtomicU64,
 }
 
 impl Store {
-    /// Open (or create) the database and start the writer thread.
+    /// Open (or create) the database and start the writer thread, with
+    /// the default boot answers (`open_with` for the server's own).
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(
+            path,
+            BootPolicy {
+                heartbeat_interval: 300,
+                admission: Default::default(),
+            },
+        )
+    }
+
+    /// `boot`: the interval given to accepted chargers and admission control.
+    pub fn open_with(path: &Path, boot: BootPolicy) -> Result<Store> {
         let db = Database::create(path)?;
         migrate::run(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(8192);
         let (journal_feed, _) = broadcast::channel(4096);
-        let commits = Arc::new(AtomicU64::new(0));
-        let commit_us = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let store = Store {
             db: db.clone(),
             tx,
             journal_feed: journal_feed.clone(),
-            commits: commits.clone(),
-            commit_us: commit_us.clone(),
+            counters: counters.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, journal_feed, commits, commit_us))
+            .spawn(move || run(db, rx, journal_feed, counters, boot))
             .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
         Ok(store)
     }
@@ -89,12 +106,17 @@ impl Store {
 
     /// Number of write transactions committed since start.
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.counters.commits.load(Ordering::Relaxed)
     }
 
     /// Time spent in write transactions (apply and commit) since start, µs.
     pub fn commit_time_us(&self) -> u64 {
-        self.commit_us.load(Ordering::Relaxed)
+        self.counters.commit_us.load(Ordering::Relaxed)
+    }
+
+    /// BootNotifications answered Pending by admission control since start.
+    pub fn boots_deferred(&self) -> u64 {
+        self.counters.boots_deferred.load(Ordering::Relaxed)
     }
 
     /// Apply a charger's message, journal it and the answer `answer`
@@ -105,7 +127,6 @@ impl Store {
         frame: String,
         t: DateTime<Utc>,
         msg: Inbound,
-        heartbeat_interval: u32,
         answer: Answer,
     ) -> Result<(Applied, String)> {
         let (reply, rx) = oneshot::channel();
@@ -114,7 +135,6 @@ impl Store {
             frame,
             t,
             msg,
-            heartbeat_interval,
             answer: Some(answer),
             reply,
         };
@@ -157,8 +177,8 @@ fn run(
     db: Arc<Database>,
     mut rx: mpsc::Receiver<Op>,
     feed: broadcast::Sender<JournalEntry>,
-    commits: Arc<AtomicU64>,
-    commit_us: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    boot: BootPolicy,
 ) {
     let mut cache = Cache::default();
     while let Some(first) = rx.blocking_recv() {
@@ -170,11 +190,14 @@ fn run(
             }
         }
         let started = std::time::Instant::now();
-        match commit_batch(&db, &mut batch, &mut cache) {
+        match commit_batch(&db, &mut batch, &mut cache, &boot) {
             Ok((results, journaled)) => {
                 let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                commit_us.fetch_add(took, Ordering::Relaxed);
-                commits.fetch_add(1, Ordering::Relaxed);
+                counters.commit_us.fetch_add(took, Ordering::Relaxed);
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .boots_deferred
+                    .store(cache.gate.deferred_total, Ordering::Relaxed);
                 for (op, result) in batch.into_iter().zip(results) {
                     deliver(op, result);
                 }
@@ -211,7 +234,12 @@ fn deliver(op: Op, outcome: Outcome) {
     }
 }
 
-fn commit_batch(db: &Database, batch: &mut [Op], cache: &mut Cache) -> Result<(Vec<Outcome>, Vec<JournalEntry>)> {
+fn commit_batch(
+    db: &Database,
+    batch: &mut [Op],
+    cache: &mut Cache,
+    boot: &BootPolicy,
+) -> Result<(Vec<Outcome>, Vec<JournalEntry>)> {
     let w = db.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut journaled = Vec::new();
@@ -224,13 +252,12 @@ fn commit_batch(db: &Database, batch: &mut [Op], cache: &mut Cache) -> Result<(V
                     frame,
                     t,
                     msg,
-                    heartbeat_interval,
                     answer,
                     ..
                 } => {
                     journaled.push(ctx.journal(charger, Direction::In, std::mem::take(frame), *t)?);
                     let msg = std::mem::replace(msg, Inbound::Heartbeat);
-                    let applied = apply::inbound(&mut ctx, charger, msg, *t, *heartbeat_interval)?;
+                    let applied = apply::inbound(&mut ctx, charger, msg, *t, boot)?;
                     let text = answer.take().map(|render| render(&applied)).unwrap_or_default();
                     journaled.push(ctx.journal(charger, Direction::Out, text.clone(), *t)?);
                     Outcome::Inbound(applied, text)
