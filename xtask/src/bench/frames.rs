@@ -175,6 +175,11 @@ pub fn boot_status(payload: &Value) -> Option<&str> {
     payload.get("status")?.as_str()
 }
 
+/// The retry interval of a Pending boot answer, s.
+pub fn boot_interval(payload: &Value) -> Option<u64> {
+    payload.get("interval")?.as_u64()
+}
+
 /// The authorization status of a transaction answer: 1.6 `idTagInfo`,
 /// 2.0.1 `idTokenInfo`.
 pub fn auth_status(proto: Proto, payload: &Value) -> Option<&str> {

@@ -769,16 +769,23 @@ impl Charger {
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(cfg.ws))
             .await
             .map_err(Fail::Handshake)?;
-        let id = self.next_id();
-        let reply = call(&mut ws, cfg.echo, &id, frames::boot(cfg.proto, &id, &self.id)).await?;
-        if !cfg.echo {
+        loop {
+            let id = self.next_id();
+            let reply = call(&mut ws, cfg.echo, &id, frames::boot(cfg.proto, &id, &self.id)).await?;
+            if cfg.echo {
+                return Ok(ws);
+            }
             let payload = frames::result_payload(&reply).ok_or(Fail::Unreadable)?;
             match frames::boot_status(&payload) {
-                Some("Accepted") => {}
+                Some("Accepted") => return Ok(ws),
+                // Admission control: come back after the interval, as a real charger does.
+                Some("Pending") => {
+                    let wait = frames::boot_interval(&payload).unwrap_or(10).clamp(1, 300);
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                }
                 other => return Err(Fail::NotAccepted(format!("BootNotification {}", other.unwrap_or("?")))),
             }
         }
-        Ok(ws)
     }
 
     /// Call with the charger's connection; a failure that leaves the
