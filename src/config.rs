@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub handshake_timeout_s: u64,
     pub backlog: i32,
     pub dlm: DlmConfig,
+    /// How often a 2.0.1 charger is sent the running cost of each of its
+    /// sessions (CostUpdated); 0 turns it off. Also sent on a tariff change.
+    pub cost_update_interval_s: u64,
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             handshake_timeout_s: 10,
             backlog: 4096,
             dlm: DlmConfig::default(),
+            cost_update_interval_s: 60,
         }
     }
 }

@@ -15,6 +15,7 @@ pub struct Shared {
     pub registry: Registry,
     pub load: crate::loadctl::LoadControl,
     pub signed_seen: crate::control::meter_keys::SignedSeen,
+    pub ops: crate::control::ops_tasks::OpsState,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -52,6 +53,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         registry: Registry::default(),
         load: crate::loadctl::LoadControl::default(),
         signed_seen: Default::default(),
+        ops: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
@@ -59,6 +61,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     ];
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
+    tasks.extend(crate::control::ops_tasks::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
 }

@@ -130,6 +130,14 @@ pub(super) fn schedule(p: &ChargingProfile) -> Value {
     s
 }
 
+/// The message kinds `TriggerMessage` (and on 1.6 `ExtendedTriggerMessage`) can ask for.
+pub fn trigger_kinds(proto: Protocol) -> Vec<&'static str> {
+    match proto {
+        Protocol::V16 => v16::trigger_kinds(),
+        Protocol::V201 => v201::trigger_kinds(),
+    }
+}
+
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
     match proto {
         Protocol::V16 => v16::decode_result(cmd, payload),
