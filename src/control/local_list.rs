@@ -297,16 +297,24 @@ async fn send(
     version: &mut i64,
     messages: &mut usize,
 ) -> Result<Sent, ApiError> {
-    let size = |e: &ListEntry| {
-        let one = Command::SendLocalList {
-            version: 1,
+    let encoded = |entries: Vec<ListEntry>| {
+        let cmd = Command::SendLocalList {
+            version: i64::from(i32::MAX),
             full: false,
-            entries: vec![e.clone()],
+            entries,
         };
-        crate::ocpp::encode_command(proto, &one).map_or(200, |(_, p)| p.to_string().len())
+        // Not schema-checked: a list with the same entry twice only measures.
+        let payload = match proto {
+            Protocol::V16 => crate::ocpp::v16::encode_command(&cmd),
+            Protocol::V201 => crate::ocpp::v201::encode_command(&cmd),
+        };
+        payload.map_or(400, |(_, p)| p.to_string().len())
     };
-    // The message around the entries: action, id, version, update type.
-    let overhead = 120;
+    // What one more entry adds (its JSON and a comma).
+    let size = |e: &ListEntry| encoded(vec![e.clone(), e.clone()]).saturating_sub(encoded(vec![e.clone()]));
+    // The payload without entries, the list's key and brackets, and the
+    // frame around it: `[2,"vy…","SendLocalList",` and `]`.
+    let overhead = encoded(Vec::new()) + r#","localAuthorizationList":[]"#.len() + 30;
     let chunks = ops::chunks(
         entries,
         list.per_message.unwrap_or(usize::MAX),

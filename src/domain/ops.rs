@@ -147,8 +147,9 @@ pub fn content_hash(entries: &BTreeMap<String, ListItem>) -> String {
 }
 
 /// Split entries into messages of at most `per_message` entries and
-/// `max_bytes` bytes (as `size` measures one entry; `overhead` is the rest
-/// of the message). Always at least one (possibly empty) chunk.
+/// `max_bytes` bytes (as `size` measures one entry with its separator;
+/// `overhead` is the rest of the message). Always at least one (possibly
+/// empty) chunk.
 pub fn chunks(
     entries: Vec<ListEntry>,
     per_message: usize,
@@ -160,7 +161,7 @@ pub fn chunks(
     let mut out: Vec<Vec<ListEntry>> = vec![Vec::new()];
     let mut bytes = overhead;
     for e in entries {
-        let n = size(&e) + 1;
+        let n = size(&e);
         let last = out.last().map_or(0, Vec::len);
         if last > 0 && (last >= per_message || max_bytes.is_some_and(|m| bytes + n > m)) {
             out.push(Vec::new());
@@ -431,7 +432,8 @@ mod tests {
         let c = chunks(all.clone(), 4, None, 0, |_| 10);
         assert_eq!(c.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
         let c = chunks(all, 100, Some(50), 10, |_| 10);
-        assert!(c.iter().all(|c| c.len() * 11 + 10 <= 50), "{c:?}");
+        assert!(c.iter().all(|c| c.len() * 10 + 10 <= 50), "{c:?}");
+        assert_eq!(c[0].len(), 4);
         assert_eq!(c.iter().map(Vec::len).sum::<usize>(), 10);
         assert_eq!(chunks(vec![], 5, None, 0, |_| 1), vec![Vec::<ListEntry>::new()]);
     }

@@ -214,6 +214,10 @@ impl Charger {
         tx.ended = true;
         p.finished = true;
         let (local, token, id) = (tx.local, tx.token.clone(), tx.id.clone());
+        // A ChangeAvailability(Inoperative) that was Scheduled takes effect now.
+        if std::mem::take(&mut self.conns[i].unavailable_after_tx) {
+            self.conns[i].available = false;
+        }
         Stats::add(&self.stats.sessions_completed, 1);
         self.profiles.end_transaction(conn_id);
         let signed = self.sign(conn_id, 'E', register_wh, &token, clock);
