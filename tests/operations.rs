@@ -139,11 +139,10 @@ async fn local_list_1_6_is_split_kept_in_sync_and_resent_in_full_after_a_mismatc
 
     // Up to date after a reconnect: nothing is sent.
     let v = srv.cli(&["charger", "local-list", "version", "LL16", "--json"]);
-    let (o, held) = tokio::join!(v, async {
+    let (o, ()) = tokio::join!(v, async {
         let (id, _) = cp.expect_call("GetLocalListVersion").await;
         cp.reply(&id, json!({"listVersion": 7})).await;
     });
-    let _ = held;
     assert_exit(&o, 0, "local-list version");
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown["version"], 7);
