@@ -93,6 +93,12 @@ pub enum Reply {
     Tx {
         auth: Option<AuthStatus>,
     },
+    /// A transaction ended and was billed: `total_cost` (2.0.1 totalCost)
+    /// when a tariff priced it.
+    TxEnded {
+        auth: Option<AuthStatus>,
+        total_cost: Option<rust_decimal::Decimal>,
+    },
     Ack,
 }
 

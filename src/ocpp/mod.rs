@@ -280,6 +280,15 @@ mod tests {
             },
         );
         schema::validate(Protocol::V201, "TransactionEvent", Part::Response, &p).unwrap();
+        let ended = Reply::TxEnded {
+            auth: None,
+            total_cost: Some("3.57".parse().unwrap()),
+        };
+        let p = encode_reply(Protocol::V201, "TransactionEvent", &ended);
+        assert_eq!(p["totalCost"], 3.57);
+        schema::validate(Protocol::V201, "TransactionEvent", Part::Response, &p).unwrap();
+        let p = encode_reply(Protocol::V16, "StopTransaction", &ended);
+        schema::validate(Protocol::V16, "StopTransaction", Part::Response, &p).unwrap();
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
         Reply::Tx { auth: Some(a) } if action == "StopTransaction" => {
             json!({"idTagInfo": {"status": auth(*a)}})
         }
-        Reply::Tx { .. } => json!({}),
+        Reply::Tx { .. } | Reply::TxEnded { .. } => json!({}),
         Reply::Ack if action == "DataTransfer" => json!({"status": "UnknownVendorId"}),
         Reply::Ack => json!({}),
     }

@@ -393,6 +393,16 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             json!({"idTokenInfo": {"status": auth(*a)}})
         }
         Reply::Tx { auth: None } => json!({}),
+        Reply::TxEnded { auth: a, total_cost } => {
+            let mut p = json!({});
+            if let Some(a) = a {
+                p["idTokenInfo"] = json!({"status": auth(*a)});
+            }
+            if let Some(c) = total_cost.and_then(|c| rust_decimal::prelude::ToPrimitive::to_f64(&c)) {
+                p["totalCost"] = json!(c);
+            }
+            p
+        }
         Reply::Ack => match action {
             "DataTransfer" => json!({"status": "UnknownVendorId"}),
             "NotifyEVChargingNeeds" | "NotifyEVChargingSchedule" => json!({"status": "Accepted"}),

@@ -730,9 +730,12 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
             ctx.add_samples(s.id, &m.samples)?;
             ctx.put_session(&s)?;
         }
-        return Ok(Ok(Reply::Tx {
-            auth: m.token.as_ref().map(|_| s.auth),
-        }));
+        let auth = m.token.as_ref().map(|_| s.auth);
+        if m.phase == TxPhase::Ended && s.status == SessionStatus::Completed {
+            let total_cost = ops::final_cost(ctx, s.id)?;
+            return Ok(Ok(Reply::TxEnded { auth, total_cost }));
+        }
+        return Ok(Ok(Reply::Tx { auth }));
     }
     // A transaction we have not seen: open a session.
     let mut auth = token_auth(ctx, None)?.unwrap_or(AuthStatus::Accepted);

@@ -174,6 +174,17 @@ impl Ctx<'_> {
     }
 }
 
+/// What the bill just written for a completed session charges (incl. VAT),
+/// for the charger's display; `None` when no tariff priced it.
+pub(super) fn final_cost(ctx: &Ctx, session: u64) -> Result<Option<rust_decimal::Decimal>> {
+    let bill: Option<crate::billing::Bill> = ctx
+        .bills
+        .get(session)?
+        .map(|v| decode("bills", v.value()))
+        .transpose()?;
+    Ok(bill.and_then(|b| b.price).map(|p| p.total_incl_vat))
+}
+
 /// A status notification makes a requested availability effective.
 pub(super) fn note_status(
     ctx: &mut Ctx,
