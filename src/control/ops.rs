@@ -6,7 +6,7 @@ use super::proto::{ApiError, ErrorKind, Request};
 use super::server::{admin, command, internal, invalid};
 use crate::domain::message::{Command, CommandResult};
 use crate::domain::ops::{DisplayMessage, ReservationStatus};
-use crate::domain::{ChargerTxRef, Protocol};
+use crate::domain::{ChargerTxRef, Protocol, TokenKind};
 use crate::server::Shared;
 use crate::store::{AdminOp, OpsOp};
 use chrono::Utc;
@@ -101,9 +101,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
             let stored = admin(shared, AdminOp::Ops(op)).await?;
             let id = stored["id"].as_u64().unwrap_or(0);
             let group = stored["group"].as_str().map(str::to_string);
+            let kind = store.token(&token).map_err(internal)?.map_or(TokenKind::Rfid, |t| t.kind);
             let cmd = Command::ReserveNow {
                 id,
                 token,
+                kind,
                 group,
                 evse,
                 expires,

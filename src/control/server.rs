@@ -380,16 +380,23 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             if from.is_some() != to.is_some() {
                 return Err(invalid("window", "give both ends, e.g. 08:00-18:00"));
             }
-            admin(
+            let r = admin(
                 shared,
                 AdminOp::SiteRule {
                     site: name,
                     rule: Some(AccessRule { groups, days, from, to }),
                 },
             )
-            .await
+            .await?;
+            // Who the site admits decides what chargers' local lists hold.
+            super::local_list::tokens_changed(shared);
+            Ok(r)
         }
-        Request::SiteClearRules { name } => admin(shared, AdminOp::SiteRule { site: name, rule: None }).await,
+        Request::SiteClearRules { name } => {
+            let r = admin(shared, AdminOp::SiteRule { site: name, rule: None }).await?;
+            super::local_list::tokens_changed(shared);
+            Ok(r)
+        }
         Request::SessionList { charger, status, limit } => {
             let f = SessionFilter { charger, status, limit };
             let list = store.sessions_with_bills(&f).map_err(internal)?;

@@ -151,6 +151,7 @@ pub enum Command {
     ReserveNow {
         id: u64,
         token: String,
+        kind: super::model::TokenKind,
         group: Option<String>,
         /// Connector (1.6) or EVSE (2.0.1); `None` is any (1.6 connector 0).
         evse: Option<u32>,

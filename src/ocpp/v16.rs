@@ -370,6 +370,7 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             group,
             evse,
             expires,
+            ..
         } => {
             let mut p = json!({"connectorId": evse.unwrap_or(0), "expiryDate": super::format_time(*expires),
                                "idTag": token, "reservationId": id});

@@ -540,12 +540,13 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::ReserveNow {
             id,
             token,
+            kind,
             group,
             evse,
             expires,
         } => {
             let mut p = json!({"id": id, "expiryDateTime": super::format_time(*expires),
-                               "idToken": {"idToken": token, "type": "Central"}});
+                               "idToken": id_token(token, *kind)});
             if let Some(e) = evse {
                 p["evseId"] = json!(e);
             }
