@@ -405,7 +405,11 @@ async fn reservations_2_0_1_refuse_other_tokens_and_follow_status_updates() {
     assert_exit(&o, 0, "reserve");
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(req["evseId"], 1);
-    assert_eq!(req["idToken"], json!({"idToken": "R", "type": "ISO14443"}), "the token's own type");
+    assert_eq!(
+        req["idToken"],
+        json!({"idToken": "R", "type": "ISO14443"}),
+        "the token's own type"
+    );
     assert_eq!(req["id"], r["id"]);
 
     let refused = tx_event(&mut cp, "Started", "T-1", 1, Some("X"), None).await;

@@ -101,7 +101,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
             let stored = admin(shared, AdminOp::Ops(op)).await?;
             let id = stored["id"].as_u64().unwrap_or(0);
             let group = stored["group"].as_str().map(str::to_string);
-            let kind = store.token(&token).map_err(internal)?.map_or(TokenKind::Rfid, |t| t.kind);
+            let kind = store
+                .token(&token)
+                .map_err(internal)?
+                .map_or(TokenKind::Rfid, |t| t.kind);
             let cmd = Command::ReserveNow {
                 id,
                 token,
