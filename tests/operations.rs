@@ -148,6 +148,31 @@ async fn local_list_1_6_is_split_kept_in_sync_and_resent_in_full_after_a_mismatc
     assert_eq!(shown["version"], 7);
     assert_eq!(shown["managed"], true);
     assert_eq!(shown["entries"], 2, "{shown}");
+
+    // A burst of token changes while a sync waits for the charger: one more
+    // sync at most, not one per change, and every token arrives.
+    srv.ok(&["token", "add", "D"]).await;
+    let (id, _) = cp.expect_call("GetLocalListVersion").await;
+    srv.ok(&["token", "add", "E"]).await;
+    srv.ok(&["token", "add", "F"]).await;
+    cp.reply(&id, json!({"listVersion": version + 2})).await;
+    let mut asked = 1;
+    let mut held = version + 2;
+    let mut arrived = Vec::new();
+    while let Some(f) = quiet(&mut cp, 1500).await {
+        if f[0] == 2 && f[2] == "GetLocalListVersion" {
+            asked += 1;
+            cp.reply(f[1].as_str().unwrap(), json!({"listVersion": held})).await;
+        } else if f[0] == 2 && f[2] == "SendLocalList" {
+            assert_eq!(f[3]["updateType"], "Differential", "{f}");
+            held = f[3]["listVersion"].as_i64().unwrap();
+            arrived.extend(tags(&f[3], "idTag").into_iter().map(|(uid, _)| uid));
+            cp.reply(f[1].as_str().unwrap(), json!({"status": "Accepted"})).await;
+        }
+    }
+    arrived.sort();
+    assert_eq!(arrived, ["D", "E", "F"]);
+    assert!(asked <= 2, "{asked} syncs for 3 token changes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,18 +15,34 @@ use crate::server::Shared;
 use crate::store::{AdminOp, OpsOp};
 use chrono::Utc;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// One lock per charger, so a token change and a reconnect do not send
-/// two lists with the same version.
+/// two lists with the same version; and the chargers with an automatic
+/// sync waiting to start, so a burst of token changes costs one sync each.
 #[derive(Default)]
-pub struct SyncLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub struct SyncLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    waiting: Mutex<HashSet<String>>,
+}
 
 impl SyncLocks {
     fn of(&self, charger: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(charger.to_string()).or_default().clone()
+    }
+
+    /// False when an automatic sync of `charger` is already waiting.
+    fn queue(&self, charger: &str) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(charger.to_string())
+    }
+
+    fn started(&self, charger: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(charger);
     }
 }
 
@@ -78,8 +94,15 @@ pub fn booted(shared: &Arc<Shared>, charger: &str) {
 }
 
 fn spawn(shared: Arc<Shared>, charger: String) {
+    // The waiting sync will see this change too: it reads the tokens when it starts.
+    if !shared.ops.local_lists.queue(&charger) {
+        return;
+    }
     tokio::spawn(async move {
-        if let Err(e) = sync(&shared, &charger, Mode::Auto, None).await {
+        let lock = shared.ops.local_lists.of(&charger);
+        let _held = lock.lock().await;
+        shared.ops.local_lists.started(&charger);
+        if let Err(e) = sync_locked(&shared, &charger, Mode::Auto, None).await {
             tracing::info!(charger, "local list not synced: {}", e.message);
         }
     });
@@ -121,6 +144,16 @@ pub async fn sync(
 ) -> Result<SyncReport, ApiError> {
     let lock = shared.ops.local_lists.of(charger);
     let _held = lock.lock().await;
+    sync_locked(shared, charger, mode, groups).await
+}
+
+/// [`sync`] with the charger's lock held.
+async fn sync_locked(
+    shared: &Shared,
+    charger: &str,
+    mode: Mode,
+    groups: Option<Vec<String>>,
+) -> Result<SyncReport, ApiError> {
     let store = &shared.store;
     let Some(ch) = store.charger(charger).map_err(internal)? else {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {charger}")));
