@@ -92,6 +92,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                     "must be 1 or more (leave it out for any connector)",
                 ));
             }
+            let proto = store.charger(&charger).map_err(internal)?.and_then(|c| c.protocol);
+            if proto == Some(Protocol::V16) && token.len() > 20 {
+                return Err(invalid("token", "an OCPP 1.6 idTag is at most 20 characters"));
+            }
             let op = OpsOp::ReservationAdd {
                 charger: charger.clone(),
                 evse,
