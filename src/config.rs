@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub message_burst: u32,
     pub admission: AdmissionConfig,
     pub dlm: DlmConfig,
+    /// How often a 2.0.1 charger is sent the running cost of each of its
+    /// sessions (CostUpdated); 0 turns it off. Also sent on a tariff change.
+    pub cost_update_interval_s: u64,
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             message_burst: 500,
             admission: AdmissionConfig::default(),
             dlm: DlmConfig::default(),
+            cost_update_interval_s: 60,
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct Shared {
     pub signed_seen: crate::control::meter_keys::SignedSeen,
     /// Times a charger was slowed down for sending too fast (`status`).
     pub throttled: std::sync::atomic::AtomicU64,
+    pub ops: crate::control::ops_tasks::OpsState,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -59,6 +60,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         load: crate::loadctl::LoadControl::default(),
         signed_seen: Default::default(),
         throttled: Default::default(),
+        ops: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
@@ -66,6 +68,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     ];
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
+    tasks.extend(crate::control::ops_tasks::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
 }

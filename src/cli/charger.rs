@@ -62,18 +62,35 @@ pub enum ChargerCmd {
         connector_id: u32,
     },
     /// Ask a charger to send a message now (OCPP name, e.g. StatusNotification).
-    #[command(after_help = "Example:\n  voltyard charger trigger CP-001 StatusNotification --connector 1")]
+    #[command(
+        after_help = "Kinds, OCPP 1.6: BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification,
+Heartbeat, MeterValues, StatusNotification, and (sent as ExtendedTriggerMessage)
+LogStatusNotification, SignChargePointCertificate.
+Kinds, OCPP 2.0.1: BootNotification, LogStatusNotification, FirmwareStatusNotification, Heartbeat,
+MeterValues, SignChargingStationCertificate, SignV2GCertificate, StatusNotification,
+TransactionEvent, SignCombinedCertificate, PublishFirmwareStatusNotification.
+
+Example:
+  voltyard charger trigger CP-001 StatusNotification --connector 1"
+    )]
     Trigger {
         id: String,
         message: String,
         #[arg(long)]
         connector: Option<u32>,
     },
-    /// Make a charger or connector operative or inoperative.
-    #[command(after_help = "Example:\n  voltyard charger availability CP-001 inoperative --connector 2")]
+    /// Make a charger or connector operative or inoperative; without a state, show what was asked.
+    #[command(
+        after_help = "A connector with a running transaction answers Scheduled: it changes when the transaction ends
+(exit 0). `voltyard charger availability CP-001` shows each request: pending, scheduled or effective.
+
+Examples:
+  voltyard charger availability CP-001 inoperative --connector 2
+  voltyard charger availability CP-001 --json"
+    )]
     Availability {
         id: String,
-        state: AvailabilityState,
+        state: Option<AvailabilityState>,
         #[arg(long)]
         connector: Option<u32>,
     },
@@ -97,6 +114,20 @@ Example:
     /// Read or change configuration (2.0.1 keys are Component.Variable).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The local authorization list: send it, keep it in sync, read its version.
+    #[command(subcommand)]
+    LocalList(super::charger_ops::LocalListCmd),
+    /// Clear the charger's authorization cache.
+    #[command(after_help = "Example:\n  voltyard charger clear-cache CP-001")]
+    ClearCache { id: String },
+    /// Ask a 2.0.1 charger about a transaction (a session id or its transaction id), or whether it has messages queued.
+    #[command(
+        after_help = "Examples:\n  voltyard charger tx-status CP-201 42\n  voltyard charger tx-status CP-201 --json"
+    )]
+    TxStatus { id: String, transaction: Option<String> },
+    /// Display messages of a 2.0.1 charger.
+    #[command(subcommand)]
+    Message(super::charger_ops::MessageCmd),
     /// Show the raw OCPP frames of a charger.
     #[command(
         after_help = "Examples:\n  voltyard charger logs CP-001 --since 10m\n  voltyard charger logs CP-001 --follow"
@@ -253,20 +284,32 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             ))
             .await?,
         ),
-        ChargerCmd::Availability { id, state, connector } => {
+        ChargerCmd::Availability {
+            id,
+            state: None,
+            connector: _,
+        } => super::charger_ops::availability(ctx, id).await?,
+        ChargerCmd::Availability {
+            id,
+            state: Some(state),
+            connector,
+        } => {
             let operative = matches!(state, AvailabilityState::Operative);
-            result(
-                ctx,
-                ctx.call(command(
+            let v = ctx
+                .call(command(
                     id,
                     Command::Availability {
                         operative,
                         evse: connector,
                     },
                 ))
-                .await?,
-            )
+                .await?;
+            super::charger_ops::availability_result(ctx, &v, operative, connector);
         }
+        ChargerCmd::LocalList(c) => super::charger_ops::local_list(ctx, c).await?,
+        ChargerCmd::ClearCache { id } => super::charger_ops::clear_cache(ctx, id).await?,
+        ChargerCmd::TxStatus { id, transaction } => super::charger_ops::tx_status(ctx, id, transaction).await?,
+        ChargerCmd::Message(c) => super::charger_ops::message(ctx, c).await?,
         ChargerCmd::Config(ConfigCmd::Get { id, keys }) => {
             let v = ctx.call(command(id, Command::GetConfig { keys })).await?;
             if ctx.json {

@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 1 refused or failed, 2 bad usage, 3 no server.
 
 mod charger;
+mod charger_ops;
 mod circuit;
 mod demo;
 mod dlm;
@@ -10,6 +11,7 @@ mod meter;
 mod output;
 mod price;
 mod receipt;
+mod reservation;
 mod session;
 mod simulate;
 mod site;
@@ -71,6 +73,9 @@ enum Cmd {
     /// Sites: time zone and access policy.
     #[command(subcommand)]
     Site(site::SiteCmd),
+    /// Reservations: hold a connector for a token until it expires.
+    #[command(subcommand)]
+    Reservation(reservation::ReservationCmd),
     /// Circuits: the grid connection and boards chargers hang off, with per-phase limits.
     #[command(subcommand)]
     Circuit(circuit::CircuitCmd),
@@ -285,6 +290,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Token(c) => token::run(ctx, c).await,
         Cmd::Session(c) => session::run(ctx, c).await,
         Cmd::Site(c) => site::run(ctx, c).await,
+        Cmd::Reservation(c) => reservation::run(ctx, c).await,
         Cmd::Circuit(c) => circuit::run(ctx, c).await,
         Cmd::Meter(c) => meter::run(ctx, c).await,
         Cmd::Price(c) => price::run(ctx, c).await,

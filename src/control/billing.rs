@@ -66,14 +66,17 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                 updated_at: Utc::now(),
             };
             let assign = scope.map(|scope| TariffAssign { scope, from, until });
-            admin(
+            let r = admin(
                 shared,
                 AdminOp::TariffSet {
                     tariff: Box::new(stored),
                     assign,
                 },
             )
-            .await
+            .await?;
+            // Running sessions may be priced differently now: tell their chargers.
+            shared.ops.cost_nudge.notify_one();
+            Ok(r)
         }
         Request::TariffList => {
             let assignments = store.assignments().map_err(internal)?;

@@ -4,6 +4,9 @@
 
 mod billing;
 pub mod client;
+pub mod local_list;
 pub mod meter_keys;
+mod ops;
+pub mod ops_tasks;
 pub mod proto;
 pub mod server;

@@ -181,6 +181,56 @@ pub enum Request {
     Watch {
         charger: Option<String>,
     },
+    /// Send a charger (or every charger of a site) its local authorization
+    /// list, and from then on keep it in sync; `groups` limits the list to
+    /// these token groups (an empty list lifts the limit).
+    LocalListSync {
+        id: Option<String>,
+        site: Option<String>,
+        groups: Option<Vec<String>>,
+        full: bool,
+    },
+    /// The list version the charger reports, and what voltyard tracks.
+    LocalListVersion {
+        id: String,
+    },
+    ReservationAdd {
+        charger: String,
+        token: String,
+        evse: Option<u32>,
+        expires: DateTime<Utc>,
+    },
+    ReservationList {
+        charger: Option<String>,
+        limit: usize,
+    },
+    ReservationCancel {
+        id: u64,
+    },
+    /// The availability requested per connector, with the connectors' states.
+    ChargerAvailability {
+        id: String,
+    },
+    /// 2.0.1 GetTransactionStatus; `transaction` is a session id or the charger's transaction id.
+    ChargerTxStatus {
+        id: String,
+        transaction: Option<String>,
+    },
+    /// 2.0.1 SetDisplayMessage; `session` shows it during that session only.
+    ChargerMessageSet {
+        id: String,
+        text: String,
+        priority: crate::domain::ops::MessagePriority,
+        state: Option<crate::domain::ops::MessageState>,
+        from: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        session: Option<u64>,
+        message_id: Option<i64>,
+    },
+    /// 2.0.1 GetDisplayMessages, with the messages the charger reports.
+    ChargerMessageList {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

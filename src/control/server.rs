@@ -188,7 +188,7 @@ fn view(shared: &Shared, c: Charger) -> ChargerView {
     ChargerView::new(c, live)
 }
 
-async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
+pub(super) async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
     if shared.store.charger(id).map_err(internal)?.is_none() {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
     }
@@ -312,8 +312,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
         Request::ChargerCommand { id, command: cmd } => {
-            let r = command(shared, &id, cmd).await?;
+            super::ops::check_trigger(shared, &id, &cmd)?;
+            let r = command(shared, &id, cmd.clone()).await?;
             super::billing::capture_meter_keys(shared, &id, &r).await;
+            super::ops::after_command(shared, &id, &cmd, &r).await?;
             Ok(json!(r))
         }
         Request::ChargerLogs { id, since, limit, .. } => {
@@ -336,10 +338,20 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
                 note: t.note,
                 created_at: Utc::now(),
             };
-            admin(shared, AdminOp::TokenAdd(token)).await
+            let r = admin(shared, AdminOp::TokenAdd(token)).await?;
+            super::local_list::tokens_changed(shared);
+            Ok(r)
         }
-        Request::TokenBlock { uid, blocked } => admin(shared, AdminOp::TokenBlocked { uid, blocked }).await,
-        Request::TokenRemove { uid } => admin(shared, AdminOp::TokenRemove { uid }).await,
+        Request::TokenBlock { uid, blocked } => {
+            let r = admin(shared, AdminOp::TokenBlocked { uid, blocked }).await?;
+            super::local_list::tokens_changed(shared);
+            Ok(r)
+        }
+        Request::TokenRemove { uid } => {
+            let r = admin(shared, AdminOp::TokenRemove { uid }).await?;
+            super::local_list::tokens_changed(shared);
+            Ok(r)
+        }
         Request::SiteList => Ok(json!(store.sites().map_err(internal)?)),
         Request::SiteAdd { name, timezone, access } => {
             if timezone.parse::<chrono_tz::Tz>().is_err() {
@@ -370,16 +382,23 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             if from.is_some() != to.is_some() {
                 return Err(invalid("window", "give both ends, e.g. 08:00-18:00"));
             }
-            admin(
+            let r = admin(
                 shared,
                 AdminOp::SiteRule {
                     site: name,
                     rule: Some(AccessRule { groups, days, from, to }),
                 },
             )
-            .await
+            .await?;
+            // Who the site admits decides what chargers' local lists hold.
+            super::local_list::tokens_changed(shared);
+            Ok(r)
         }
-        Request::SiteClearRules { name } => admin(shared, AdminOp::SiteRule { site: name, rule: None }).await,
+        Request::SiteClearRules { name } => {
+            let r = admin(shared, AdminOp::SiteRule { site: name, rule: None }).await?;
+            super::local_list::tokens_changed(shared);
+            Ok(r)
+        }
         Request::SessionList { charger, status, limit } => {
             let f = SessionFilter { charger, status, limit };
             let list = store.sessions_with_bills(&f).map_err(internal)?;
@@ -460,6 +479,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::SessionCdr { .. }
         | Request::Receipt { .. }
         | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,
+        ops @ (Request::LocalListSync { .. }
+        | Request::LocalListVersion { .. }
+        | Request::ReservationAdd { .. }
+        | Request::ReservationList { .. }
+        | Request::ReservationCancel { .. }
+        | Request::ChargerAvailability { .. }
+        | Request::ChargerTxStatus { .. }
+        | Request::ChargerMessageSet { .. }
+        | Request::ChargerMessageList { .. }) => super::ops::handle(shared, ops).await,
         Request::Watch { .. } => Err(ApiError::new(
             ErrorKind::Internal,
             "watch is a stream and is served by the connection loop",

@@ -2,6 +2,7 @@
 //! answer (`Reply`), and what the operator asks a charger to do (`Command`).
 
 use super::model::{AuthStatus, ConnectorStatus, Registration, Sample, Session};
+use super::ops::{DisplayMessage, ListEntry};
 use super::session::TxMessage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,18 @@ pub enum Inbound {
         evse: u32,
         departure: Option<DateTime<Utc>>,
         energy_wh: Option<i64>,
+    },
+    /// 2.0.1 ReservationStatusUpdate: the charger ended a reservation.
+    ReservationStatus {
+        id: i64,
+        /// Expired or Removed.
+        status: String,
+    },
+    /// 2.0.1 NotifyDisplayMessages: (part of) the answer to GetDisplayMessages.
+    DisplayMessages {
+        request_id: i64,
+        messages: Vec<DisplayMessage>,
+        more_to_come: bool,
     },
     /// Anything we record and acknowledge without acting on it yet
     /// (firmware, diagnostics, log and security notifications, DataTransfer, reports).
@@ -80,6 +93,12 @@ pub enum Reply {
     Tx {
         auth: Option<AuthStatus>,
     },
+    /// A transaction ended and was billed: `total_cost` (2.0.1 totalCost)
+    /// when a tariff priced it.
+    TxEnded {
+        auth: Option<AuthStatus>,
+        total_cost: Option<rust_decimal::Decimal>,
+    },
     Ack,
 }
 
@@ -117,8 +136,43 @@ pub enum Command {
         operative: bool,
         evse: Option<u32>,
     },
+    /// 2.0.1: about one transaction, or (without) whether messages are queued.
     GetTransactionStatus {
+        transaction_id: Option<String>,
+    },
+    SendLocalList {
+        version: i64,
+        /// Full replaces the list; otherwise the entries update it.
+        full: bool,
+        entries: Vec<ListEntry>,
+    },
+    GetLocalListVersion,
+    ClearCache,
+    ReserveNow {
+        id: u64,
+        token: String,
+        kind: super::model::TokenKind,
+        group: Option<String>,
+        /// Connector (1.6) or EVSE (2.0.1); `None` is any (1.6 connector 0).
+        evse: Option<u32>,
+        expires: DateTime<Utc>,
+    },
+    CancelReservation {
+        id: u64,
+    },
+    SetDisplayMessage {
+        message: DisplayMessage,
+    },
+    GetDisplayMessages {
+        request_id: i64,
+    },
+    ClearDisplayMessage {
+        id: i64,
+    },
+    /// 2.0.1: the running cost of a transaction, in the tariff's currency.
+    CostUpdated {
         transaction_id: String,
+        total: rust_decimal::Decimal,
     },
     SetProfile {
         /// Connector (1.6) or EVSE (2.0.1); 0 is the whole charger.
@@ -186,6 +240,8 @@ pub enum CommandResult {
         messages_in_queue: bool,
         accepted: bool,
     },
+    /// GetLocalListVersion: 0 is no list (1.6 -1: local lists are off).
+    ListVersion { version: i64 },
 }
 
 impl CommandResult {
@@ -194,6 +250,7 @@ impl CommandResult {
             CommandResult::Status { accepted, .. }
             | CommandResult::Config { accepted, .. }
             | CommandResult::TransactionStatus { accepted, .. } => *accepted,
+            CommandResult::ListVersion { .. } => true,
         }
     }
     pub fn status(status: &str, accepted_when: &[&str]) -> Self {

@@ -9,6 +9,7 @@ pub mod circuit;
 pub mod message;
 pub mod meter;
 pub mod model;
+pub mod ops;
 pub mod password;
 pub mod session;
 

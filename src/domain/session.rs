@@ -39,6 +39,8 @@ pub struct TxMessage {
     pub stop_reason: Option<String>,
     pub offline: bool,
     pub remote_start_id: Option<i64>,
+    /// The reservation a starting transaction uses.
+    pub reservation_id: Option<i64>,
 }
 
 /// Open a new session from a message that starts (or first mentions) it.
@@ -212,6 +214,7 @@ mod tests {
             stop_reason: Some("EVDisconnected".into()),
             offline: false,
             remote_start_id: None,
+            reservation_id: None,
         }
     }
 

@@ -302,6 +302,13 @@ async fn handle_text(
             if let Some(obs) = observed {
                 shared.load.acknowledged(charger, obs, &outcome.reply);
             }
+            if let crate::domain::message::Reply::Boot {
+                status: crate::domain::Registration::Accepted,
+                ..
+            } = outcome.reply
+            {
+                crate::control::local_list::booted(shared, charger);
+            }
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));

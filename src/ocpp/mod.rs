@@ -131,6 +131,14 @@ pub(super) fn schedule(p: &ChargingProfile) -> Value {
     s
 }
 
+/// The message kinds `TriggerMessage` (and on 1.6 `ExtendedTriggerMessage`) can ask for.
+pub fn trigger_kinds(proto: Protocol) -> Vec<&'static str> {
+    match proto {
+        Protocol::V16 => v16::trigger_kinds(),
+        Protocol::V201 => v201::trigger_kinds(),
+    }
+}
+
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
     match proto {
         Protocol::V16 => v16::decode_result(cmd, payload),
@@ -273,6 +281,15 @@ mod tests {
             },
         );
         schema::validate(Protocol::V201, "TransactionEvent", Part::Response, &p).unwrap();
+        let ended = Reply::TxEnded {
+            auth: None,
+            total_cost: Some("3.57".parse().unwrap()),
+        };
+        let p = encode_reply(Protocol::V201, "TransactionEvent", &ended);
+        assert_eq!(p["totalCost"], 3.57);
+        schema::validate(Protocol::V201, "TransactionEvent", Part::Response, &p).unwrap();
+        let p = encode_reply(Protocol::V16, "StopTransaction", &ended);
+        schema::validate(Protocol::V16, "StopTransaction", Part::Response, &p).unwrap();
     }
 
     #[test]

@@ -45,6 +45,7 @@ struct StartTransaction {
     id_tag: String,
     meter_start: i64,
     timestamp: String,
+    reservation_id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +161,7 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
                 stop_reason: None,
                 offline: false,
                 remote_start_id: None,
+                reservation_id: m.reservation_id,
             })
         }
         "StopTransaction" => {
@@ -180,6 +182,7 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
                 stop_reason: m.reason,
                 offline: false,
                 remote_start_id: None,
+                reservation_id: None,
             })
         }
         "MeterValues" => {
@@ -200,6 +203,7 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
                     stop_reason: None,
                     offline: false,
                     remote_start_id: None,
+                    reservation_id: None,
                 }),
                 Some(Err(_)) => {
                     return Err(Rejection::property(
@@ -289,7 +293,7 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
         Reply::Tx { auth: Some(a) } if action == "StopTransaction" => {
             json!({"idTagInfo": {"status": auth(*a)}})
         }
-        Reply::Tx { .. } => json!({}),
+        Reply::Tx { .. } | Reply::TxEnded { .. } => json!({}),
         Reply::Ack if action == "DataTransfer" => json!({"status": "UnknownVendorId"}),
         Reply::Ack => json!({}),
     }
@@ -300,11 +304,21 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Hard" } else { "Soft" }})),
         Command::Unlock { evse, .. } => ("UnlockConnector", json!({"connectorId": evse})),
         Command::Trigger { message, evse } => {
+            let action = if TRIGGERS.contains(&message.as_str()) {
+                "TriggerMessage"
+            } else if EXTENDED_TRIGGERS.contains(&message.as_str()) {
+                "ExtendedTriggerMessage"
+            } else {
+                return Err(format!(
+                    "requestedMessage: {message:?} is not a trigger kind of OCPP 1.6; valid: {}",
+                    trigger_kinds().join(", ")
+                ));
+            };
             let mut p = json!({"requestedMessage": message});
             if let Some(e) = evse {
                 p["connectorId"] = json!(e);
             }
-            ("TriggerMessage", p)
+            (action, p)
         }
         Command::GetConfig { keys } if keys.is_empty() => ("GetConfiguration", json!({})),
         Command::GetConfig { keys } => ("GetConfiguration", json!({"key": keys})),
@@ -322,7 +336,60 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             json!({"connectorId": evse.unwrap_or(0), "type": if *operative { "Operative" } else { "Inoperative" }}),
         ),
         Command::GetTransactionStatus { .. } => {
-            return Err("OCPP 1.6 has no GetTransactionStatus".into());
+            return Err("transaction status is not available on OCPP 1.6 (GetTransactionStatus is 2.0.1)".into());
+        }
+        Command::SendLocalList { version, full, entries } => {
+            let list: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    let mut v = json!({"idTag": e.uid});
+                    if let Some(item) = &e.item {
+                        let mut info = json!({"status": auth(item.status)});
+                        if let Some(x) = item.expires {
+                            info["expiryDate"] = json!(super::format_time(x));
+                        }
+                        if let Some(g) = &item.group {
+                            info["parentIdTag"] = json!(g.chars().take(20).collect::<String>());
+                        }
+                        v["idTagInfo"] = info;
+                    }
+                    v
+                })
+                .collect();
+            let mut p = json!({"listVersion": version, "updateType": if *full { "Full" } else { "Differential" }});
+            if !list.is_empty() {
+                p["localAuthorizationList"] = json!(list);
+            }
+            ("SendLocalList", p)
+        }
+        Command::GetLocalListVersion => ("GetLocalListVersion", json!({})),
+        Command::ClearCache => ("ClearCache", json!({})),
+        Command::ReserveNow {
+            id,
+            token,
+            group,
+            evse,
+            expires,
+            ..
+        } => {
+            let mut p = json!({"connectorId": evse.unwrap_or(0), "expiryDate": super::format_time(*expires),
+                               "idTag": token, "reservationId": id});
+            if let Some(g) = group {
+                p["parentIdTag"] = json!(g.chars().take(20).collect::<String>());
+            }
+            ("ReserveNow", p)
+        }
+        Command::CancelReservation { id } => ("CancelReservation", json!({"reservationId": id})),
+        Command::SetDisplayMessage { .. }
+        | Command::GetDisplayMessages { .. }
+        | Command::ClearDisplayMessage { .. } => {
+            return Err(
+                "display messages are not available on OCPP 1.6 (SetDisplayMessage is 2.0.1; 1.6 has no standard DataTransfer for it)"
+                    .into(),
+            );
+        }
+        Command::CostUpdated { .. } => {
+            return Err("running cost updates are not available on OCPP 1.6 (CostUpdated is 2.0.1)".into());
         }
         Command::SetProfile { evse, profile } => {
             let mut p = json!({
@@ -397,6 +464,27 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
         Command::SetConfig { .. } => CommandResult::status(status, &["Accepted", "RebootRequired"]),
         Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
+        Command::GetLocalListVersion => CommandResult::ListVersion {
+            version: payload.get("listVersion").and_then(Value::as_i64).unwrap_or(0),
+        },
         _ => CommandResult::status(status, &["Accepted"]),
     }
+}
+
+/// 1.6 TriggerMessage kinds.
+const TRIGGERS: &[&str] = &[
+    "BootNotification",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+];
+
+/// Kinds only the security extension's ExtendedTriggerMessage has.
+const EXTENDED_TRIGGERS: &[&str] = &["LogStatusNotification", "SignChargePointCertificate"];
+
+/// Every kind `charger trigger` accepts on 1.6.
+pub fn trigger_kinds() -> Vec<&'static str> {
+    TRIGGERS.iter().chain(EXTENDED_TRIGGERS).copied().collect()
 }

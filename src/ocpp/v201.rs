@@ -5,8 +5,9 @@ use super::json::Json;
 use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
+use crate::domain::ops::{DisplayMessage, MessagePriority, MessageState};
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
-use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, SignedMeter};
+use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, SignedMeter, TokenKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -97,6 +98,43 @@ struct TransactionEvent {
     evse: Option<Evse>,
     #[serde(default)]
     meter_value: Vec<MeterValue<SampledValue>>,
+    reservation_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReservationStatusUpdate {
+    reservation_id: i64,
+    reservation_update_status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotifyDisplayMessages {
+    request_id: i64,
+    #[serde(default)]
+    tbc: bool,
+    #[serde(default)]
+    message_info: Vec<MessageInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageInfo {
+    id: i64,
+    priority: MessagePriority,
+    state: Option<MessageState>,
+    start_date_time: Option<String>,
+    end_date_time: Option<String>,
+    transaction_id: Option<String>,
+    message: MessageContent,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageContent {
+    content: String,
+    language: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -157,14 +195,12 @@ const NOTICES: &[&str] = &[
     "LogStatusNotification",
     "NotifyChargingLimit",
     "NotifyCustomerInformation",
-    "NotifyDisplayMessages",
     "NotifyEVChargingSchedule",
     "NotifyEvent",
     "NotifyMonitoringReport",
     "NotifyReport",
     "PublishFirmwareStatusNotification",
     "ReportChargingProfiles",
-    "ReservationStatusUpdate",
     "SecurityEventNotification",
 ];
 
@@ -232,7 +268,37 @@ pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
                 stop_reason,
                 offline: m.offline,
                 remote_start_id: m.transaction_info.remote_start_id,
+                reservation_id: m.reservation_id,
             })
+        }
+        "ReservationStatusUpdate" => {
+            let m: ReservationStatusUpdate = typed(payload)?;
+            Inbound::ReservationStatus {
+                id: m.reservation_id,
+                status: m.reservation_update_status,
+            }
+        }
+        "NotifyDisplayMessages" => {
+            let m: NotifyDisplayMessages = typed(payload)?;
+            let mut messages = Vec::with_capacity(m.message_info.len());
+            for (i, info) in m.message_info.into_iter().enumerate() {
+                let at = |t: Option<String>, f: &str| t.map(|t| time(&t, &format!("messageInfo[{i}].{f}"))).transpose();
+                messages.push(DisplayMessage {
+                    id: info.id,
+                    priority: info.priority,
+                    state: info.state,
+                    from: at(info.start_date_time, "startDateTime")?,
+                    until: at(info.end_date_time, "endDateTime")?,
+                    transaction_id: info.transaction_id,
+                    text: info.message.content,
+                    language: info.message.language,
+                });
+            }
+            Inbound::DisplayMessages {
+                request_id: m.request_id,
+                messages,
+                more_to_come: m.tbc,
+            }
         }
         "NotifyEVChargingNeeds" => {
             let m: ChargingNeedsReq = typed(payload)?;
@@ -327,6 +393,16 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             json!({"idTokenInfo": {"status": auth(*a)}})
         }
         Reply::Tx { auth: None } => json!({}),
+        Reply::TxEnded { auth: a, total_cost } => {
+            let mut p = json!({});
+            if let Some(a) = a {
+                p["idTokenInfo"] = json!({"status": auth(*a)});
+            }
+            if let Some(c) = total_cost.and_then(|c| rust_decimal::prelude::ToPrimitive::to_f64(&c)) {
+                p["totalCost"] = json!(c);
+            }
+            p
+        }
         Reply::Ack => match action {
             "DataTransfer" => json!({"status": "UnknownVendorId"}),
             "NotifyEVChargingNeeds" | "NotifyEVChargingSchedule" => json!({"status": "Accepted"}),
@@ -378,6 +454,12 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Immediate" } else { "OnIdle" }})),
         Command::Unlock { evse, connector } => ("UnlockConnector", json!({"evseId": evse, "connectorId": connector})),
         Command::Trigger { message, evse } => {
+            if !TRIGGERS.contains(&message.as_str()) {
+                return Err(format!(
+                    "requestedMessage: {message:?} is not a trigger kind of OCPP 2.0.1; valid: {}",
+                    TRIGGERS.join(", ")
+                ));
+            }
             let mut p = json!({"requestedMessage": message});
             if let Some(e) = evse {
                 p["evse"] = json!({"id": e});
@@ -425,8 +507,86 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             }
             ("ChangeAvailability", p)
         }
-        Command::GetTransactionStatus { transaction_id } => {
-            ("GetTransactionStatus", json!({"transactionId": transaction_id}))
+        Command::GetTransactionStatus { transaction_id } => match transaction_id {
+            Some(id) => ("GetTransactionStatus", json!({"transactionId": id})),
+            None => ("GetTransactionStatus", json!({})),
+        },
+        Command::SendLocalList { version, full, entries } => {
+            let list: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    let mut v = json!({"idToken": id_token(&e.uid, e.kind)});
+                    if let Some(item) = &e.item {
+                        let mut info = json!({"status": auth(item.status)});
+                        if let Some(x) = item.expires {
+                            info["cacheExpiryDateTime"] = json!(super::format_time(x));
+                        }
+                        if let Some(g) = &item.group {
+                            info["groupIdToken"] = json!({"idToken": g, "type": "Central"});
+                        }
+                        v["idTokenInfo"] = info;
+                    }
+                    v
+                })
+                .collect();
+            let mut p = json!({"versionNumber": version, "updateType": if *full { "Full" } else { "Differential" }});
+            if !list.is_empty() {
+                p["localAuthorizationList"] = json!(list);
+            }
+            ("SendLocalList", p)
+        }
+        Command::GetLocalListVersion => ("GetLocalListVersion", json!({})),
+        Command::ClearCache => ("ClearCache", json!({})),
+        Command::ReserveNow {
+            id,
+            token,
+            kind,
+            group,
+            evse,
+            expires,
+        } => {
+            let mut p = json!({"id": id, "expiryDateTime": super::format_time(*expires),
+                               "idToken": id_token(token, *kind)});
+            if let Some(e) = evse {
+                p["evseId"] = json!(e);
+            }
+            if let Some(g) = group {
+                p["groupIdToken"] = json!({"idToken": g, "type": "Central"});
+            }
+            ("ReserveNow", p)
+        }
+        Command::CancelReservation { id } => ("CancelReservation", json!({"reservationId": id})),
+        Command::SetDisplayMessage { message: m } => {
+            let mut info = json!({
+                "id": m.id,
+                "priority": m.priority,
+                "message": {"format": "UTF8", "content": m.text},
+            });
+            if let Some(st) = m.state {
+                info["state"] = json!(st);
+            }
+            if let Some(t) = m.from {
+                info["startDateTime"] = json!(super::format_time(t));
+            }
+            if let Some(t) = m.until {
+                info["endDateTime"] = json!(super::format_time(t));
+            }
+            if let Some(tx) = &m.transaction_id {
+                info["transactionId"] = json!(tx);
+            }
+            if let Some(l) = &m.language {
+                info["message"]["language"] = json!(l);
+            }
+            ("SetDisplayMessage", json!({"message": info}))
+        }
+        Command::GetDisplayMessages { request_id } => ("GetDisplayMessages", json!({"requestId": request_id})),
+        Command::ClearDisplayMessage { id } => ("ClearDisplayMessage", json!({"id": id})),
+        Command::CostUpdated { transaction_id, total } => {
+            let total = rust_decimal::prelude::ToPrimitive::to_f64(total).unwrap_or(0.0);
+            (
+                "CostUpdated",
+                json!({"totalCost": total, "transactionId": transaction_id}),
+            )
         }
         Command::SetProfile { evse, profile } => {
             let mut schedule = super::schedule(profile);
@@ -516,6 +676,42 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
             messages_in_queue: payload.get("messagesInQueue").and_then(Value::as_bool).unwrap_or(false),
             accepted: true,
         },
+        Command::GetLocalListVersion => CommandResult::ListVersion {
+            version: payload.get("versionNumber").and_then(Value::as_i64).unwrap_or(0),
+        },
+        // Answered with a CALLRESULT `{}`: nothing to refuse.
+        Command::CostUpdated { .. } => CommandResult::status("Accepted", &["Accepted"]),
         _ => CommandResult::status(status, &["Accepted"]),
     }
+}
+
+/// 2.0.1 MessageTriggerEnumType.
+const TRIGGERS: &[&str] = &[
+    "BootNotification",
+    "LogStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "SignChargingStationCertificate",
+    "SignV2GCertificate",
+    "StatusNotification",
+    "TransactionEvent",
+    "SignCombinedCertificate",
+    "PublishFirmwareStatusNotification",
+];
+
+/// Every kind `charger trigger` accepts on 2.0.1.
+pub fn trigger_kinds() -> Vec<&'static str> {
+    TRIGGERS.to_vec()
+}
+
+/// An IdTokenType for one of our tokens.
+fn id_token(uid: &str, kind: TokenKind) -> Value {
+    let t = match kind {
+        TokenKind::Rfid => "ISO14443",
+        TokenKind::Vehicle => "MacAddress",
+        TokenKind::Contract => "eMAID",
+        TokenKind::App => "Central",
+    };
+    json!({"idToken": uid, "type": t})
 }

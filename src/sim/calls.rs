@@ -35,9 +35,12 @@ impl Charger {
     /// Answer one CALL from the server. The payload has passed schema
     /// validation, so required fields are present with the right types.
     pub fn handle_call(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
-        let answer = match self.proto() {
-            Protocol::V16 => self.call16(action, p, clock),
-            Protocol::V201 => self.call201(action, p, clock),
+        let answer = match self.ops_call(action, p, clock) {
+            Some(a) => a,
+            None => match self.proto() {
+                Protocol::V16 => self.call16(action, p, clock),
+                Protocol::V201 => self.call201(action, p, clock),
+            },
         };
         if answer.is_ok() {
             Stats::add(&self.stats.calls_answered, 1);
@@ -82,11 +85,11 @@ impl Charger {
     }
 
     /// Connector index for a 1-based connector / EVSE id.
-    fn conn_index(&self, id: i64) -> Option<usize> {
+    pub(super) fn conn_index(&self, id: i64) -> Option<usize> {
         (1..=self.conns.len() as i64).contains(&id).then(|| id as usize - 1)
     }
 
-    fn tx_index(&self, id: &str) -> Option<usize> {
+    pub(super) fn tx_index(&self, id: &str) -> Option<usize> {
         self.conns.iter().position(|c| {
             c.plugged
                 .as_ref()
@@ -262,6 +265,27 @@ impl Charger {
                         "DiagnosticsStatusNotification" => {
                             self.push_plain("DiagnosticsStatusNotification", json!({"status": "Idle"}))
                         }
+                        _ => return status("NotImplemented"),
+                    }
+                }
+                status("Accepted")
+            }
+            // The security extension's trigger: the same kinds, plus logs and certificates.
+            "ExtendedTriggerMessage" => {
+                let Some(targets) = self.trigger_targets(int("connectorId"), true) else {
+                    return status("Rejected");
+                };
+                let message = s("requestedMessage");
+                if !self.trigger_shared(message, &targets, clock) {
+                    match message {
+                        "MeterValues" => {
+                            for i in targets {
+                                self.send_meter_values(i, "Trigger", true, clock);
+                            }
+                        }
+                        "LogStatusNotification" => self.push_plain("LogStatusNotification", json!({"status": "Idle"})),
+                        // No key pair to sign a certificate request with.
+                        "SignChargePointCertificate" => return status("Rejected"),
                         _ => return status("NotImplemented"),
                     }
                 }
@@ -490,6 +514,13 @@ impl Charger {
                             }
                         }
                         "LogStatusNotification" => self.push_plain("LogStatusNotification", json!({"status": "Idle"})),
+                        "PublishFirmwareStatusNotification" => {
+                            self.push_plain("PublishFirmwareStatusNotification", json!({"status": "Idle"}))
+                        }
+                        // No key pair to sign a certificate request with.
+                        "SignChargingStationCertificate" | "SignV2GCertificate" | "SignCombinedCertificate" => {
+                            return status("Rejected");
+                        }
                         _ => return status("NotImplemented"),
                     }
                 }

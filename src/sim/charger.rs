@@ -166,6 +166,8 @@ pub struct Charger {
     pub(super) drop_rng: u64,
     pub(super) last_tick: Instant,
     pub(super) stats: Arc<Stats>,
+    /// Local list, reservations, display messages, running costs.
+    pub(super) ops: super::ops::Ops,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -255,6 +257,7 @@ impl Charger {
             drop_rng: plan.visit_seed | 1,
             last_tick: clock.now,
             stats,
+            ops: Default::default(),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
@@ -562,6 +565,7 @@ impl Charger {
         for i in 0..self.conns.len() {
             self.tick_conn(i, dt_ms, clock);
         }
+        self.expire_reservations(clock);
         if self.accepted && self.online && clock.now >= self.next_heartbeat {
             let s = self.settings.int(settings::HEARTBEAT).unwrap_or(300).max(1);
             self.next_heartbeat = clock.now + Duration::from_secs(s);

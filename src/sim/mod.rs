@@ -13,6 +13,7 @@ mod car;
 mod charger;
 mod link;
 mod ocmf;
+mod ops;
 mod plan;
 mod profiles;
 mod reports;

@@ -14,6 +14,8 @@ impl Charger {
             None if c.available => Status::Available,
             None => Status::Unavailable,
             Some(p) => match &p.tx {
+                // Made inoperative: no new transaction, whatever is plugged in.
+                _ if p.finished && !c.available => Status::Unavailable,
                 _ if p.finished => Status::Finishing,
                 None => Status::Preparing,
                 Some(_) if p.car.full() => Status::SuspendedEv,

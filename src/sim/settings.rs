@@ -161,6 +161,22 @@ impl Settings {
                 "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger".into(),
             ),
             s(
+                super::ops::LIST_MAX,
+                "LocalAuthListCtrlr",
+                "Entries",
+                Int,
+                ReadOnly,
+                "1000".into(),
+            ),
+            s(
+                super::ops::LIST_PER_MESSAGE,
+                "LocalAuthListCtrlr",
+                "ItemsPerMessage",
+                Int,
+                ReadOnly,
+                "20".into(),
+            ),
+            s(
                 "ChargeProfileMaxStackLevel",
                 "SmartChargingCtrlr",
                 "ProfileStackLevel",

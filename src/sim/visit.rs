@@ -108,19 +108,18 @@ impl Charger {
         let token = tx.token.clone();
         let kind = tx.token_kind;
         p.tx = Some(tx);
+        let reservation = self.take_reservation(i, &token, clock);
         Stats::add(&self.stats.sessions_started, 1);
         self.conns[i].next_meter = clock.now + Duration::from_secs(1);
         let signed = self.sign(conn_id, 'B', register_wh, &token, clock);
         match self.proto() {
             Protocol::V16 => {
-                self.push(
-                    "StartTransaction",
-                    json!({"connectorId": conn_id, "idTag": token, "meterStart": register_wh,
-                           "timestamp": crate::ocpp::format_time(clock.wall)}),
-                    Purpose::Start { conn: i, local },
-                    true,
-                    None,
-                );
+                let mut start = json!({"connectorId": conn_id, "idTag": token, "meterStart": register_wh,
+                                       "timestamp": crate::ocpp::format_time(clock.wall)});
+                if let Some(r) = reservation {
+                    start["reservationId"] = json!(r);
+                }
+                self.push("StartTransaction", start, Purpose::Start { conn: i, local }, true, None);
                 if let Some(sd) = signed {
                     let mv = json!({
                         "connectorId": conn_id,
@@ -152,6 +151,9 @@ impl Charger {
                 });
                 if let Some(r) = remote_start_id {
                     ev["transactionInfo"]["remoteStartId"] = json!(r);
+                }
+                if let Some(r) = reservation {
+                    ev["reservationId"] = json!(r);
                 }
                 self.push_tx_event(i, ev);
             }
@@ -212,6 +214,10 @@ impl Charger {
         tx.ended = true;
         p.finished = true;
         let (local, token, id) = (tx.local, tx.token.clone(), tx.id.clone());
+        // A ChangeAvailability(Inoperative) that was Scheduled takes effect now.
+        if std::mem::take(&mut self.conns[i].unavailable_after_tx) {
+            self.conns[i].available = false;
+        }
         Stats::add(&self.stats.sessions_completed, 1);
         self.profiles.end_transaction(conn_id);
         let signed = self.sign(conn_id, 'E', register_wh, &token, clock);

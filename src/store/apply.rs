@@ -3,6 +3,9 @@
 //! outputs.
 
 mod billing;
+mod ops;
+
+pub use ops::OpsOp;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -99,6 +102,8 @@ pub enum AdminOp {
     SessionReprice {
         id: u64,
     },
+    /// Reservations, local lists, requested availability.
+    Ops(OpsOp),
 }
 
 /// Who a tariff is for, and when.
@@ -226,6 +231,7 @@ pub(super) struct Ctx<'t> {
     assignments: Table<'t, u64, &'static [u8]>,
     bills: Table<'t, u64, &'static [u8]>,
     meter_keys: Table<'t, &'static str, &'static [u8]>,
+    ops: ops::Tables<'t>,
     next_seq: u64,
     /// Chargers whose journal head moved in this transaction.
     moved_heads: Vec<String>,
@@ -266,6 +272,7 @@ impl<'t> Ctx<'t> {
             assignments: w.open_table(TARIFF_ASSIGNMENTS)?,
             bills: w.open_table(BILLS)?,
             meter_keys: w.open_table(METER_KEYS)?,
+            ops: ops::Tables::open(w)?,
             next_seq,
             moved_heads: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
@@ -555,7 +562,10 @@ pub(super) fn inbound(
         }
         _ if !accepted => Ok(Err(security(&ch))),
         Inbound::Authorize { token } => {
-            let status = ctx.authorize(&ch, &token, t, None)?;
+            let mut status = ctx.authorize(&ch, &token, t, None)?;
+            if status == AuthStatus::Accepted && ctx.reserved_for_other(&ch, &token, None, t)?.is_some() {
+                status = AuthStatus::NotAtThisTime;
+            }
             reply(Reply::Auth { status })
         }
         Inbound::Status {
@@ -585,6 +595,7 @@ pub(super) fn inbound(
                 )?;
             }
             billing::note_status(ctx, &ch.id, evse, status, at)?;
+            ops::note_status(ctx, &ch, evse, status, at)?;
             if status.vehicle_absent() {
                 for (id, e) in ctx.active_on(&ch.id) {
                     if e != evse {
@@ -616,6 +627,18 @@ pub(super) fn inbound(
                 followups: vec![],
             })
         }),
+        Inbound::ReservationStatus { id, status } => {
+            ops::charger_ended_reservation(ctx, &ch.id, id, &status, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::DisplayMessages {
+            request_id,
+            messages,
+            more_to_come,
+        } => {
+            ops::display_messages(ctx, &ch.id, request_id, messages, more_to_come, t)?;
+            reply(Reply::Ack)
+        }
         Inbound::Notice { kind, detail } => {
             ctx.event(t, Some(&ch.id), &kind, detail)?;
             reply(Reply::Ack)
@@ -662,7 +685,7 @@ fn reboot_evidence(ctx: &mut Ctx, charger: &str, t: DateTime<Utc>) -> Result<Vec
                 evse: Some(evse),
             },
             ChargerTxRef::V201 { transaction_id } => Command::GetTransactionStatus {
-                transaction_id: transaction_id.clone(),
+                transaction_id: Some(transaction_id.clone()),
             },
         };
         cmds.push((cmd, id));
@@ -731,13 +754,29 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
             ctx.add_samples(s.id, &m.samples)?;
             ctx.put_session(&s)?;
         }
-        return Ok(Ok(Reply::Tx {
-            auth: m.token.as_ref().map(|_| s.auth),
-        }));
+        let auth = m.token.as_ref().map(|_| s.auth);
+        if m.phase == TxPhase::Ended && s.status == SessionStatus::Completed {
+            let total_cost = ops::final_cost(ctx, s.id)?;
+            return Ok(Ok(Reply::TxEnded { auth, total_cost }));
+        }
+        return Ok(Ok(Reply::Tx { auth }));
     }
     // A transaction we have not seen: open a session.
-    let auth = token_auth(ctx, None)?.unwrap_or(AuthStatus::Accepted);
+    let mut auth = token_auth(ctx, None)?.unwrap_or(AuthStatus::Accepted);
     let evse = m.evse.unwrap_or(0);
+    if auth == AuthStatus::Accepted
+        && let Some(uid) = &m.token
+        && m.reservation_id.is_none()
+        && let Some(r) = ctx.reserved_for_other(ch, uid, Some(evse), m.t)?
+    {
+        auth = AuthStatus::NotAtThisTime;
+        ctx.event(
+            now,
+            Some(&ch.id),
+            "reservation",
+            format!("token {uid} refused on EVSE {evse}: reserved by reservation {r}"),
+        )?;
+    }
     for (id, e) in ctx.active_on(&ch.id) {
         if e == evse
             && evse != 0
@@ -766,6 +805,9 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
     ctx.add_samples(id, &m.samples)?;
     ctx.tx_index.insert(key.as_str(), id)?;
     ctx.put_session(&s)?;
+    if auth == AuthStatus::Accepted {
+        ctx.use_reservation(&ch.id, m.token.as_deref(), m.evse, m.reservation_id, id, m.t)?;
+    }
     Ok(Ok(match r {
         ChargerTxRef::V16 { .. } => Reply::TxStarted { session: id, auth },
         ChargerTxRef::V201 { .. } => Reply::Tx {
@@ -938,6 +980,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::TariffUnassign { id, at } => billing::tariff_unassign(ctx, id, at.unwrap_or(t))?,
         AdminOp::TariffRemove { id } => billing::tariff_remove(ctx, &id)?,
         AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
+        AdminOp::Ops(op) => ops::admin(ctx, op, t)?,
     })
 }
 

@@ -56,6 +56,11 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(TARIFF_ASSIGNMENTS)?;
         w.open_table(BILLS)?;
         w.open_table(METER_KEYS)?;
+        w.open_table(RESERVATIONS)?;
+        w.open_table(OPEN_RESERVATIONS)?;
+        w.open_table(LOCAL_LISTS)?;
+        w.open_table(AVAILABILITY)?;
+        w.open_table(DISPLAY_MESSAGES)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

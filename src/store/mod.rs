@@ -6,10 +6,11 @@
 mod apply;
 mod journal;
 mod migrate;
+mod ops;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, TariffAssign};
+pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, OpsOp, TariffAssign};
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};

@@ -36,3 +36,13 @@ pub const BILLS: TableDefinition<u64, &[u8]> = TableDefinition::new("bills");
 /// charger → `[billing::MeterKey]`: the meter public keys it published or
 /// the operator set.
 pub const METER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("meter_keys");
+/// reservation id → `domain::ops::Reservation`.
+pub const RESERVATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("reservations");
+/// Reservations still pending or accepted: id → charger.
+pub const OPEN_RESERVATIONS: TableDefinition<u64, &str> = TableDefinition::new("open_reservations");
+/// charger → `domain::ops::LocalList` (only chargers whose list voltyard manages).
+pub const LOCAL_LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("local_lists");
+/// charger → `[domain::ops::RequestedAvailability]`.
+pub const AVAILABILITY: TableDefinition<&str, &[u8]> = TableDefinition::new("availability");
+/// charger → `store::DisplayReport`: the newest NotifyDisplayMessages answer.
+pub const DISPLAY_MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("display_messages");
