@@ -16,6 +16,7 @@ mod site;
 mod tariff;
 mod tariff_price;
 mod token;
+mod transfer;
 mod tui;
 pub(crate) mod verify;
 

@@ -3,7 +3,9 @@
 //! docs/control-api.md.
 
 mod billing;
+pub mod campaign;
 pub mod client;
 pub mod meter_keys;
 pub mod proto;
 pub mod server;
+mod transfer;

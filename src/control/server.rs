@@ -188,7 +188,7 @@ fn view(shared: &Shared, c: Charger) -> ChargerView {
     ChargerView::new(c, live)
 }
 
-async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
+pub(super) async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
     if shared.store.charger(id).map_err(internal)?.is_none() {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
     }
@@ -458,6 +458,16 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::SessionCdr { .. }
         | Request::Receipt { .. }
         | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,
+        transfer @ (Request::FirmwareAdd { .. }
+        | Request::FirmwareUpdate { .. }
+        | Request::FirmwareStatus { .. }
+        | Request::CampaignStart { .. }
+        | Request::CampaignList
+        | Request::CampaignShow { .. }
+        | Request::CampaignCancel { .. }
+        | Request::LogsFetch { .. }
+        | Request::LogsUploads { .. }
+        | Request::DataTransfers { .. }) => super::transfer::handle(shared, transfer).await,
         Request::Watch { .. } => Err(ApiError::new(
             ErrorKind::Internal,
             "watch is a stream and is served by the connection loop",

@@ -10,5 +10,6 @@ pub mod meter;
 pub mod model;
 pub mod password;
 pub mod session;
+pub mod transfer;
 
 pub use model::*;

@@ -137,7 +137,12 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
             }
         }
         Inbound::ChargingNeeds { .. } => signals.push(Signal::Changed),
-        Inbound::Heartbeat | Inbound::Authorize { .. } | Inbound::Notice { .. } => {}
+        Inbound::Heartbeat
+        | Inbound::Authorize { .. }
+        | Inbound::Notice { .. }
+        | Inbound::FirmwareStatus { .. }
+        | Inbound::LogStatus { .. }
+        | Inbound::DataTransfer(_) => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
 }

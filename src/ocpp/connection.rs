@@ -7,7 +7,7 @@ use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
 use crate::domain::Direction;
 use crate::domain::Protocol;
-use crate::domain::message::{Command, CommandResult};
+use crate::domain::message::{Command, CommandResult, Inbound};
 use crate::server::Shared;
 use crate::store::{AdminOp, Applied};
 use chrono::Utc;
@@ -256,7 +256,7 @@ async fn handle_text(
             };
         }
     };
-    let inbound = match super::decode_call(proto, &action, &payload, now) {
+    let mut inbound = match super::decode_call(proto, &action, &payload, now) {
         Ok(i) => i,
         Err(rej) => {
             shared
@@ -269,6 +269,9 @@ async fn handle_text(
             };
         }
     };
+    if let Inbound::DataTransfer(dt) = &mut inbound {
+        dt.answer = crate::hook::answer(&shared.config.data_transfer, charger, dt).await;
+    }
     let hb = shared.config.heartbeat_interval_s;
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {

@@ -12,6 +12,7 @@ pub mod v201;
 
 use crate::domain::Protocol;
 use crate::domain::message::{ChargingProfile, Command, CommandResult, Inbound, RateUnit, Reply};
+use crate::domain::transfer::{FirmwareOrder, FirmwareSignature};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use frame::ErrorCode;
 use json::Json;
@@ -128,6 +129,29 @@ pub(super) fn schedule(p: &ChargingProfile) -> Value {
         s["startSchedule"] = json!(format_time(t));
     }
     s
+}
+
+/// The signed FirmwareType both versions share (1.6 SignedUpdateFirmware, 2.0.1).
+pub(super) fn firmware(order: &FirmwareOrder, sig: &FirmwareSignature) -> Value {
+    let mut f = json!({
+        "location": order.url,
+        "retrieveDateTime": format_time(order.retrieve_at.unwrap_or_else(Utc::now)),
+        "signingCertificate": sig.signing_cert,
+        "signature": sig.signature,
+    });
+    if let Some(t) = order.retrieve_at {
+        f["installDateTime"] = json!(format_time(t));
+    }
+    f
+}
+
+/// GetLog, alike in the 1.6 security extension and 2.0.1.
+pub(super) fn get_log(request_id: i64, log_type: &str, url: &str, since: Option<DateTime<Utc>>) -> Value {
+    let mut log = json!({"remoteLocation": url});
+    if let Some(t) = since {
+        log["oldestTimestamp"] = json!(format_time(t));
+    }
+    json!({"logType": log_type, "requestId": request_id, "log": log})
 }
 
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {

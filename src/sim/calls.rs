@@ -324,7 +324,9 @@ impl Charger {
                 status(self.change_availability(&targets, operative))
             }
             "ClearCache" => status("Accepted"),
-            "DataTransfer" => status("UnknownVendorId"),
+            "DataTransfer" => Ok(self.data_transfer(p)),
+            "UpdateFirmware" | "SignedUpdateFirmware" => Ok(self.update_firmware(action, p, clock)),
+            "GetDiagnostics" | "GetLog" => Ok(self.get_log(action, p, clock)),
             other => Err(not_implemented(other)),
         }
     }
@@ -559,7 +561,9 @@ impl Charger {
                 Ok(out)
             }
             "ClearCache" => status("Accepted"),
-            "DataTransfer" => status("UnknownVendorId"),
+            "DataTransfer" => Ok(self.data_transfer(p)),
+            "UpdateFirmware" | "SignedUpdateFirmware" => Ok(self.update_firmware(action, p, clock)),
+            "GetDiagnostics" | "GetLog" => Ok(self.get_log(action, p, clock)),
             other => Err(not_implemented(other)),
         }
     }

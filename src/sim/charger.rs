@@ -166,6 +166,8 @@ pub struct Charger {
     pub(super) drop_rng: u64,
     pub(super) last_tick: Instant,
     pub(super) stats: Arc<Stats>,
+    /// Firmware and log transfers in progress, and the running firmware.
+    pub(super) transfers: super::transfer::Transfers,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -255,6 +257,10 @@ impl Charger {
             drop_rng: plan.visit_seed | 1,
             last_tick: clock.now,
             stats,
+            transfers: super::transfer::Transfers::new(
+                scenario.misbehaviour.transfer_failure_percent,
+                plan.visit_seed ^ 0x5eed,
+            ),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
@@ -365,7 +371,7 @@ impl Charger {
                     "chargePointVendor": p.vendor,
                     "chargePointModel": p.model,
                     "chargePointSerialNumber": p.serial,
-                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                    "firmwareVersion": self.transfers.firmware,
                 });
                 if self.meter.is_some() {
                     b["meterType"] = json!("VirtualMeter");
@@ -379,7 +385,7 @@ impl Charger {
                     "vendorName": p.vendor,
                     "model": p.model,
                     "serialNumber": p.serial,
-                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                    "firmwareVersion": self.transfers.firmware,
                 }
             }),
         };
@@ -700,6 +706,7 @@ impl Charger {
         self.accepted = false;
         self.boot_reason = "RemoteReset";
         self.boot_retry_at = None;
+        self.firmware_rebooted();
         for i in 0..self.conns.len() {
             self.profiles.end_transaction(self.conns[i].id);
         }

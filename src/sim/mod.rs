@@ -11,6 +11,7 @@
 mod calls;
 mod car;
 mod charger;
+mod http;
 mod link;
 mod ocmf;
 mod plan;
@@ -19,6 +20,7 @@ mod reports;
 pub mod scenario;
 mod settings;
 mod stats;
+mod transfer;
 mod visit;
 
 pub use plan::{ChargerPlan, Plan, Visits, tokens};

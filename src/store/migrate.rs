@@ -56,6 +56,10 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(TARIFF_ASSIGNMENTS)?;
         w.open_table(BILLS)?;
         w.open_table(METER_KEYS)?;
+        w.open_table(FIRMWARE)?;
+        w.open_table(LOG_REQUESTS)?;
+        w.open_table(UPLOAD_TOKENS)?;
+        w.open_table(CAMPAIGNS)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

@@ -36,3 +36,12 @@ pub const BILLS: TableDefinition<u64, &[u8]> = TableDefinition::new("bills");
 /// charger → `[billing::MeterKey]`: the meter public keys it published or
 /// the operator set.
 pub const METER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("meter_keys");
+/// (charger, request id) → `domain::transfer::FirmwareRequest`.
+pub const FIRMWARE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("firmware");
+/// (charger, request id) → `domain::transfer::LogRequest`.
+pub const LOG_REQUESTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log_requests");
+/// sha256 of an upload token → "charger\x1frequest id" (the token itself is
+/// never stored). Removed when the upload it allows is stored.
+pub const UPLOAD_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("upload_tokens");
+/// campaign id → `domain::transfer::Campaign`.
+pub const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
