@@ -680,3 +680,78 @@ async fn data_transfers_are_answered_by_their_vendor_hook_and_shown() {
     assert_exit(&o, 0, "data-transfer");
     assert!(out(&o).contains("Accepted: hello back"), "{}", out(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_chargers_wait_in_the_queue_silent_ones_time_out_and_cancel_drops_the_queue() {
+    let srv = TestServer::start_with(|c| {
+        c.unknown_chargers = UnknownChargers::Accept;
+        c.files.firmware_step_timeout_s = 2;
+    })
+    .await;
+    srv.ok(&["charger", "add", "A-OFF"]).await;
+    let mut on = srv.cp("B-ON", "ocpp1.6").await;
+    on.boot16().await;
+    let mut silent = srv.cp("C-SILENT", "ocpp2.0.1").await;
+    silent.boot201().await;
+    let started = srv
+        .cli_json(&[
+            "charger",
+            "firmware",
+            "campaign",
+            "start",
+            "--url",
+            "http://vendor.example/fw.bin",
+            "--chargers",
+            "A-OFF,B-ON,C-SILENT",
+            "--concurrency",
+            "1",
+        ])
+        .await;
+    let id = started["id"].as_u64().unwrap().to_string();
+    // A-OFF is first but offline: B-ON goes first.
+    let (mid, p) = on.expect_call("UpdateFirmware").await;
+    assert_eq!(p["location"], "http://vendor.example/fw.bin");
+    on.reply(&mid, json!({})).await;
+    for status in ["Downloading", "Downloaded", "Installing", "Installed"] {
+        on.call("FirmwareStatusNotification", json!({"status": status}))
+            .await
+            .unwrap();
+    }
+    // Then the silent one: it accepts and never reports, so it times out.
+    let (mid, p) = silent.expect_call("UpdateFirmware").await;
+    assert!(p["requestId"].is_i64());
+    silent.reply(&mid, json!({"status": "Accepted"})).await;
+    let show = async || srv.cli_json(&["charger", "firmware", "campaign", "show", &id]).await;
+    let state_of = |c: &Value, ch: &str| {
+        c["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["charger"] == ch)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert!(eventually(10, async || state_of(&show().await, "C-SILENT") == "timeout").await);
+    let c = show().await;
+    assert_eq!(state_of(&c, "B-ON"), "installed", "{c}");
+    assert_eq!(state_of(&c, "A-OFF"), "queued", "{c}");
+    assert_eq!(c["state"], "running");
+    let c = srv.cli_json(&["charger", "firmware", "campaign", "cancel", &id]).await;
+    assert_eq!(c["state"], "cancelled", "{c}");
+    assert_eq!(state_of(&c, "A-OFF"), "cancelled", "{c}");
+    let again = srv.cli(&["charger", "firmware", "campaign", "cancel", &id]).await;
+    assert_exit(&again, 1, "cancelling a cancelled campaign");
+    let none = srv
+        .cli(&[
+            "charger",
+            "firmware",
+            "campaign",
+            "start",
+            "--url",
+            "http://x/f",
+            "--site",
+            "nowhere",
+        ])
+        .await;
+    assert_exit(&none, 2, "a campaign that selects nothing");
+}
