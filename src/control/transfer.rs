@@ -28,6 +28,7 @@ pub(super) async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiEr
             signature,
         } => {
             known(shared, &id)?;
+            online(shared, &id)?;
             let order = order(shared, source, retrieve_at, retries, signature).await?;
             let url = order.url.clone();
             let (request, result) = update_firmware(shared, &id, order, None).await?;
@@ -79,6 +80,7 @@ pub(super) async fn handle(shared: &Shared, req: Request) -> Result<Value, ApiEr
         }
         Request::LogsFetch { id, kind, since } => {
             known(shared, &id)?;
+            online(shared, &id)?;
             fetch_logs(shared, &id, kind, since).await
         }
         Request::LogsUploads { id } => {
@@ -112,6 +114,17 @@ fn known(shared: &Shared, id: &str) -> Result<Charger, ApiError> {
         .charger(id)
         .map_err(internal)?
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no charger {id}")))
+}
+
+/// A request is recorded only for a charger that can be asked now.
+fn online(shared: &Shared, id: &str) -> Result<(), ApiError> {
+    match shared.registry.live(id) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(
+            ErrorKind::NotConnected,
+            format!("charger {id} is not connected"),
+        )),
+    }
 }
 
 async fn store_file(shared: &Shared, path: String) -> Result<crate::files::StoredFirmware, ApiError> {

@@ -27,16 +27,27 @@ type Body = BoxBody<Bytes, std::io::Error>;
 
 const PREFIXES: [&[u8]; 4] = [b"GET /files/", b"HEAD /files/", b"PUT /upload/", b"POST /upload/"];
 
-/// Whether a new connection is a file request, from its first bytes (left
-/// in the socket). Decides as soon as no prefix can match any more, so a
-/// WebSocket client (`GET /ocpp/…`) is told apart at its sixth byte.
-pub async fn wants(stream: &TcpStream, timeout: Duration) -> bool {
+/// What a new connection's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A firmware download or a log upload.
+    Files,
+    /// Anything else (a WebSocket upgrade): the handshake decides.
+    Other,
+    /// Nothing arrived in time, or the peer went away.
+    Silent,
+}
+
+/// Look at a new connection's first bytes (left in the socket). Decides as
+/// soon as no prefix can match any more, so a WebSocket client
+/// (`GET /ocpp/…`) is told apart at its sixth byte.
+pub async fn sniff(stream: &TcpStream, timeout: Duration) -> Sniffed {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 13];
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
+            _ => return Sniffed::Silent,
         };
         let head = &buf[..n];
         let mut partial = false;
@@ -44,13 +55,16 @@ pub async fn wants(stream: &TcpStream, timeout: Duration) -> bool {
             let k = n.min(p.len());
             if head[..k] == p[..k] {
                 if n >= p.len() {
-                    return true;
+                    return Sniffed::Files;
                 }
                 partial = true;
             }
         }
-        if !partial || Instant::now() >= deadline {
-            return false;
+        if !partial {
+            return Sniffed::Other;
+        }
+        if Instant::now() >= deadline {
+            return Sniffed::Silent;
         }
         // Only part of the request line has arrived.
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -63,7 +77,10 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(route(req, &shared).await) }
     });
+    // One request per connection: chargers fetch or upload one file, and
+    // no idle keep-alive connection is left holding a task.
     let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), svc);
@@ -308,5 +325,39 @@ impl Sink<'_> {
         self.hasher.update(chunk);
         self.out.write_all(chunk).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sniffed(parts: &[&'static [u8]]) -> Sniffed {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let parts = parts.to_vec();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            for p in parts {
+                c.write_all(p).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        let got = sniff(&server, Duration::from_millis(200)).await;
+        client.abort();
+        got
+    }
+
+    #[tokio::test]
+    async fn file_requests_are_told_from_websocket_handshakes_without_consuming_bytes() {
+        assert_eq!(sniffed(&[b"GET /ocpp/CP1 HTTP/1.1\r\n"]).await, Sniffed::Other);
+        assert_eq!(sniffed(&[b"GET /files/firmware/ab HTTP/1.1\r\n"]).await, Sniffed::Files);
+        // A request line that arrives in pieces is waited for.
+        assert_eq!(sniffed(&[b"PU", b"T /upload/t HTTP/1.1\r\n"]).await, Sniffed::Files);
+        assert_eq!(sniffed(&[b"POST /ocpp"]).await, Sniffed::Other);
+        assert_eq!(sniffed(&[]).await, Sniffed::Silent);
+        assert_eq!(sniffed(&[b"HEAD /fi"]).await, Sniffed::Silent);
     }
 }

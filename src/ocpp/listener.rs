@@ -77,9 +77,16 @@ async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Opt
     let _ = stream.set_nodelay(true);
     let cfg = &shared.config;
     // Firmware downloads and log uploads share the port (plain HTTP).
-    if crate::files::http::wants(&stream, cfg.handshake_timeout()).await {
-        Box::pin(crate::files::http::serve(stream, shared.clone())).await;
-        return None;
+    match crate::files::http::sniff(&stream, cfg.handshake_timeout()).await {
+        crate::files::http::Sniffed::Files => {
+            Box::pin(crate::files::http::serve(stream, shared.clone())).await;
+            return None;
+        }
+        crate::files::http::Sniffed::Silent => {
+            tracing::debug!(%peer, "nothing sent before the handshake timeout");
+            return None;
+        }
+        crate::files::http::Sniffed::Other => {}
     }
     // The transport refuses anything far beyond the application limit; frames
     // in between get a CALLERROR from the connection instead of a hang-up.

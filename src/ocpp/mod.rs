@@ -133,16 +133,12 @@ pub(super) fn schedule(p: &ChargingProfile) -> Value {
 
 /// The signed FirmwareType both versions share (1.6 SignedUpdateFirmware, 2.0.1).
 pub(super) fn firmware(order: &FirmwareOrder, sig: &FirmwareSignature) -> Value {
-    let mut f = json!({
+    json!({
         "location": order.url,
         "retrieveDateTime": format_time(order.retrieve_at.unwrap_or_else(Utc::now)),
         "signingCertificate": sig.signing_cert,
         "signature": sig.signature,
-    });
-    if let Some(t) = order.retrieve_at {
-        f["installDateTime"] = json!(format_time(t));
-    }
-    f
+    })
 }
 
 /// GetLog, alike in the 1.6 security extension and 2.0.1.
