@@ -214,7 +214,7 @@ async fn a_campaign_over_six_simulated_chargers_keeps_its_concurrency_and_instal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_download_is_marked_failed_on_both_versions() {
+async fn simulated_chargers_fail_a_missing_download_and_upload_their_logs() {
     let srv = TestServer::start_with(|c| c.unknown_chargers = UnknownChargers::Accept).await;
     let sim = simulate(srv.addr, scenario(&groups(1, 1)));
     assert!(
@@ -253,7 +253,41 @@ async fn a_failed_download_is_marked_failed_on_both_versions() {
         let last = h[0]["statuses"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["status"], "DownloadFailed", "{h}");
     }
-    sim.stop().await;
+    // The same chargers upload their logs for real: 1.6 diagnostics as a
+    // multipart POST, 2.0.1 security log as a PUT.
+    for (id, kind, report) in [
+        ("F16-01", "diagnostics", "DiagnosticsStatusNotification"),
+        ("F201-01", "security", "LogStatusNotification"),
+    ] {
+        let r = srv
+            .cli_json(&["charger", "logs", "fetch", id, "--type", kind, "--wait"])
+            .await;
+        let file = &r["files"][0];
+        let text = std::fs::read_to_string(srv.data_dir().join(file["path"].as_str().unwrap())).unwrap();
+        assert!(text.starts_with("# ") && text.contains(id), "{text}");
+        assert_eq!(file["bytes"], text.len(), "{r}");
+        let statuses: Vec<&str> = r["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["Uploading", "Uploaded"], "{report}: {r}");
+    }
+    let echoed = srv
+        .cli_json(&[
+            "charger",
+            "data-transfer",
+            "F201-01",
+            "--vendor",
+            "voltyard.sim",
+            "--data",
+            r#"{"x":1}"#,
+        ])
+        .await;
+    assert_eq!(echoed["detail"], r#"{"x":1}"#, "{echoed}");
+    let summary = sim.stop().await;
+    assert_eq!(summary.schema_violations, 0, "{:?}", summary.errors);
 }
 
 fn free_port() -> u16 {
