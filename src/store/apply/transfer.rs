@@ -124,9 +124,10 @@ impl Ctx<'_> {
         let Some(target) = c.targets.iter_mut().find(|x| x.request == Some(r.id)) else {
             return Ok(());
         };
-        if target.state == FwState::Cancelled || target.state == r.state {
+        if target.state == FwState::Cancelled {
             return Ok(());
         }
+        // Every report restarts the step clock, a new state or not.
         target.state = r.state;
         target.since = t;
         target.detail = r.statuses.last().map(|s| s.status.clone()).or_else(|| r.answer.clone());
