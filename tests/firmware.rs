@@ -527,6 +527,22 @@ async fn get_log_on_2_0_1_takes_a_put_and_refuses_an_oversize_one() {
     )
     .await;
     assert_eq!(code, 413);
+    // Without a Content-Length (chunked), the limit holds as the body streams in.
+    let mut sock = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let head = format!(
+        "PUT {}/sec.log HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        path_of(&url)
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..4 {
+        let _ = sock
+            .write_all(format!("{:x}\r\n{}\r\n", 500, "z".repeat(500)).as_bytes())
+            .await;
+    }
+    let _ = sock.write_all(b"0\r\n\r\n").await;
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(common::WAIT, sock.read_to_end(&mut resp)).await;
+    assert!(resp.starts_with(b"HTTP/1.1 413"), "{}", String::from_utf8_lossy(&resp));
     let dir = srv.data_dir().join("files/logs/L201");
     assert!(files_in(&dir).is_empty(), "{:?}", files_in(&dir));
     // The refused upload did not spend the token.

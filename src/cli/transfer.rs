@@ -89,8 +89,10 @@ pub enum CampaignCmd {
         /// Every accepted charger of this model (as it reported at boot).
         #[arg(long)]
         model: Option<String>,
+        /// Most chargers updating at once.
         #[arg(long, default_value_t = 5)]
         concurrency: u32,
+        /// How often each charger retries a failed download.
         #[arg(long)]
         retries: Option<u32>,
         #[command(flatten)]
