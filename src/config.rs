@@ -2,6 +2,7 @@
 
 use crate::domain::admission::AdmissionConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,6 +48,53 @@ pub struct ServerConfig {
     /// How often a 2.0.1 charger is sent the running cost of each of its
     /// sessions (CostUpdated); 0 turns it off. Also sent on a tariff change.
     pub cost_update_interval_s: u64,
+    /// Files served to and received from chargers (firmware, logs).
+    pub files: FilesConfig,
+    /// vendorId → what a charger's DataTransfer from that vendor is answered.
+    pub data_transfer: BTreeMap<String, VendorHook>,
+}
+
+/// The HTTP side of the OCPP port: firmware downloads and log uploads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Base URL chargers reach this server at, e.g. `http://cpms.example:9000`.
+    /// Default: `http://` and the listen address (127.0.0.1 for 0.0.0.0).
+    pub public_url: Option<String>,
+    /// Largest upload accepted (bytes).
+    pub max_upload_bytes: u64,
+    /// A campaign's charger that reports no progress for this long times out.
+    pub firmware_step_timeout_s: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            public_url: None,
+            max_upload_bytes: 64 << 20,
+            firmware_step_timeout_s: 1800,
+        }
+    }
+}
+
+/// How a vendor's DataTransfer is answered.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VendorHook {
+    Accept,
+    Reject,
+    UnknownMessageId,
+    /// Run a program (no shell) with the message as JSON on stdin; its
+    /// stdout (`{"status": ..., "data": ...}`) is the answer.
+    Command {
+        command: Vec<String>,
+        #[serde(default = "hook_timeout")]
+        timeout_ms: u64,
+    },
+}
+
+fn hook_timeout() -> u64 {
+    2_000
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -109,6 +157,8 @@ impl Default for ServerConfig {
             admission: AdmissionConfig::default(),
             dlm: DlmConfig::default(),
             cost_update_interval_s: 60,
+            files: FilesConfig::default(),
+            data_transfer: BTreeMap::new(),
         }
     }
 }
@@ -171,6 +221,7 @@ impl ServerConfig {
         if let Err((field, reason)) = self.admission.check() {
             return bad(field, reason);
         }
+        self.check_files()?;
         let d = &self.dlm;
         if d.tick_ms < 100 || d.min_gap_ms == 0 {
             return bad("dlm.tick_ms", "tick_ms must be at least 100 and min_gap_ms at least 1");
@@ -189,6 +240,32 @@ impl ServerConfig {
         }
         if !(100.0..=400.0).contains(&d.voltage) {
             return bad("dlm.voltage", "must be between 100 and 400 V");
+        }
+        Ok(())
+    }
+
+    fn check_files(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        if let Some(u) = &self.files.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad("files.public_url", format!("{u:?} must start with http:// or https://"));
+        }
+        if self.files.max_upload_bytes == 0 {
+            return bad("files.max_upload_bytes", "must be at least 1".into());
+        }
+        if self.files.firmware_step_timeout_s == 0 {
+            return bad("files.firmware_step_timeout_s", "must be at least 1".into());
+        }
+        for (vendor, hook) in &self.data_transfer {
+            if let VendorHook::Command { command, timeout_ms } = hook
+                && (command.is_empty() || *timeout_ms == 0 || *timeout_ms > 30_000)
+            {
+                return bad(
+                    "data_transfer",
+                    format!("{vendor}: command must name a program and timeout_ms be 1..30000"),
+                );
+            }
         }
         Ok(())
     }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod control;
 pub mod dlm;
 pub mod domain;
+pub mod files;
+pub mod hook;
 pub mod loadctl;
 pub mod ocmf;
 pub mod ocpp;

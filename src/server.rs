@@ -18,6 +18,10 @@ pub struct Shared {
     /// Times a charger was slowed down for sending too fast (`status`).
     pub throttled: std::sync::atomic::AtomicU64,
     pub ops: crate::control::ops_tasks::OpsState,
+    /// Base URL of the files chargers download and upload (`files.public_url`).
+    pub public_url: String,
+    /// Wakes the campaign runner (a campaign was started).
+    pub campaign_wake: tokio::sync::Notify,
 }
 
 /// A started server: where it listens, and how to stop it.
@@ -53,6 +57,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
     let control = crate::control::server::bind(&config.control_socket())?;
+    let public_url = public_url(&config, addr);
     let shared = Arc::new(Shared {
         config,
         store,
@@ -61,6 +66,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         signed_seen: Default::default(),
         throttled: Default::default(),
         ops: Default::default(),
+        public_url,
+        campaign_wake: tokio::sync::Notify::new(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
@@ -69,8 +76,29 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
     tasks.extend(crate::control::ops_tasks::spawn(shared.clone()));
+    tasks.push(crate::control::campaign::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running { addr, shared, tasks })
+}
+
+/// Where chargers fetch and upload files: the configured `public_url`, or
+/// the address we listen on (loopback for an unspecified one).
+fn public_url(config: &ServerConfig, addr: SocketAddr) -> String {
+    if let Some(u) = &config.files.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let mut a = addr;
+    if a.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on all interfaces: set files.public_url so chargers can reach firmware and upload URLs"
+        );
+        a.set_ip(if a.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{a}")
 }
 
 /// Every charger holds a socket, and the usual soft limit (1,024) would cap

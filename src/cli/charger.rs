@@ -128,12 +128,17 @@ Example:
     /// Display messages of a 2.0.1 charger.
     #[command(subcommand)]
     Message(super::charger_ops::MessageCmd),
-    /// Show the raw OCPP frames of a charger.
+    /// Show the raw OCPP frames of a charger; `fetch` and `uploads` get its own log files.
     #[command(
-        after_help = "Examples:\n  voltyard charger logs CP-001 --since 10m\n  voltyard charger logs CP-001 --follow"
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:\n  voltyard charger logs CP-001 --since 10m\n  voltyard charger logs CP-001 --follow\n  voltyard charger logs fetch CP-001 --wait"
     )]
     Logs {
-        id: String,
+        #[command(subcommand)]
+        files: Option<super::transfer::LogsCmd>,
+        #[arg(required = true)]
+        id: Option<String>,
         /// RFC 3339 time or a duration ago such as 15m, 2h, 1day.
         #[arg(long)]
         since: Option<String>,
@@ -142,6 +147,29 @@ Example:
         /// Keep printing new frames as they arrive.
         #[arg(long, short)]
         follow: bool,
+    },
+    /// Firmware: update one charger, follow its progress, or run a campaign over many.
+    #[command(subcommand)]
+    Firmware(super::transfer::FirmwareCmd),
+    /// Send a DataTransfer to a charger and print its answer.
+    #[command(
+        after_help = "Example:\n  voltyard charger data-transfer CP-001 --vendor com.acme --message-id SetLed --data '{\"color\":\"green\"}'"
+    )]
+    DataTransfer {
+        id: String,
+        #[arg(long = "vendor")]
+        vendor: String,
+        #[arg(long)]
+        message_id: Option<String>,
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// The DataTransfers a charger sent and how each was answered.
+    #[command(after_help = "Example:\n  voltyard charger data-transfers CP-001 --json")]
+    DataTransfers {
+        id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -348,12 +376,23 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
         ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => {
             result(ctx, ctx.call(command(id, Command::SetConfig { key, value })).await?)
         }
+        ChargerCmd::Logs { files: Some(cmd), .. } => super::transfer::logs(ctx, cmd).await?,
+        ChargerCmd::Firmware(cmd) => super::transfer::firmware(ctx, cmd).await?,
+        ChargerCmd::DataTransfer {
+            id,
+            vendor,
+            message_id,
+            data,
+        } => super::transfer::data_transfer(ctx, id, vendor, message_id, data).await?,
+        ChargerCmd::DataTransfers { id, limit } => super::transfer::data_transfers(ctx, id, limit).await?,
         ChargerCmd::Logs {
+            files: None,
             id,
             since,
             limit,
             follow,
         } => {
+            let id = id.unwrap_or_default();
             let since = since.map(|s| parse_since(&s)).transpose()?;
             let req = Request::ChargerLogs {
                 id,

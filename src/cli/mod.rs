@@ -18,6 +18,7 @@ mod site;
 mod tariff;
 mod tariff_price;
 mod token;
+mod transfer;
 mod tui;
 pub(crate) mod verify;
 

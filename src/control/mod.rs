@@ -3,6 +3,7 @@
 //! docs/control-api.md.
 
 mod billing;
+pub mod campaign;
 pub mod client;
 pub mod local_list;
 pub mod meter_keys;
@@ -10,3 +11,4 @@ mod ops;
 pub mod ops_tasks;
 pub mod proto;
 pub mod server;
+mod transfer;

@@ -3,6 +3,7 @@
 use crate::billing::{Bill, Eichrecht, EichrechtState, PriceSummary, Scope};
 use crate::domain::circuit::{MeterBinding, PriceSlot};
 use crate::domain::message::{Command, CommandResult};
+use crate::domain::transfer::{FirmwareSignature, LogKind};
 use crate::domain::{
     Access, AuthStatus, Charger, ChargerTxRef, ClosedBy, ConnectorStatus, JournalEntry, Protocol, Registration, Sample,
     Session, SessionStatus, TokenKind,
@@ -231,6 +232,73 @@ pub enum Request {
     ChargerMessageList {
         id: String,
     },
+    /// Keep a firmware file for chargers to download (content-addressed).
+    FirmwareAdd {
+        /// Absolute path, readable by the server.
+        path: String,
+    },
+    /// UpdateFirmware (SignedUpdateFirmware with a signature) to one charger.
+    FirmwareUpdate {
+        id: String,
+        source: FirmwareSource,
+        retrieve_at: Option<DateTime<Utc>>,
+        retries: Option<u32>,
+        signature: Option<FirmwareSignature>,
+    },
+    /// A charger's firmware requests and the statuses it reported.
+    FirmwareStatus {
+        id: String,
+    },
+    CampaignStart {
+        source: FirmwareSource,
+        targets: CampaignTargets,
+        concurrency: u32,
+        retries: Option<u32>,
+        signature: Option<FirmwareSignature>,
+    },
+    CampaignList,
+    CampaignShow {
+        id: u64,
+    },
+    CampaignCancel {
+        id: u64,
+    },
+    /// GetDiagnostics / GetLog to one charger, uploading to this server.
+    LogsFetch {
+        id: String,
+        kind: LogKind,
+        since: Option<DateTime<Utc>>,
+    },
+    /// A charger's log requests and the files it uploaded.
+    LogsUploads {
+        id: String,
+    },
+    /// The DataTransfers a charger sent and how they were answered.
+    DataTransfers {
+        id: String,
+        limit: usize,
+    },
+}
+
+/// Where a firmware update's file comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirmwareSource {
+    /// Given to chargers as is.
+    Url(String),
+    /// A file the server stores and serves itself (absolute path).
+    File(String),
+}
+
+/// Which chargers a campaign updates (at least one selector).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CampaignTargets {
+    #[serde(default)]
+    pub chargers: Vec<String>,
+    #[serde(default)]
+    pub all: bool,
+    pub site: Option<String>,
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -488,6 +488,16 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::ChargerTxStatus { .. }
         | Request::ChargerMessageSet { .. }
         | Request::ChargerMessageList { .. }) => super::ops::handle(shared, ops).await,
+        transfer @ (Request::FirmwareAdd { .. }
+        | Request::FirmwareUpdate { .. }
+        | Request::FirmwareStatus { .. }
+        | Request::CampaignStart { .. }
+        | Request::CampaignList
+        | Request::CampaignShow { .. }
+        | Request::CampaignCancel { .. }
+        | Request::LogsFetch { .. }
+        | Request::LogsUploads { .. }
+        | Request::DataTransfers { .. }) => super::transfer::handle(shared, transfer).await,
         Request::Watch { .. } => Err(ApiError::new(
             ErrorKind::Internal,
             "watch is a stream and is served by the connection loop",

@@ -4,6 +4,7 @@
 use super::model::{AuthStatus, ConnectorStatus, Registration, Sample, Session};
 use super::ops::{DisplayMessage, ListEntry};
 use super::session::TxMessage;
+use super::transfer::{FirmwareOrder, LogKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,48 @@ pub enum Inbound {
         kind: String,
         detail: String,
     },
+    /// A firmware update's progress (1.6 FirmwareStatusNotification names no request).
+    FirmwareStatus {
+        status: String,
+        request_id: Option<i64>,
+    },
+    /// A log or diagnostics upload's progress (DiagnosticsStatusNotification names no request).
+    LogStatus {
+        status: String,
+        request_id: Option<i64>,
+    },
+    /// A vendor's DataTransfer, with the answer its hook gave.
+    DataTransfer(DataTransfer),
+}
+
+/// A DataTransfer from a charger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataTransfer {
+    pub vendor_id: String,
+    pub message_id: Option<String>,
+    /// As sent: 1.6 carries a string, 2.0.1 any JSON (kept as its text).
+    pub data: Option<String>,
+    /// Filled in by the vendor's hook before the message is stored.
+    pub answer: DataTransferAnswer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataTransferAnswer {
+    /// Accepted, Rejected, UnknownMessageId or UnknownVendorId.
+    pub status: String,
+    pub data: Option<String>,
+    /// Why the hook answered as it did when it failed (timeout, bad output).
+    pub note: Option<String>,
+}
+
+impl Default for DataTransferAnswer {
+    fn default() -> Self {
+        DataTransferAnswer {
+            status: "UnknownVendorId".into(),
+            data: None,
+            note: None,
+        }
+    }
 }
 
 impl Inbound {
@@ -100,6 +143,7 @@ pub enum Reply {
         total_cost: Option<rust_decimal::Decimal>,
     },
     Ack,
+    DataTransfer(DataTransferAnswer),
 }
 
 /// An operator's request to a charger.
@@ -183,6 +227,23 @@ pub enum Command {
         id: Option<i64>,
         evse: Option<u32>,
         purpose: Option<ProfilePurpose>,
+    },
+    /// UpdateFirmware (1.6, 2.0.1) or SignedUpdateFirmware (1.6 with a signature).
+    UpdateFirmware {
+        request_id: i64,
+        order: FirmwareOrder,
+    },
+    /// GetDiagnostics (1.6 diagnostics) or GetLog, uploading to `url`.
+    GetLog {
+        request_id: i64,
+        kind: LogKind,
+        url: String,
+        since: Option<DateTime<Utc>>,
+    },
+    DataTransfer {
+        vendor_id: String,
+        message_id: Option<String>,
+        data: Option<String>,
     },
 }
 

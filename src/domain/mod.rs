@@ -12,5 +12,6 @@ pub mod model;
 pub mod ops;
 pub mod password;
 pub mod session;
+pub mod transfer;
 
 pub use model::*;

@@ -141,7 +141,10 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
         | Inbound::Authorize { .. }
         | Inbound::Notice { .. }
         | Inbound::ReservationStatus { .. }
-        | Inbound::DisplayMessages { .. } => {}
+        | Inbound::DisplayMessages { .. }
+        | Inbound::FirmwareStatus { .. }
+        | Inbound::LogStatus { .. }
+        | Inbound::DataTransfer(_) => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
 }

@@ -8,7 +8,7 @@ use super::schema::{self, Part};
 use super::throttle::Throttle;
 use crate::domain::Direction;
 use crate::domain::Protocol;
-use crate::domain::message::{Command, CommandResult};
+use crate::domain::message::{Command, CommandResult, Inbound};
 use crate::server::Shared;
 use crate::store::{AdminOp, Applied};
 use chrono::Utc;
@@ -268,7 +268,7 @@ async fn handle_text(
             };
         }
     };
-    let inbound = match super::decode_call(proto, &action, &payload, now) {
+    let mut inbound = match super::decode_call(proto, &action, &payload, now) {
         Ok(i) => i,
         Err(rej) => {
             shared
@@ -281,6 +281,9 @@ async fn handle_text(
             };
         }
     };
+    if let Inbound::DataTransfer(dt) = &mut inbound {
+        dt.answer = crate::hook::answer(&shared.config.data_transfer, charger, dt).await;
+    }
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {
         shared.signed_seen.note(charger);

@@ -76,6 +76,18 @@ impl Accepted {
 async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Option<Accepted> {
     let _ = stream.set_nodelay(true);
     let cfg = &shared.config;
+    // Firmware downloads and log uploads share the port (plain HTTP).
+    match crate::files::http::sniff(&stream, cfg.handshake_timeout()).await {
+        crate::files::http::Sniffed::Files => {
+            Box::pin(crate::files::http::serve(stream, shared.clone())).await;
+            return None;
+        }
+        crate::files::http::Sniffed::Silent => {
+            tracing::debug!(%peer, "nothing sent before the handshake timeout");
+            return None;
+        }
+        crate::files::http::Sniffed::Other => {}
+    }
     // The transport refuses anything far beyond the application limit; frames
     // in between get a CALLERROR from the connection instead of a hang-up.
     let hard_limit = cfg.max_message_bytes.saturating_mul(16).max(4 << 20);

@@ -13,6 +13,7 @@ pub mod v201;
 
 use crate::domain::Protocol;
 use crate::domain::message::{ChargingProfile, Command, CommandResult, Inbound, RateUnit, Reply};
+use crate::domain::transfer::{FirmwareOrder, FirmwareSignature};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use frame::ErrorCode;
 use json::Json;
@@ -137,6 +138,25 @@ pub fn trigger_kinds(proto: Protocol) -> Vec<&'static str> {
         Protocol::V16 => v16::trigger_kinds(),
         Protocol::V201 => v201::trigger_kinds(),
     }
+}
+
+/// The signed FirmwareType both versions share (1.6 SignedUpdateFirmware, 2.0.1).
+pub(super) fn firmware(order: &FirmwareOrder, sig: &FirmwareSignature) -> Value {
+    json!({
+        "location": order.url,
+        "retrieveDateTime": format_time(order.retrieve_at.unwrap_or_else(Utc::now)),
+        "signingCertificate": sig.signing_cert,
+        "signature": sig.signature,
+    })
+}
+
+/// GetLog, alike in the 1.6 security extension and 2.0.1.
+pub(super) fn get_log(request_id: i64, log_type: &str, url: &str, since: Option<DateTime<Utc>>) -> Value {
+    let mut log = json!({"remoteLocation": url});
+    if let Some(t) = since {
+        log["oldestTimestamp"] = json!(format_time(t));
+    }
+    json!({"logType": log_type, "requestId": request_id, "log": log})
 }
 
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
@@ -317,6 +337,78 @@ mod tests {
             "{}",
             e.description
         );
+    }
+
+    #[test]
+    fn transfer_commands_and_answers_pass_the_schemas_of_both_versions() {
+        use crate::domain::message::DataTransferAnswer;
+        use crate::domain::transfer::{FirmwareOrder, FirmwareSignature, LogKind};
+        let plain = FirmwareOrder {
+            url: "http://h:9000/files/firmware/ab/fw.bin".into(),
+            sha256: None,
+            retrieve_at: None,
+            retries: Some(2),
+            signature: None,
+        };
+        let signed = FirmwareOrder {
+            signature: Some(FirmwareSignature {
+                signature: "c2ln".into(),
+                signing_cert: "-----BEGIN CERTIFICATE-----".into(),
+            }),
+            ..plain.clone()
+        };
+        let cases = [
+            (Protocol::V16, plain.clone(), "UpdateFirmware"),
+            (Protocol::V16, signed.clone(), "SignedUpdateFirmware"),
+            (Protocol::V201, plain, "UpdateFirmware"),
+            (Protocol::V201, signed, "UpdateFirmware"),
+        ];
+        for (proto, order, action) in cases {
+            let cmd = Command::UpdateFirmware { request_id: 7, order };
+            let (a, _) = encode_command(proto, &cmd).unwrap_or_else(|e| panic!("{proto}: {e}"));
+            assert_eq!(a, action);
+        }
+        for (proto, kind, action) in [
+            (Protocol::V16, LogKind::Diagnostics, "GetDiagnostics"),
+            (Protocol::V16, LogKind::Security, "GetLog"),
+            (Protocol::V201, LogKind::Diagnostics, "GetLog"),
+        ] {
+            let cmd = Command::GetLog {
+                request_id: 3,
+                kind,
+                url: "http://h/upload/t".into(),
+                since: Some(Utc::now()),
+            };
+            assert_eq!(encode_command(proto, &cmd).unwrap().0, action);
+        }
+        for proto in [Protocol::V16, Protocol::V201] {
+            let cmd = Command::DataTransfer {
+                vendor_id: "v".into(),
+                message_id: Some("m".into()),
+                data: Some(r#"{"a":1}"#.into()),
+            };
+            encode_command(proto, &cmd).unwrap();
+            let reply = Reply::DataTransfer(DataTransferAnswer {
+                status: "Accepted".into(),
+                data: Some("[1,2]".into()),
+                note: None,
+            });
+            let p = encode_reply(proto, "DataTransfer", &reply);
+            schema::validate(proto, "DataTransfer", Part::Response, &p).unwrap();
+        }
+        // 1.6 UpdateFirmware and GetDiagnostics answer without a status: consent.
+        let cmd = Command::UpdateFirmware {
+            request_id: 1,
+            order: FirmwareOrder {
+                url: "http://h/f".into(),
+                sha256: None,
+                retrieve_at: None,
+                retries: None,
+                signature: None,
+            },
+        };
+        assert!(decode_result(Protocol::V16, &cmd, &json!({})).accepted());
+        assert!(!decode_result(Protocol::V201, &cmd, &json!({"status": "Rejected"})).accepted());
     }
 
     #[test]

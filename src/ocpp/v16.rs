@@ -6,6 +6,7 @@ use super::{Decoded, MeterValue, Rejection, time, typed};
 use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, ProfilePurpose, Reply};
 use crate::domain::meter::RawSample;
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
+use crate::domain::transfer::LogKind;
 use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -89,13 +90,14 @@ struct DataTransfer {
 }
 
 /// Charger-initiated actions we record and acknowledge with `{}`.
-const NOTICES: &[&str] = &[
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "LogStatusNotification",
-    "SecurityEventNotification",
-    "SignedFirmwareStatusNotification",
-];
+const NOTICES: &[&str] = &["SecurityEventNotification"];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferStatus {
+    status: String,
+    request_id: Option<i64>,
+}
 
 /// Known charger-initiated actions that need parts not built yet.
 const UNSUPPORTED: &[&str] = &["SignCertificate"];
@@ -219,14 +221,25 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
         }
         "DataTransfer" => {
             let m: DataTransfer = typed(payload)?;
-            Inbound::Notice {
-                kind: "DataTransfer".into(),
-                detail: format!(
-                    "vendor {} message {} data {}",
-                    m.vendor_id,
-                    m.message_id.unwrap_or_default(),
-                    m.data.unwrap_or_default()
-                ),
+            Inbound::DataTransfer(crate::domain::message::DataTransfer {
+                vendor_id: m.vendor_id,
+                message_id: m.message_id,
+                data: m.data,
+                answer: Default::default(),
+            })
+        }
+        "FirmwareStatusNotification" | "SignedFirmwareStatusNotification" => {
+            let m: TransferStatus = typed(payload)?;
+            Inbound::FirmwareStatus {
+                status: m.status,
+                request_id: m.request_id,
+            }
+        }
+        "DiagnosticsStatusNotification" | "LogStatusNotification" => {
+            let m: TransferStatus = typed(payload)?;
+            Inbound::LogStatus {
+                status: m.status,
+                request_id: m.request_id,
             }
         }
         a if NOTICES.contains(&a) => Inbound::Notice {
@@ -296,6 +309,13 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
         Reply::Tx { .. } | Reply::TxEnded { .. } => json!({}),
         Reply::Ack if action == "DataTransfer" => json!({"status": "UnknownVendorId"}),
         Reply::Ack => json!({}),
+        Reply::DataTransfer(a) => {
+            let mut p = json!({"status": a.status});
+            if let Some(d) = &a.data {
+                p["data"] = json!(d);
+            }
+            p
+        }
     }
 }
 
@@ -421,6 +441,52 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             }
             ("ClearChargingProfile", p)
         }
+        Command::UpdateFirmware { request_id, order } => match &order.signature {
+            None => {
+                let mut p = json!({
+                    "location": order.url,
+                    "retrieveDate": super::format_time(order.retrieve_at.unwrap_or_else(Utc::now)),
+                });
+                if let Some(r) = order.retries {
+                    p["retries"] = json!(r);
+                }
+                ("UpdateFirmware", p)
+            }
+            Some(sig) => {
+                let mut p = json!({"requestId": request_id, "firmware": super::firmware(order, sig)});
+                if let Some(r) = order.retries {
+                    p["retries"] = json!(r);
+                }
+                ("SignedUpdateFirmware", p)
+            }
+        },
+        Command::GetLog {
+            request_id,
+            kind: LogKind::Security,
+            url,
+            since,
+        } => ("GetLog", super::get_log(*request_id, "SecurityLog", url, *since)),
+        Command::GetLog { url, since, .. } => {
+            let mut p = json!({"location": url});
+            if let Some(t) = since {
+                p["startTime"] = json!(super::format_time(*t));
+            }
+            ("GetDiagnostics", p)
+        }
+        Command::DataTransfer {
+            vendor_id,
+            message_id,
+            data,
+        } => {
+            let mut p = json!({"vendorId": vendor_id});
+            if let Some(m) = message_id {
+                p["messageId"] = json!(m);
+            }
+            if let Some(d) = data {
+                p["data"] = json!(d);
+            }
+            ("DataTransfer", p)
+        }
     })
 }
 
@@ -466,6 +532,28 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
         Command::GetLocalListVersion => CommandResult::ListVersion {
             version: payload.get("listVersion").and_then(Value::as_i64).unwrap_or(0),
+        },
+        // UpdateFirmware and GetDiagnostics have no status: an answer is consent.
+        Command::UpdateFirmware { order, .. } if order.signature.is_none() => {
+            CommandResult::status("Accepted", &["Accepted"])
+        }
+        Command::GetLog {
+            kind: LogKind::Diagnostics,
+            ..
+        } => CommandResult::Status {
+            status: "Accepted".into(),
+            accepted: true,
+            detail: payload.get("fileName").and_then(Value::as_str).map(str::to_string),
+        },
+        Command::GetLog { .. } => CommandResult::Status {
+            status: status.to_string(),
+            accepted: status == "Accepted" || status == "AcceptedCanceled",
+            detail: payload.get("filename").and_then(Value::as_str).map(str::to_string),
+        },
+        Command::DataTransfer { .. } => CommandResult::Status {
+            status: status.to_string(),
+            accepted: status == "Accepted",
+            detail: payload.get("data").and_then(Value::as_str).map(str::to_string),
         },
         _ => CommandResult::status(status, &["Accepted"]),
     }

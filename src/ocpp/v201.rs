@@ -7,6 +7,7 @@ use crate::domain::message::{Command, CommandResult, ConfigEntry, Inbound, Profi
 use crate::domain::meter::RawSample;
 use crate::domain::ops::{DisplayMessage, MessagePriority, MessageState};
 use crate::domain::session::{TxMessage, TxPhase, TxTarget};
+use crate::domain::transfer::LogKind;
 use crate::domain::{AuthStatus, ChargerTxRef, ConnectorStatus, SignedMeter, TokenKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -188,11 +189,16 @@ struct DcParameters {
     energy_amount: Option<u32>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferStatus {
+    status: String,
+    request_id: Option<i64>,
+}
+
 /// Charger-initiated actions we record and acknowledge.
 const NOTICES: &[&str] = &[
     "ClearedChargingLimit",
-    "FirmwareStatusNotification",
-    "LogStatusNotification",
     "NotifyChargingLimit",
     "NotifyCustomerInformation",
     "NotifyEVChargingSchedule",
@@ -318,14 +324,29 @@ pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
         }
         "DataTransfer" => {
             let m: DataTransfer = typed(payload)?;
-            Inbound::Notice {
-                kind: "DataTransfer".into(),
-                detail: format!(
-                    "vendor {} message {} data {}",
-                    m.vendor_id,
-                    m.message_id.unwrap_or_default(),
-                    m.data.unwrap_or(Value::Null)
-                ),
+            Inbound::DataTransfer(crate::domain::message::DataTransfer {
+                vendor_id: m.vendor_id,
+                message_id: m.message_id,
+                // A string stays itself; other JSON is kept as its text.
+                data: m.data.map(|d| match d {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+                answer: Default::default(),
+            })
+        }
+        "FirmwareStatusNotification" => {
+            let m: TransferStatus = typed(payload)?;
+            Inbound::FirmwareStatus {
+                status: m.status,
+                request_id: m.request_id,
+            }
+        }
+        "LogStatusNotification" => {
+            let m: TransferStatus = typed(payload)?;
+            Inbound::LogStatus {
+                status: m.status,
+                request_id: m.request_id,
             }
         }
         a if NOTICES.contains(&a) => Inbound::Notice {
@@ -400,6 +421,14 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             }
             if let Some(c) = total_cost.and_then(|c| rust_decimal::prelude::ToPrimitive::to_f64(&c)) {
                 p["totalCost"] = json!(c);
+            }
+            p
+        }
+        Reply::DataTransfer(a) => {
+            let mut p = json!({"status": a.status});
+            if let Some(d) = &a.data {
+                // JSON when the hook answered JSON, else the text as a string.
+                p["data"] = serde_json::from_str::<Value>(d).unwrap_or_else(|_| json!(d));
             }
             p
         }
@@ -620,6 +649,46 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             }
             ("ClearChargingProfile", p)
         }
+        Command::UpdateFirmware { request_id, order } => {
+            let mut firmware = json!({
+                "location": order.url,
+                "retrieveDateTime": super::format_time(order.retrieve_at.unwrap_or_else(chrono::Utc::now)),
+            });
+            if let Some(sig) = &order.signature {
+                firmware = super::firmware(order, sig);
+            }
+            let mut p = json!({"requestId": request_id, "firmware": firmware});
+            if let Some(r) = order.retries {
+                p["retries"] = json!(r);
+            }
+            ("UpdateFirmware", p)
+        }
+        Command::GetLog {
+            request_id,
+            kind,
+            url,
+            since,
+        } => {
+            let log_type = match kind {
+                LogKind::Diagnostics => "DiagnosticsLog",
+                LogKind::Security => "SecurityLog",
+            };
+            ("GetLog", super::get_log(*request_id, log_type, url, *since))
+        }
+        Command::DataTransfer {
+            vendor_id,
+            message_id,
+            data,
+        } => {
+            let mut p = json!({"vendorId": vendor_id});
+            if let Some(m) = message_id {
+                p["messageId"] = json!(m);
+            }
+            if let Some(d) = data {
+                p["data"] = serde_json::from_str::<Value>(d).unwrap_or_else(|_| json!(d));
+            }
+            ("DataTransfer", p)
+        }
     })
 }
 
@@ -670,6 +739,20 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
             CommandResult::status(st, &["Accepted", "RebootRequired"])
         }
         Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
+        Command::GetLog { .. } => CommandResult::Status {
+            status: status.to_string(),
+            accepted: status == "Accepted" || status == "AcceptedCanceled",
+            detail: payload.get("filename").and_then(Value::as_str).map(str::to_string),
+        },
+        Command::UpdateFirmware { .. } => CommandResult::status(status, &["Accepted", "AcceptedCanceled"]),
+        Command::DataTransfer { .. } => CommandResult::Status {
+            status: status.to_string(),
+            accepted: status == "Accepted",
+            detail: payload.get("data").map(|d| match d {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        },
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
         Command::GetTransactionStatus { .. } => CommandResult::TransactionStatus {
             ongoing: payload.get("ongoingIndicator").and_then(Value::as_bool),

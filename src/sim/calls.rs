@@ -348,7 +348,9 @@ impl Charger {
                 status(self.change_availability(&targets, operative))
             }
             "ClearCache" => status("Accepted"),
-            "DataTransfer" => status("UnknownVendorId"),
+            "DataTransfer" => Ok(self.data_transfer(p)),
+            "UpdateFirmware" | "SignedUpdateFirmware" => Ok(self.update_firmware(action, p, clock)),
+            "GetDiagnostics" | "GetLog" => Ok(self.get_log(action, p, clock)),
             other => Err(not_implemented(other)),
         }
     }
@@ -590,7 +592,9 @@ impl Charger {
                 Ok(out)
             }
             "ClearCache" => status("Accepted"),
-            "DataTransfer" => status("UnknownVendorId"),
+            "DataTransfer" => Ok(self.data_transfer(p)),
+            "UpdateFirmware" | "SignedUpdateFirmware" => Ok(self.update_firmware(action, p, clock)),
+            "GetDiagnostics" | "GetLog" => Ok(self.get_log(action, p, clock)),
             other => Err(not_implemented(other)),
         }
     }

@@ -168,6 +168,8 @@ pub struct Charger {
     pub(super) stats: Arc<Stats>,
     /// Local list, reservations, display messages, running costs.
     pub(super) ops: super::ops::Ops,
+    /// Firmware and log transfers in progress, and the running firmware.
+    pub(super) transfers: super::transfer::Transfers,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -258,6 +260,10 @@ impl Charger {
             last_tick: clock.now,
             stats,
             ops: Default::default(),
+            transfers: super::transfer::Transfers::new(
+                scenario.misbehaviour.transfer_failure_percent,
+                plan.visit_seed ^ 0x5eed,
+            ),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
@@ -368,7 +374,7 @@ impl Charger {
                     "chargePointVendor": p.vendor,
                     "chargePointModel": p.model,
                     "chargePointSerialNumber": p.serial,
-                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                    "firmwareVersion": self.transfers.firmware,
                 });
                 if self.meter.is_some() {
                     b["meterType"] = json!("VirtualMeter");
@@ -382,7 +388,7 @@ impl Charger {
                     "vendorName": p.vendor,
                     "model": p.model,
                     "serialNumber": p.serial,
-                    "firmwareVersion": concat!("voltyard-sim ", env!("CARGO_PKG_VERSION")),
+                    "firmwareVersion": self.transfers.firmware,
                 }
             }),
         };
@@ -704,6 +710,7 @@ impl Charger {
         self.accepted = false;
         self.boot_reason = "RemoteReset";
         self.boot_retry_at = None;
+        self.firmware_rebooted();
         for i in 0..self.conns.len() {
             self.profiles.end_transaction(self.conns[i].id);
         }

@@ -4,6 +4,7 @@
 
 use super::charger::{Charger, Clock, Out};
 use super::stats::Stats;
+use super::transfer::Job;
 use crate::ocpp::Rejection;
 use crate::ocpp::frame::{self, ErrorCode, Frame};
 use crate::ocpp::schema::{self, Part};
@@ -53,6 +54,12 @@ pub async fn run(mut ch: Charger, opts: Arc<LinkOptions>, start_after: Duration,
         return;
     }
     let mut backoff = Duration::from_secs(1);
+    // Transfers outlive a connection: results wait here for the next one.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut jobs = Jobs {
+        done_tx,
+        done_rx: &mut done_rx,
+    };
     loop {
         if *stop.borrow() {
             return;
@@ -74,7 +81,7 @@ pub async fn run(mut ch: Charger, opts: Arc<LinkOptions>, start_after: Duration,
         Stats::gauge(&ch.stats.connected, 1);
         Stats::add(&ch.stats.replayed, ch.queued() as u64);
         ch.on_connect();
-        let ended = session(&mut ch, ws, &opts, &mut stop).await;
+        let ended = session(&mut ch, ws, &opts, &mut stop, &mut jobs).await;
         Stats::gauge(&ch.stats.connected, -1);
         match ended {
             Ended::Stop => return,
@@ -127,7 +134,33 @@ struct InFlight {
     deadline: Instant,
 }
 
-async fn session(ch: &mut Charger, ws: Ws, opts: &LinkOptions, stop: &mut watch::Receiver<bool>) -> Ended {
+type JobResult = (Job, Result<Vec<u8>, String>);
+
+/// Firmware downloads and log uploads run as tasks and report back here.
+struct Jobs<'a> {
+    done_tx: tokio::sync::mpsc::UnboundedSender<JobResult>,
+    done_rx: &'a mut tokio::sync::mpsc::UnboundedReceiver<JobResult>,
+}
+
+impl Jobs<'_> {
+    fn start(&self, ch: &mut Charger) {
+        for job in ch.take_jobs() {
+            let tx = self.done_tx.clone();
+            tokio::spawn(async move {
+                let result = super::http::run(&job).await;
+                let _ = tx.send((job, result));
+            });
+        }
+    }
+}
+
+async fn session(
+    ch: &mut Charger,
+    ws: Ws,
+    opts: &LinkOptions,
+    stop: &mut watch::Receiver<bool>,
+    jobs: &mut Jobs<'_>,
+) -> Ended {
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: Option<InFlight> = None;
     let mut next_id = 0u64;
@@ -177,6 +210,7 @@ async fn session(ch: &mut Charger, ws: Ws, opts: &LinkOptions, stop: &mut watch:
                 let _ = sink.close().await;
                 return Ended::Stop;
             }
+            Some((job, result)) = jobs.done_rx.recv() => ch.job_done(job, result, clock()),
             _ = tokio::time::sleep_until(wake.into()) => {
                 if in_flight.as_ref().is_some_and(|f| Instant::now() >= f.deadline)
                     && let Some(f) = in_flight.take()
@@ -203,6 +237,7 @@ async fn session(ch: &mut Charger, ws: Ws, opts: &LinkOptions, stop: &mut watch:
                 match frame::parse(text.as_str()) {
                     Ok(Frame::Call { id, action, payload }) => {
                         let reply = answer(ch, &action, &payload, opts, &id);
+                        jobs.start(ch);
                         if sink.send(Message::text(reply)).await.is_err() {
                             ch.on_disconnect(in_flight.map(|f| f.out));
                             return Ended::Lost;

@@ -11,6 +11,7 @@
 mod calls;
 mod car;
 mod charger;
+mod http;
 mod link;
 mod ocmf;
 mod ops;
@@ -20,6 +21,7 @@ mod reports;
 pub mod scenario;
 mod settings;
 mod stats;
+mod transfer;
 mod visit;
 
 pub use plan::{ChargerPlan, Plan, Visits, tokens};

@@ -247,6 +247,8 @@ pub struct Misbehaviour {
     pub drop_every_s: [u32; 2],
     /// Seconds offline per drop.
     pub offline_s: u32,
+    /// Share of firmware downloads and log uploads (percent) that fail.
+    pub transfer_failure_percent: u32,
 }
 
 impl Default for Misbehaviour {
@@ -256,6 +258,7 @@ impl Default for Misbehaviour {
             quirks: Quirk::ALL.to_vec(),
             drop_every_s: [120, 600],
             offline_s: 20,
+            transfer_failure_percent: 0,
         }
     }
 }
@@ -458,6 +461,12 @@ impl Scenario {
         let m = &self.misbehaviour;
         if m.drop_every_s[0] > m.drop_every_s[1] || m.drop_every_s[0] == 0 {
             return bad("misbehaviour.drop_every_s".into(), "[min, max] with 0 < min ≤ max");
+        }
+        if m.transfer_failure_percent > 100 {
+            return bad(
+                "misbehaviour.transfer_failure_percent".into(),
+                "percentages are 0 to 100",
+            );
         }
         if m.percent > 0 && m.quirks.is_empty() {
             return bad("misbehaviour.quirks".into(), "list at least one quirk");

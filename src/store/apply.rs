@@ -6,6 +6,9 @@ mod billing;
 mod ops;
 
 pub use ops::OpsOp;
+mod transfer;
+
+pub use transfer::TransferOp;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -104,6 +107,8 @@ pub enum AdminOp {
     },
     /// Reservations, local lists, requested availability.
     Ops(OpsOp),
+    /// Firmware updates, campaigns, log requests and uploads.
+    Transfer(transfer::TransferOp),
 }
 
 /// Who a tariff is for, and when.
@@ -214,6 +219,8 @@ impl Cache {
 
 pub(super) struct Ctx<'t> {
     cache: &'t mut Cache,
+    /// For the tables only a few ops open (`transfer`).
+    w: &'t WriteTransaction,
     meta: Table<'t, &'static str, u64>,
     chargers: Table<'t, &'static str, &'static [u8]>,
     tokens: Table<'t, &'static str, &'static [u8]>,
@@ -255,6 +262,7 @@ impl<'t> Ctx<'t> {
         let next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         Ok(Ctx {
             cache,
+            w,
             meta,
             chargers: w.open_table(CHARGERS)?,
             tokens: w.open_table(TOKENS)?,
@@ -643,6 +651,11 @@ pub(super) fn inbound(
             ctx.event(t, Some(&ch.id), &kind, detail)?;
             reply(Reply::Ack)
         }
+        Inbound::FirmwareStatus { status, request_id } => {
+            reply(transfer::firmware_status(ctx, &ch.id, status, request_id, t)?)
+        }
+        Inbound::LogStatus { status, request_id } => reply(transfer::log_status(ctx, &ch.id, status, request_id, t)?),
+        Inbound::DataTransfer(dt) => reply(transfer::data_transfer(ctx, &ch.id, dt, t)?),
         Inbound::ChargingNeeds {
             evse,
             departure,
@@ -981,6 +994,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::TariffRemove { id } => billing::tariff_remove(ctx, &id)?,
         AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
         AdminOp::Ops(op) => ops::admin(ctx, op, t)?,
+        AdminOp::Transfer(op) => transfer::admin(ctx, op, t)?,
     })
 }
 

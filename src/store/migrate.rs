@@ -61,6 +61,10 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(LOCAL_LISTS)?;
         w.open_table(AVAILABILITY)?;
         w.open_table(DISPLAY_MESSAGES)?;
+        w.open_table(FIRMWARE)?;
+        w.open_table(LOG_REQUESTS)?;
+        w.open_table(UPLOAD_TOKENS)?;
+        w.open_table(CAMPAIGNS)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

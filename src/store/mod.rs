@@ -10,7 +10,9 @@ mod ops;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, OpsOp, TariffAssign};
+pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, OpsOp, TariffAssign, TransferOp};
+
+mod transfers;
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};

@@ -46,3 +46,12 @@ pub const LOCAL_LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("loca
 pub const AVAILABILITY: TableDefinition<&str, &[u8]> = TableDefinition::new("availability");
 /// charger → `store::DisplayReport`: the newest NotifyDisplayMessages answer.
 pub const DISPLAY_MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("display_messages");
+/// (charger, request id) → `domain::transfer::FirmwareRequest`.
+pub const FIRMWARE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("firmware");
+/// (charger, request id) → `domain::transfer::LogRequest`.
+pub const LOG_REQUESTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log_requests");
+/// sha256 of an upload token → "charger\x1frequest id" (the token itself is
+/// never stored). Removed when the upload it allows is stored.
+pub const UPLOAD_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("upload_tokens");
+/// campaign id → `domain::transfer::Campaign`.
+pub const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
