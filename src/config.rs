@@ -36,6 +36,22 @@ pub struct ServerConfig {
     pub handshake_timeout_s: u64,
     pub backlog: i32,
     pub dlm: DlmConfig,
+    pub device_model: DeviceModelConfig,
+}
+
+/// OCPP 2.0.1 device model (see docs/device-model.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceModelConfig {
+    /// Ask a 2.0.1 charger for a FullInventory report when it boots for
+    /// the first time or with another vendor, model or firmware.
+    pub report_on_boot: bool,
+}
+
+impl Default for DeviceModelConfig {
+    fn default() -> Self {
+        DeviceModelConfig { report_on_boot: true }
+    }
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -94,6 +110,7 @@ impl Default for ServerConfig {
             handshake_timeout_s: 10,
             backlog: 4096,
             dlm: DlmConfig::default(),
+            device_model: DeviceModelConfig::default(),
         }
     }
 }

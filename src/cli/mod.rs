@@ -4,6 +4,7 @@
 mod charger;
 mod circuit;
 mod demo;
+mod device;
 mod dlm;
 pub mod dlm_plan;
 mod meter;

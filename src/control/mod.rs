@@ -4,6 +4,7 @@
 
 mod billing;
 pub mod client;
+pub mod device;
 pub mod meter_keys;
 pub mod proto;
 pub mod server;

@@ -188,7 +188,7 @@ fn view(shared: &Shared, c: Charger) -> ChargerView {
     ChargerView::new(c, live)
 }
 
-async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
+pub(super) async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
     if shared.store.charger(id).map_err(internal)?.is_none() {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
     }
@@ -310,8 +310,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
         Request::ChargerCommand { id, command: cmd } => {
-            let r = command(shared, &id, cmd).await?;
+            let r = command(shared, &id, cmd.clone()).await?;
             super::billing::capture_meter_keys(shared, &id, &r).await;
+            super::device::capture_values(shared, &id, &cmd, &r, None).await;
             Ok(json!(r))
         }
         Request::ChargerLogs { id, since, limit, .. } => {
@@ -458,6 +459,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::SessionCdr { .. }
         | Request::Receipt { .. }
         | Request::ChargerSetMeterKey { .. }) => super::billing::handle(shared, billing).await,
+        device @ (Request::ChargerReport { .. }
+        | Request::ChargerVariables { .. }
+        | Request::ChargerReportStatus { .. }
+        | Request::MonitorSet { .. }
+        | Request::MonitorReport { .. }
+        | Request::MonitorList { .. }
+        | Request::MonitorClear { .. }
+        | Request::MonitoringBase { .. }
+        | Request::MonitoringLevel { .. }) => super::device::handle(shared, device).await,
         Request::Watch { .. } => Err(ApiError::new(
             ErrorKind::Internal,
             "watch is a stream and is served by the connection loop",

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod circuit;
+pub mod device;
 pub mod message;
 pub mod meter;
 pub mod model;

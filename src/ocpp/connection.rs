@@ -291,6 +291,9 @@ async fn handle_text(
             if let Some(obs) = observed {
                 shared.load.acknowledged(charger, obs, &outcome.reply);
             }
+            if outcome.inventory_due && shared.config.device_model.report_on_boot {
+                crate::control::device::report_on_boot(shared.clone(), charger.to_string());
+            }
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));

@@ -166,6 +166,8 @@ pub struct Charger {
     pub(super) drop_rng: u64,
     pub(super) last_tick: Instant,
     pub(super) stats: Arc<Stats>,
+    /// Monitors, events and the external limit (2.0.1 device model).
+    pub(super) device: super::device::DeviceState,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -255,6 +257,7 @@ impl Charger {
             drop_rng: plan.visit_seed | 1,
             last_tick: clock.now,
             stats,
+            device: Default::default(),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
@@ -514,7 +517,7 @@ impl Charger {
             return self.last_tick;
         }
         let mut t = self.next_heartbeat;
-        let busy = self.conns.iter().any(|c| c.plugged.is_some());
+        let busy = self.conns.iter().any(|c| c.plugged.is_some()) || self.monitoring();
         if busy {
             return self.last_tick + Duration::from_secs(1);
         }
@@ -570,6 +573,7 @@ impl Charger {
         if self.accepted && self.online {
             self.report_statuses(clock);
         }
+        self.tick_device(clock);
     }
 
     pub(super) fn tick_conn(&mut self, i: usize, dt_ms: i64, clock: Clock) {

@@ -154,6 +154,7 @@ impl Charger {
                     ev["transactionInfo"]["remoteStartId"] = json!(r);
                 }
                 self.push_tx_event(i, ev);
+                self.send_needs(i, clock);
             }
         }
     }

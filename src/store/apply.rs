@@ -3,6 +3,7 @@
 //! outputs.
 
 mod billing;
+mod device;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -27,6 +28,9 @@ pub struct InboundOutcome {
     /// Evidence to collect (after a reboot with open sessions): the
     /// command and the session it is about.
     pub followups: Vec<(Command, u64)>,
+    /// A 2.0.1 charger that is new or changed (vendor, model, firmware)
+    /// was accepted at boot: its device model is due for a full report.
+    pub inventory_due: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ pub enum AdminOp {
     SessionReprice {
         id: u64,
     },
+    /// Device model and monitoring bookkeeping (see `DeviceOp`).
+    Device(DeviceOp),
 }
 
 /// Who a tariff is for, and when.
@@ -204,6 +210,8 @@ impl Cache {
     }
 }
 
+pub use device::{DeviceOp, ReportKind, charger_range, evse_key, report_key};
+
 pub(super) struct Ctx<'t> {
     cache: &'t mut Cache,
     meta: Table<'t, &'static str, u64>,
@@ -223,6 +231,11 @@ pub(super) struct Ctx<'t> {
     assignments: Table<'t, u64, &'static [u8]>,
     bills: Table<'t, u64, &'static [u8]>,
     meter_keys: Table<'t, &'static str, &'static [u8]>,
+    device_model: Table<'t, &'static str, &'static [u8]>,
+    reports: Table<'t, &'static str, &'static [u8]>,
+    monitors: Table<'t, &'static str, &'static [u8]>,
+    charging_limits: Table<'t, &'static str, &'static [u8]>,
+    ev_info: Table<'t, &'static str, &'static [u8]>,
     next_seq: u64,
     /// Chargers whose journal head moved in this transaction.
     moved_heads: Vec<String>,
@@ -263,6 +276,11 @@ impl<'t> Ctx<'t> {
             assignments: w.open_table(TARIFF_ASSIGNMENTS)?,
             bills: w.open_table(BILLS)?,
             meter_keys: w.open_table(METER_KEYS)?,
+            device_model: w.open_table(DEVICE_MODEL)?,
+            reports: w.open_table(REPORTS)?,
+            monitors: w.open_table(MONITORS)?,
+            charging_limits: w.open_table(CHARGING_LIMITS)?,
+            ev_info: w.open_table(EV_INFO)?,
             next_seq,
             moved_heads: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
@@ -319,6 +337,7 @@ impl<'t> Ctx<'t> {
             charger: charger.map(str::to_string),
             kind: kind.to_string(),
             detail,
+            device: None,
         };
         let seq = self.seq();
         self.events.insert(seq, encode(&e).as_slice())?;
@@ -481,6 +500,7 @@ pub(super) fn inbound(
         Ok(Ok(InboundOutcome {
             reply,
             followups: vec![],
+            inventory_due: false,
         }))
     };
     let accepted = ch.registration == Registration::Accepted;
@@ -492,6 +512,7 @@ pub(super) fn inbound(
             firmware,
             reason,
         } => {
+            let inventory_due = accepted && device::inventory_due(ctx, &ch, &vendor, &model, firmware.as_deref())?;
             ch.vendor = Some(vendor);
             ch.model = Some(model);
             ch.serial = serial;
@@ -522,6 +543,7 @@ pub(super) fn inbound(
                     now: t,
                 },
                 followups,
+                inventory_due,
             }))
         }
         Inbound::Heartbeat => {
@@ -590,31 +612,52 @@ pub(super) fn inbound(
             r.map(|reply| InboundOutcome {
                 reply,
                 followups: vec![],
+                inventory_due: false,
             })
         }),
         Inbound::Notice { kind, detail } => {
             ctx.event(t, Some(&ch.id), &kind, detail)?;
             reply(Reply::Ack)
         }
-        Inbound::ChargingNeeds {
+        Inbound::ChargingNeeds { evse, needs } => {
+            device::needs(ctx, &ch.id, evse, needs, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::Report(part) => {
+            device::report(ctx, &ch.id, part, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::MonitoringReport(part) => {
+            device::monitoring_report(ctx, &ch.id, part, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::DeviceEvents(events) => {
+            device::events(ctx, &ch.id, events)?;
+            reply(Reply::Ack)
+        }
+        Inbound::ChargingLimit {
             evse,
-            departure,
-            energy_wh,
+            source,
+            grid_critical,
+            schedules,
         } => {
-            let open = ctx.active_on(&ch.id).into_iter().find(|(_, e)| *e == evse);
-            let detail = match open.map(|o| o.0).map(|id| ctx.session(id)).transpose()?.flatten() {
-                Some(mut s) => {
-                    s.departure = departure.or(s.departure);
-                    s.energy_target_wh = energy_wh.or(s.energy_target_wh);
-                    ctx.put_session(&s)?;
-                    format!(
-                        "EVSE {evse}: session {} departs {departure:?}, needs {energy_wh:?} Wh",
-                        s.id
-                    )
-                }
-                None => format!("EVSE {evse}: no open session; departs {departure:?}, needs {energy_wh:?} Wh"),
+            let limit = crate::domain::device::ExternalLimit {
+                charger: ch.id.clone(),
+                evse,
+                source,
+                grid_critical,
+                schedules,
+                received_at: t,
             };
-            ctx.event(t, Some(&ch.id), "ev_charging_needs", detail)?;
+            device::limit(ctx, limit)?;
+            reply(Reply::Ack)
+        }
+        Inbound::ChargingLimitCleared { evse, source } => {
+            device::limit_cleared(ctx, &ch.id, evse, &source, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::EvSchedule { evse, schedule } => {
+            device::ev_schedule(ctx, &ch.id, evse, schedule, t)?;
             reply(Reply::Ack)
         }
     }
@@ -728,6 +771,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
     let id = ctx.next_session_id()?;
     let mut s = session::open(id, &ch.id, &m, r.clone(), auth, now);
     billing::seed_state(ch, &mut s);
+    device::adopt_needs(ctx, &mut s, now)?;
     if m.phase == TxPhase::Started {
         session::add_samples(&mut s, &m.samples);
     } else {
@@ -914,6 +958,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::TariffUnassign { id, at } => billing::tariff_unassign(ctx, id, at.unwrap_or(t))?,
         AdminOp::TariffRemove { id } => billing::tariff_remove(ctx, &id)?,
         AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
+        AdminOp::Device(op) => device::admin(ctx, op, t)?,
     })
 }
 

@@ -56,6 +56,11 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(TARIFF_ASSIGNMENTS)?;
         w.open_table(BILLS)?;
         w.open_table(METER_KEYS)?;
+        w.open_table(DEVICE_MODEL)?;
+        w.open_table(REPORTS)?;
+        w.open_table(MONITORS)?;
+        w.open_table(CHARGING_LIMITS)?;
+        w.open_table(EV_INFO)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

@@ -4,12 +4,13 @@
 //! migration; structural changes go through `migrate`.
 
 mod apply;
+mod device;
 mod journal;
 mod migrate;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, TariffAssign};
+pub use apply::{AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, ReportKind, TariffAssign};
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};

@@ -36,3 +36,16 @@ pub const BILLS: TableDefinition<u64, &[u8]> = TableDefinition::new("bills");
 /// charger → `[billing::MeterKey]`: the meter public keys it published or
 /// the operator set.
 pub const METER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("meter_keys");
+/// `charger␟component␟instance␟evse␟connector␟variable␟instance␟attribute`
+/// → `domain::device::StoredVariable`: a charger's device model (1.6
+/// configuration keys under the component "").
+pub const DEVICE_MODEL: TableDefinition<&str, &[u8]> = TableDefinition::new("device_model");
+/// `charger␟device` / `charger␟monitoring` → `domain::device::ReportStatus`
+/// of the last report asked for.
+pub const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
+/// `charger␟monitor id` → `domain::device::Monitor`.
+pub const MONITORS: TableDefinition<&str, &[u8]> = TableDefinition::new("monitors");
+/// `charger␟evse␟source` → `domain::device::ExternalLimit` until cleared.
+pub const CHARGING_LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("charging_limits");
+/// `charger␟evse` → `domain::device::EvInfo`: the car's needs and plan.
+pub const EV_INFO: TableDefinition<&str, &[u8]> = TableDefinition::new("ev_info");
