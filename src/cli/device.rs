@@ -112,7 +112,7 @@ Severity: 0 Danger, 1 Hardware Failure, 2 System Failure, 3 Critical, 4 Error, 5
 pub async fn report(ctx: &Ctx, a: ReportArgs) -> Result<(), ClientError> {
     if let Some(ReportSub::Status { id }) = a.status {
         let v = ctx.call(Request::ChargerReportStatus { id: id.clone() }).await?;
-        return print_status(ctx, &id, &v);
+        return print_status(ctx, &id, &v, false);
     }
     let id = a.id.unwrap_or_default();
     let v = ctx
@@ -135,10 +135,11 @@ pub async fn report(ctx: &Ctx, a: ReportArgs) -> Result<(), ClientError> {
     }
     let rid = v["request_id"].as_i64();
     let st = wait_for(ctx, &id, rid, |id| Request::ChargerReportStatus { id }, |v| v.clone()).await?;
-    print_status(ctx, &id, &st)
+    print_status(ctx, &id, &st, true)
 }
 
-fn print_status(ctx: &Ctx, id: &str, v: &Value) -> Result<(), ClientError> {
+/// `waited`: the report was waited for, so one that is not complete is a failure (exit 1).
+fn print_status(ctx: &Ctx, id: &str, v: &Value, waited: bool) -> Result<(), ClientError> {
     if ctx.json {
         output::json(v);
     } else if v.is_null() {
@@ -147,10 +148,20 @@ fn print_status(ctx: &Ctx, id: &str, v: &Value) -> Result<(), ClientError> {
         output::object(
             ctx,
             v,
-            &["request_id", "what", "state", "answer", "parts", "missing", "items", "requested_at", "updated_at"],
+            &[
+                "request_id",
+                "what",
+                "state",
+                "answer",
+                "parts",
+                "missing",
+                "items",
+                "requested_at",
+                "updated_at",
+            ],
         );
     }
-    if v["state"] == "complete" || v.is_null() {
+    if !waited || v["state"] == "complete" {
         Ok(())
     } else {
         Err(refused(format!(
@@ -231,15 +242,15 @@ pub async fn variables(
 pub async fn monitor(ctx: &Ctx, cmd: MonitorCmd) -> Result<(), ClientError> {
     match cmd {
         MonitorCmd::Set {
-            id,
-            base: Some(base),
-            ..
+            id, base: Some(base), ..
         } => {
             let v = ctx.call(Request::MonitoringBase { id, base }).await?;
             output::done(ctx, &v, v["status"].as_str().unwrap_or("Accepted"));
         }
         MonitorCmd::Set {
-            id, level: Some(severity), ..
+            id,
+            level: Some(severity),
+            ..
         } => {
             let v = ctx.call(Request::MonitoringLevel { id, severity }).await?;
             output::done(ctx, &v, v["status"].as_str().unwrap_or("Accepted"));

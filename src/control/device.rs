@@ -37,7 +37,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
             let spec = ReportSpec::check(base, component, variable, criteria)?;
             request_report(shared, &id, spec).await
         }
-        Request::ChargerVariables { id, component, variable } => {
+        Request::ChargerVariables {
+            id,
+            component,
+            variable,
+        } => {
             known(shared, &id)?;
             let component = component
                 .map(|c| ComponentRef::parse(&c).ok_or_else(|| bad_component(&c)))
@@ -74,7 +78,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                 return Err(invalid("severity", "must be 0 (Danger) to 9 (Debug)"));
             }
             if !monitor.value.is_finite() || (monitor.kind.starts_with("Periodic") && monitor.value <= 0.0) {
-                return Err(invalid("value", "must be a number (seconds > 0 for a periodic monitor)"));
+                return Err(invalid(
+                    "value",
+                    "must be a number (seconds > 0 for a periodic monitor)",
+                ));
             }
             v201_only(shared, &id)?;
             let r = command(
@@ -123,7 +130,14 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                 variable: None,
                 criteria: MONITOR_CRITERIA.iter().map(|c| c.to_string()).collect(),
             };
-            answered(shared, &id, ReportKind::Monitoring, request_id, command(shared, &id, cmd).await).await
+            answered(
+                shared,
+                &id,
+                ReportKind::Monitoring,
+                request_id,
+                command(shared, &id, cmd).await,
+            )
+            .await
         }
         Request::MonitorList { id } => {
             known(shared, &id)?;
@@ -156,7 +170,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
         }
         Request::MonitoringBase { id, base } => {
             if !MONITORING_BASES.contains(&base.as_str()) {
-                return Err(invalid("base", format!("must be one of {}", MONITORING_BASES.join(", "))));
+                return Err(invalid(
+                    "base",
+                    format!("must be one of {}", MONITORING_BASES.join(", ")),
+                ));
             }
             v201_only(shared, &id)?;
             Ok(json!(command(shared, &id, Command::SetMonitoringBase { base }).await?))
@@ -166,7 +183,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
                 return Err(invalid("severity", "must be 0 (Danger) to 9 (Debug)"));
             }
             v201_only(shared, &id)?;
-            Ok(json!(command(shared, &id, Command::SetMonitoringLevel { severity }).await?))
+            Ok(json!(
+                command(shared, &id, Command::SetMonitoringLevel { severity }).await?
+            ))
         }
         other => Err(ApiError::new(
             ErrorKind::Internal,
@@ -262,10 +281,11 @@ fn component_matches(c: &ComponentRef, at: &VariableRef) -> bool {
     c.name.eq_ignore_ascii_case(&at.component)
         && c.evse.is_none_or(|e| at.evse == Some(e))
         && c.connector.is_none_or(|k| at.connector == Some(k))
-        && c
-            .instance
-            .as_deref()
-            .is_none_or(|i| at.component_instance.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(i)))
+        && c.instance.as_deref().is_none_or(|i| {
+            at.component_instance
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(i))
+        })
 }
 
 fn known(shared: &Shared, id: &str) -> Result<crate::domain::Charger, ApiError> {
@@ -328,7 +348,11 @@ async fn answered(
 pub async fn request_report(shared: &Shared, id: &str, spec: ReportSpec) -> Result<Value, ApiError> {
     let proto = protocol(shared, id)?;
     let v16 = proto == Some(Protocol::V16);
-    let what = if v16 { "GetConfiguration".into() } else { spec.describe() };
+    let what = if v16 {
+        "GetConfiguration".into()
+    } else {
+        spec.describe()
+    };
     let op = DeviceOp::ReportRequested {
         charger: id.to_string(),
         kind: ReportKind::Device,
@@ -356,7 +380,14 @@ pub async fn request_report(shared: &Shared, id: &str, spec: ReportSpec) -> Resu
             criteria: spec.criteria,
         },
     };
-    answered(shared, id, ReportKind::Device, request_id, command(shared, id, cmd).await).await
+    answered(
+        shared,
+        id,
+        ReportKind::Device,
+        request_id,
+        command(shared, id, cmd).await,
+    )
+    .await
 }
 
 /// A 2.0.1 charger that is new or changed: its full inventory, in the
@@ -427,4 +458,14 @@ fn status_view(st: Option<&ReportStatus>) -> Value {
         }
         None => Value::Null,
     }
+}
+
+/// What the car at a session's EVSE said (needs, its own schedule), when
+/// it is about this session.
+pub(super) fn ev_view(shared: &Shared, s: &crate::domain::Session) -> Result<Value, ApiError> {
+    let info = shared.store.ev_info(&s.charger, s.evse).map_err(internal)?;
+    Ok(match info.filter(|i| i.session == Some(s.id)) {
+        Some(i) => json!(i),
+        None => Value::Null,
+    })
 }

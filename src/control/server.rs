@@ -388,8 +388,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             Some(s) => {
                 let samples = store.samples(id).map_err(internal)?;
                 let bill = store.bill(id).map_err(internal)?;
+                let ev = super::device::ev_view(shared, &s)?;
                 let views = super::billing::views(shared, vec![(s, bill)], Some(samples), Utc::now())?;
-                Ok(json!(views.first()))
+                let mut v = json!(views.first());
+                v["ev"] = ev;
+                Ok(v)
             }
             None => Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}"))),
         },

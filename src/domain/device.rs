@@ -387,7 +387,12 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for n in ["EVSE@1.Power", "OCPPCommCtrlr.HeartbeatInterval", "Connector:a@2/1.Available.x", "HeartbeatInterval"] {
+        for n in [
+            "EVSE@1.Power",
+            "OCPPCommCtrlr.HeartbeatInterval",
+            "Connector:a@2/1.Available.x",
+            "HeartbeatInterval",
+        ] {
             assert_eq!(VariableRef::parse(n).unwrap().name(), n);
         }
         assert!(VariableRef::parse("EVSE@x.Power").is_none());

@@ -75,7 +75,6 @@ pub fn schedule_mismatch(
     volts: f64,
 ) -> Option<String> {
     let planned = schedule.amps_at(received, received, phases, volts)?;
-    (planned > sent_current + MISMATCH_A).then(|| {
-        format!("the car plans {planned:.1} A per phase but was allowed {sent_current:.1} A")
-    })
+    (planned > sent_current + MISMATCH_A)
+        .then(|| format!("the car plans {planned:.1} A per phase but was allowed {sent_current:.1} A"))
 }

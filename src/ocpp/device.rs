@@ -446,7 +446,10 @@ pub fn encode_command(cmd: &Command) -> Option<(&'static str, Value)> {
             selection(&mut p, component, variable, criteria, "monitoringCriteria");
             ("GetMonitoringReport", p)
         }
-        Command::SetMonitor { monitor } => ("SetVariableMonitoring", json!({"setMonitoringData": [monitor_data(monitor)]})),
+        Command::SetMonitor { monitor } => (
+            "SetVariableMonitoring",
+            json!({"setMonitoringData": [monitor_data(monitor)]}),
+        ),
         Command::ClearMonitor { id } => ("ClearVariableMonitoring", json!({"id": [id]})),
         Command::SetMonitoringBase { base } => ("SetMonitoringBase", json!({"monitoringBase": base})),
         Command::SetMonitoringLevel { severity } => ("SetMonitoringLevel", json!({"severity": severity})),

@@ -420,8 +420,9 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         | Command::GetMonitoringReport { .. }
         | Command::ClearMonitor { .. }
         | Command::SetMonitoringBase { .. }
-        | Command::SetMonitoringLevel { .. }) => super::device::encode_command(device)
-            .ok_or_else(|| format!("{device:?} is not a device-model command"))?,
+        | Command::SetMonitoringLevel { .. }) => {
+            super::device::encode_command(device).ok_or_else(|| format!("{device:?} is not a device-model command"))?
+        }
     })
 }
 

@@ -86,7 +86,11 @@ fn setting_row(s: &Setting) -> Row {
             Kind::Bool => "boolean",
             Kind::Text => "string",
         },
-        unit: matches!(s.variable, "HeartbeatInterval" | "TxUpdatedInterval" | "EVConnectionTimeOut").then_some("s"),
+        unit: matches!(
+            s.variable,
+            "HeartbeatInterval" | "TxUpdatedInterval" | "EVConnectionTimeOut"
+        )
+        .then_some("s"),
         monitorable: false,
     }
 }
@@ -130,7 +134,11 @@ impl Charger {
         let request_id = p.get("requestId").and_then(Value::as_i64).unwrap_or(0);
         let rows: Vec<Row> = match p.get("reportBase").and_then(Value::as_str) {
             Some("FullInventory") => self.rows(),
-            Some("ConfigurationInventory") => self.rows().into_iter().filter(|r| r.mutability == "ReadWrite").collect(),
+            Some("ConfigurationInventory") => self
+                .rows()
+                .into_iter()
+                .filter(|r| r.mutability == "ReadWrite")
+                .collect(),
             _ => return json!({"status": "NotSupported"}),
         };
         self.send_report(request_id, rows, clock);
@@ -178,7 +186,12 @@ impl Charger {
 
     pub(super) fn set_monitoring(&mut self, p: &Value, clock: Clock) -> Value {
         let mut results = Vec::new();
-        for d in p.get("setMonitoringData").and_then(Value::as_array).into_iter().flatten() {
+        for d in p
+            .get("setMonitoringData")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let component = d.get("component").cloned().unwrap_or(Value::Null);
             let variable = d.get("variable").cloned().unwrap_or(Value::Null);
             let name = component.get("name").and_then(Value::as_str).unwrap_or_default();

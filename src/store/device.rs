@@ -16,7 +16,7 @@ impl Store {
     ) -> Result<Vec<T>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(table)?;
-        let rows = match charger {
+        match charger {
             Some(c) => {
                 let (from, to) = charger_range(c);
                 t.range(from.as_str()..to.as_str())?
@@ -24,8 +24,7 @@ impl Store {
                     .collect()
             }
             None => t.iter()?.map(|e| decode(name, e?.1.value())).collect(),
-        };
-        rows
+        }
     }
 
     /// A charger's stored device model, ordered by component and variable.

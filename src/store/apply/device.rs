@@ -142,10 +142,7 @@ fn monitor_key(charger: &str, id: i64) -> String {
 }
 
 fn get<T: serde::de::DeserializeOwned>(table: &Table<&'static str, &'static [u8]>, key: &str) -> Result<Option<T>> {
-    table
-        .get(key)?
-        .map(|v| decode("device", v.value()))
-        .transpose()
+    table.get(key)?.map(|v| decode("device", v.value())).transpose()
 }
 
 fn put<T: serde::Serialize>(table: &mut Table<&'static str, &'static [u8]>, key: &str, v: &T) -> Result<()> {
@@ -312,11 +309,19 @@ pub(super) fn limit(ctx: &mut Ctx, l: ExternalLimit) -> Result<()> {
         "EVSE {}: {} limits charging{}{}",
         l.evse,
         l.source,
-        match l.schedules.first().and_then(|s| s.periods.first().map(|p| (p.limit, s.unit))) {
+        match l
+            .schedules
+            .first()
+            .and_then(|s| s.periods.first().map(|p| (p.limit, s.unit)))
+        {
             Some((v, u)) => format!(" to {v} {u:?}"),
             None => " (no schedule given)".into(),
         },
-        if l.grid_critical == Some(true) { ", grid critical" } else { "" }
+        if l.grid_critical == Some(true) {
+            ", grid critical"
+        } else {
+            ""
+        }
     );
     put(&mut ctx.charging_limits, &limit_key(&l.charger, l.evse, &l.source), &l)?;
     ctx.event(now, Some(&l.charger), "charging_limit", detail)
@@ -353,7 +358,11 @@ pub(super) fn limit_cleared(
 /// The car's info at an EVSE for the session open there now: what was
 /// kept for another session is dropped.
 fn ev_info_for(ctx: &Ctx, charger: &str, evse: u32) -> Result<(EvInfo, Option<u64>)> {
-    let open = ctx.active_on(charger).into_iter().find(|(_, e)| *e == evse).map(|o| o.0);
+    let open = ctx
+        .active_on(charger)
+        .into_iter()
+        .find(|(_, e)| *e == evse)
+        .map(|o| o.0);
     let info = get::<EvInfo>(&ctx.ev_info, &evse_key(charger, evse))?
         .filter(|i| i.session == open)
         .unwrap_or_default();
@@ -418,13 +427,7 @@ pub(super) fn adopt_needs(ctx: &mut Ctx, s: &mut Session, now: DateTime<Utc>) ->
     put(&mut ctx.ev_info, &key, &info)
 }
 
-pub(super) fn ev_schedule(
-    ctx: &mut Ctx,
-    charger: &str,
-    evse: u32,
-    schedule: Schedule,
-    t: DateTime<Utc>,
-) -> Result<()> {
+pub(super) fn ev_schedule(ctx: &mut Ctx, charger: &str, evse: u32, schedule: Schedule, t: DateTime<Utc>) -> Result<()> {
     let (mut info, _) = ev_info_for(ctx, charger, evse)?;
     info.schedule = Some(schedule);
     info.schedule_at = Some(t);
