@@ -511,3 +511,182 @@ async fn the_car_s_charging_needs_become_the_session_target_before_or_after_the_
         assert_eq!(shown["ev"]["needs"]["max_current_a"], 13.0, "{shown}");
     }
 }
+
+/// One 2.0.1 wallbox with an ISO 15118 car, under an energy manager that
+/// caps it to 8 A from the 3rd second for a minute.
+fn sim_scenario() -> voltyard::sim::Scenario {
+    let text = r#"
+[site]
+id = "dm"
+name = "Device model"
+
+[[circuits]]
+id = "dmgrid"
+max_current = [63, 63, 63]
+
+[[chargers]]
+prefix = "SIM201"
+count = 1
+circuit = "dmgrid"
+protocol = "2.0.1"
+max_current = 16
+meter_interval_s = 1
+limit_delay_s = 1
+external_limit = { current_a = 8, after_s = 3, for_s = 60 }
+
+[[tokens]]
+prefix = "T"
+count = 2
+
+[[cars]]
+name = "ISO car"
+battery_kwh = 60
+ac_max_current = 16
+ac_phases = 3
+iso15118 = true
+
+[arrivals]
+first_within_s = 1
+gap_s = [600, 600]
+dwell_s = [3600, 3600]
+soc_percent = [20, 20]
+"#;
+    voltyard::sim::Scenario::parse(text, "device model", false).expect("scenario parses")
+}
+
+async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> Option<Value>) -> Value {
+    for _ in 0..150 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_reports_in_parts_fires_monitors_tells_its_needs_and_its_limit() {
+    let srv = TestServer::start_with(|c| {
+        c.device_model.report_on_boot = true;
+        c.dlm.tick_ms = 500;
+        c.dlm.warmup_s = 0;
+    })
+    .await;
+    srv.ok(&["site", "add", "dm"]).await;
+    srv.ok(&["circuit", "add", "dmgrid", "--site", "dm", "--max-current", "63"])
+        .await;
+    srv.ok(&[
+        "charger",
+        "add",
+        "SIM201-01",
+        "--site",
+        "dm",
+        "--circuit",
+        "dmgrid",
+        "--max-current",
+        "16",
+    ])
+    .await;
+    for n in 1..=2 {
+        srv.ok(&["token", "add", &format!("T{n:04}")]).await;
+    }
+    let sim = voltyard::sim::Simulation::start(voltyard::sim::Options {
+        url: format!("ws://{}/ocpp", srv.addr),
+        scenario: sim_scenario(),
+        seed: 3,
+        validate: true,
+        connect_rate: 100,
+        call_timeout: Duration::from_secs(10),
+    });
+    // The inventory asked at boot arrives in several parts.
+    let st = wait_for("the boot inventory", async || {
+        let st = report_state(&srv, "SIM201-01").await;
+        (st["state"] == "complete").then_some(st)
+    })
+    .await;
+    assert!(st["parts"].as_array().unwrap().len() > 1, "{st}");
+    let vars = srv.cli_json(&["charger", "variables", "SIM201-01"]).await;
+    assert_eq!(vars.as_array().unwrap().len() as u64, st["items"].as_u64().unwrap());
+    let power = srv
+        .cli_json(&[
+            "charger",
+            "variables",
+            "SIM201-01",
+            "--component",
+            "EVSE@1",
+            "--variable",
+            "Power",
+        ])
+        .await;
+    assert_eq!(power[0]["supports_monitoring"], true);
+    // A variable without monitoring support is refused as a real charger would.
+    let out = srv
+        .cli(&[
+            "charger",
+            "monitor",
+            "set",
+            "SIM201-01",
+            "--component",
+            "OCPPCommCtrlr",
+            "--variable",
+            "HeartbeatInterval",
+            "--type",
+            "Delta",
+            "--value",
+            "1",
+            "--severity",
+            "5",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+
+    // The car tells its need: the session's target.
+    let session = wait_for("a session with the car's target", async || {
+        let list = srv.cli_json(&["session", "list", "--active"]).await;
+        list.as_array()?
+            .iter()
+            .find(|s| s["energy_target_wh"] == 48_000)
+            .cloned()
+    })
+    .await;
+    assert!(session["departure"].is_string());
+
+    // A monitor on the live power fires once the car draws more than 1 kW.
+    srv.ok(&[
+        "charger",
+        "monitor",
+        "set",
+        "SIM201-01",
+        "--component",
+        "EVSE@1",
+        "--variable",
+        "Power",
+        "--type",
+        "UpperThreshold",
+        "--value",
+        "1000",
+        "--severity",
+        "3",
+    ])
+    .await;
+    let fired = wait_for("a device event", async || {
+        let ev = srv.cli_json(&["events", "--limit", "500"]).await;
+        ev.as_array()?.iter().find(|e| e["kind"] == "device_event").cloned()
+    })
+    .await;
+    assert_eq!(fired["device"]["severity"], 3);
+    assert_eq!(fired["device"]["subject"], "EVSE@1.Power");
+    assert_eq!(fired["device"]["cleared"], false);
+    let listed = srv.cli_json(&["charger", "monitor", "list", "SIM201-01"]).await;
+    assert_eq!(listed["report"]["state"], "complete");
+    assert_eq!(listed["monitors"].as_array().unwrap().len(), 1);
+
+    // The energy manager's cap is load management's bound.
+    let capped = wait_for("the external limit in dlm status", async || {
+        let c = dlm_entry(&srv, "SIM201-01").await;
+        (c["cap"]["source"] == "EMS").then_some(c)
+    })
+    .await;
+    assert_eq!(capped["cap"]["current"], 8.0);
+    sim.stop().await;
+}

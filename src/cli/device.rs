@@ -142,7 +142,7 @@ pub async fn report(ctx: &Ctx, a: ReportArgs) -> Result<(), ClientError> {
 fn print_status(ctx: &Ctx, id: &str, v: &Value, waited: bool) -> Result<(), ClientError> {
     if ctx.json {
         output::json(v);
-    } else if v.is_null() {
+    } else if v["state"] == "none" {
         println!("no report was asked of {id} yet");
     } else {
         output::object(
@@ -213,7 +213,7 @@ pub async fn variables(
         .await?;
     if !ctx.json {
         let st = ctx.call(Request::ChargerReportStatus { id: id.clone() }).await?;
-        if !st.is_null() {
+        if st["state"] != "none" {
             println!(
                 "last report {} ({}): {}, {} item(s)",
                 st["request_id"],

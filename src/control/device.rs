@@ -68,7 +68,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, 
         Request::ChargerReportStatus { id } => {
             known(shared, &id)?;
             let st = shared.store.report_status(&id, ReportKind::Device).map_err(internal)?;
-            Ok(status_view(st.as_ref()))
+            // A reply's result is never null: "none" says no report was asked.
+            Ok(match st {
+                Some(_) => status_view(st.as_ref()),
+                None => json!({"state": "none"}),
+            })
         }
         Request::MonitorSet { id, monitor } => {
             if !KINDS.contains(&monitor.kind.as_str()) {
