@@ -78,3 +78,87 @@ pub fn schedule_mismatch(
     (planned > sent_current + MISMATCH_A)
         .then(|| format!("the car plans {planned:.1} A per phase but was allowed {sent_current:.1} A"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Registration;
+    use crate::domain::device::{EvInfo, EvNeeds, ExternalLimit, SchedulePeriod};
+    use crate::domain::message::RateUnit;
+
+    fn limit(evse: u32, amps: f64, duration_s: Option<u32>, at: DateTime<Utc>) -> ExternalLimit {
+        ExternalLimit {
+            charger: "CP".into(),
+            evse,
+            source: "EMS".into(),
+            grid_critical: None,
+            schedules: vec![Schedule {
+                start: None,
+                duration_s,
+                unit: RateUnit::A,
+                periods: vec![SchedulePeriod {
+                    start_s: 0,
+                    limit: amps,
+                    phases: None,
+                }],
+            }],
+            received_at: at,
+        }
+    }
+
+    #[test]
+    fn limits_and_the_car_bound_an_evse_and_a_station_limit_is_shared() {
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let cfg = DlmConfig::default();
+        let mut w = World::default();
+        let mut ch = Charger::new("CP", Registration::Accepted, now);
+        ch.connector_mut(1, 1);
+        ch.connector_mut(2, 1);
+        w.limits = vec![limit(0, 20.0, Some(600), now)];
+        assert_eq!(w.cap(&ch, 1, now, &cfg).map(|c| c.current), Some(10.0));
+        w.limits.push(limit(2, 8.0, Some(600), now));
+        assert_eq!(
+            w.cap(&ch, 2, now, &cfg).map(|c| (c.current, c.source)),
+            Some((8.0, "EMS".into()))
+        );
+        // Past its schedule's duration a limit no longer bounds.
+        assert_eq!(w.cap(&ch, 1, now + chrono::Duration::seconds(601), &cfg), None);
+        // Below 6 A an AC car pauses.
+        w.limits = vec![limit(1, 4.0, None, now)];
+        assert_eq!(w.cap(&ch, 1, now, &cfg).map(|c| c.current), Some(0.0));
+        // The car's own maximum counts only for the session it came with.
+        w.limits.clear();
+        let needs = EvNeeds {
+            departure: None,
+            energy_wh: None,
+            max_current_a: Some(13.0),
+            max_power_w: None,
+            received_at: now,
+        };
+        w.ev.insert(
+            ("CP".into(), 1),
+            EvInfo {
+                session: Some(7),
+                needs: Some(needs),
+                ..EvInfo::default()
+            },
+        );
+        assert_eq!(w.cap(&ch, 1, now, &cfg), None, "no session open");
+        let mut s: crate::domain::Session = serde_json::from_value(serde_json::json!({
+            "id": 7, "charger": "CP", "evse": 1, "connector": 1, "token": null, "auth": "accepted",
+            "tx_ref": {"kind": "v201", "transaction_id": "t"}, "started_at": now, "stopped_at": null,
+            "status": "active", "meter_start_wh": null, "meter_last_wh": null, "meter_stop_wh": null,
+            "last_sample_at": null, "stop_reason": null, "closed_by": null, "suspect_since": null,
+            "charging_state": null, "last_seq_no": null, "remote_start_id": null, "offline": false,
+            "samples": 0, "notes": [], "received_at": now}))
+        .unwrap();
+        w.sessions.push(s.clone());
+        assert_eq!(
+            w.cap(&ch, 1, now, &cfg).map(|c| (c.current, c.source)),
+            Some((13.0, "ev".into()))
+        );
+        s.id = 8;
+        w.sessions = vec![s];
+        assert_eq!(w.cap(&ch, 1, now, &cfg), None, "another car");
+    }
+}

@@ -208,3 +208,67 @@ pub fn derive(d: &Snapshot, device_severity: u8) -> Vec<Alert> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Event;
+    use crate::domain::device::DeviceNote;
+
+    fn event(sec: u32, subject: &str, severity: Option<u8>, cleared: bool) -> Event {
+        Event {
+            t: format!("2026-11-23T10:00:{sec:02}Z").parse().unwrap(),
+            charger: Some("CP".into()),
+            kind: "device_event".into(),
+            detail: format!("{subject} …"),
+            device: Some(DeviceNote {
+                subject: subject.into(),
+                severity,
+                cleared,
+            }),
+        }
+    }
+
+    fn device_alerts(d: &Snapshot, threshold: u8) -> Vec<(String, Severity)> {
+        derive(d, threshold)
+            .into_iter()
+            .filter(|a| a.kind == "device")
+            .map(|a| (a.detail.replace(" …", ""), a.severity))
+            .collect()
+    }
+
+    #[test]
+    fn device_events_alert_at_or_above_the_threshold_until_a_later_one_clears_them() {
+        let mut d = Snapshot {
+            events: vec![
+                event(0, "EVSE@1.Power", Some(2), false),
+                event(1, "EVSE@2.Power", Some(6), false),
+                event(2, "TemperatureSensor.Temperature", None, false),
+            ],
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            device_alerts(&d, DEVICE_SEVERITY),
+            [
+                ("EVSE@1.Power".to_string(), Severity::Critical),
+                ("TemperatureSensor.Temperature".to_string(), Severity::Warning)
+            ]
+        );
+        assert_eq!(
+            device_alerts(&d, 6).len(),
+            3,
+            "a looser threshold shows the warning too"
+        );
+        d.events.push(event(3, "EVSE@1.Power", Some(2), true));
+        let left: Vec<String> = device_alerts(&d, DEVICE_SEVERITY).into_iter().map(|a| a.0).collect();
+        assert_eq!(left, ["TemperatureSensor.Temperature"]);
+        // It fires again: a new alert (a new key), not the acknowledged one.
+        d.events.push(event(4, "EVSE@1.Power", Some(2), false));
+        let keys: Vec<String> = derive(&d, DEVICE_SEVERITY).into_iter().map(|a| a.key).collect();
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with("device:CP:EVSE@1.Power:") && k.ends_with("4000")),
+            "{keys:?}"
+        );
+    }
+}
