@@ -359,7 +359,8 @@ impl Charger {
                 },
                 _ => match m.next_periodic {
                     Some(at) if clock.now >= at => {
-                        m_ref.next_periodic = Some(at + Duration::from_secs_f64(m.value.max(1.0)));
+                        // Clamped: the interval comes from the server and must not overflow an Instant.
+                        m_ref.next_periodic = Some(at + Duration::from_secs_f64(m.value.clamp(1.0, 86_400.0)));
                         Some(("Periodic", false))
                     }
                     _ => None,
