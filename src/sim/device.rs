@@ -479,3 +479,97 @@ impl Charger {
         self.push_plain("NotifyEVChargingNeeds", json!({"evseId": evse, "chargingNeeds": needs}));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::charger::Purpose as OutPurpose;
+    use crate::sim::plan::Plan;
+    use crate::sim::scenario::{ProtocolChoice, Scenario};
+    use crate::sim::stats::Stats;
+    use std::sync::Arc;
+
+    fn booted() -> (Charger, Clock) {
+        let mut s = Scenario::generic(1, ProtocolChoice::V201, 1);
+        s.arrivals.first_within_s = 100_000;
+        let plan = Plan::new(&s, 1).chargers.remove(0);
+        let clock = Clock {
+            now: Instant::now(),
+            wall: "2026-11-23T10:00:00Z".parse().unwrap(),
+        };
+        let mut c = Charger::new(plan, &s, Arc::new(Stats::default()), clock);
+        c.on_connect();
+        c.next_out(clock);
+        c.on_result(OutPurpose::Boot, &json!({"status": "Accepted", "interval": 60}), clock);
+        while c.next_out(clock).is_some() {}
+        (c, clock)
+    }
+
+    fn sent(c: &mut Charger, clock: Clock, action: &str) -> Vec<Value> {
+        std::iter::from_fn(|| c.next_out(clock))
+            .filter(|o| o.action == action)
+            .map(|o| o.payload)
+            .collect()
+    }
+
+    #[test]
+    fn a_report_comes_in_parts_that_end_with_tbc_false() {
+        let (mut c, clock) = booted();
+        let r = c.handle_call(
+            "GetBaseReport",
+            &json!({"requestId": 9, "reportBase": "FullInventory"}),
+            clock,
+        );
+        assert_eq!(r.unwrap()["status"], "Accepted");
+        let parts = sent(&mut c, clock, "NotifyReport");
+        assert!(parts.len() > 2);
+        assert!(
+            parts[..parts.len() - 1]
+                .iter()
+                .all(|p| p["tbc"] == true && p["requestId"] == 9)
+        );
+        assert_eq!(parts.last().unwrap()["tbc"], false);
+        let rows: usize = parts.iter().map(|p| p["reportData"].as_array().unwrap().len()).sum();
+        assert_eq!(rows, c.rows().len());
+        let r = c.handle_call(
+            "GetReport",
+            &json!({"requestId": 10, "componentCriteria": ["Problem"]}),
+            clock,
+        );
+        assert_eq!(r.unwrap()["status"], "EmptyResultSet");
+    }
+
+    #[test]
+    fn a_threshold_monitor_fires_when_crossed_and_clears_when_back() {
+        let (mut c, clock) = booted();
+        let set = json!({"setMonitoringData": [{"value": 1000, "type": "UpperThreshold", "severity": 3,
+            "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}]});
+        let r = c.handle_call("SetVariableMonitoring", &set, clock).unwrap();
+        assert_eq!(r["setMonitoringResult"][0]["status"], "Accepted");
+        let id = r["setMonitoringResult"][0]["id"].clone();
+        c.conns[0].draw.power_w = 11_000;
+        c.tick_device(clock);
+        let ev = sent(&mut c, clock, "NotifyEvent");
+        assert_eq!(ev.len(), 1);
+        let data = &ev[0]["eventData"][0];
+        assert_eq!(
+            (data["cleared"].as_bool(), &data["variableMonitoringId"]),
+            (Some(false), &id)
+        );
+        c.tick_device(clock);
+        assert!(sent(&mut c, clock, "NotifyEvent").is_empty(), "once per crossing");
+        c.conns[0].draw.power_w = 0;
+        c.tick_device(clock);
+        assert_eq!(sent(&mut c, clock, "NotifyEvent")[0]["eventData"][0]["cleared"], true);
+        // Below the monitoring level nothing is sent.
+        c.handle_call("SetMonitoringLevel", &json!({"severity": 2}), clock)
+            .unwrap();
+        c.conns[0].draw.power_w = 11_000;
+        c.tick_device(clock);
+        assert!(sent(&mut c, clock, "NotifyEvent").is_empty());
+        let unknown = json!({"setMonitoringData": [{"value": 1, "type": "Delta", "severity": 3,
+            "component": {"name": "Nope"}, "variable": {"name": "Power"}}]});
+        let r = c.handle_call("SetVariableMonitoring", &unknown, clock).unwrap();
+        assert_eq!(r["setMonitoringResult"][0]["status"], "UnknownComponent");
+    }
+}
