@@ -468,6 +468,17 @@ impl Loop {
         let registry = &self.shared.registry;
         let mut sites = Vec::new();
         let mut orders = Vec::new();
+        // What bounds each EVSE besides its circuits, for `dlm status`.
+        let caps: HashMap<String, view::Cap> = self
+            .world
+            .chargers
+            .values()
+            .flat_map(|ch| {
+                world::evses(ch)
+                    .into_iter()
+                    .filter_map(|e| self.world.cap(ch, e, now, &cfg).map(|c| (world::dlm_id(ch, e), c)))
+            })
+            .collect();
         for site in self.world.sites() {
             let sent = &self.sent;
             let fallback = |k: &Key| emit::still_in_force(sent.get(k), now);
@@ -514,16 +525,6 @@ impl Loop {
                         now,
                         &cfg,
                     ));
-                    let caps: HashMap<String, view::Cap> = self
-                        .world
-                        .chargers
-                        .values()
-                        .flat_map(|ch| {
-                            world::evses(ch)
-                                .into_iter()
-                                .filter_map(|e| self.world.cap(ch, e, now, &cfg).map(|c| (world::dlm_id(ch, e), c)))
-                        })
-                        .collect();
                     sites.push(view::site(&site, &state, &alloc, &caps, took));
                 }
                 Err(e) => {
