@@ -52,6 +52,7 @@ pub struct ServerConfig {
     pub files: FilesConfig,
     /// vendorId → what a charger's DataTransfer from that vendor is answered.
     pub data_transfer: BTreeMap<String, VendorHook>,
+    pub device_model: DeviceModelConfig,
 }
 
 /// The HTTP side of the OCPP port: firmware downloads and log uploads.
@@ -95,6 +96,21 @@ pub enum VendorHook {
 
 fn hook_timeout() -> u64 {
     2_000
+}
+
+/// OCPP 2.0.1 device model (see docs/device-model.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceModelConfig {
+    /// Ask a 2.0.1 charger for a FullInventory report when it boots for
+    /// the first time or with another vendor, model or firmware.
+    pub report_on_boot: bool,
+}
+
+impl Default for DeviceModelConfig {
+    fn default() -> Self {
+        DeviceModelConfig { report_on_boot: true }
+    }
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -159,6 +175,7 @@ impl Default for ServerConfig {
             cost_update_interval_s: 60,
             files: FilesConfig::default(),
             data_transfer: BTreeMap::new(),
+            device_model: DeviceModelConfig::default(),
         }
     }
 }

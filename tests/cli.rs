@@ -1224,6 +1224,12 @@ fn every_subcommand_help_has_an_example() {
         &["tariff", "price"],
         &["receipt"],
         &["verify"],
+        &["charger", "report"],
+        &["charger", "report", "status"],
+        &["charger", "variables"],
+        &["charger", "monitor", "set"],
+        &["charger", "monitor", "list"],
+        &["charger", "monitor", "clear"],
     ];
     for cmd in commands {
         let mut args = cmd.to_vec();

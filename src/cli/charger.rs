@@ -114,6 +114,23 @@ Example:
     /// Read or change configuration (2.0.1 keys are Component.Variable).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Ask for the device-model report (2.0.1 GetBaseReport / GetReport; 1.6 GetConfiguration), or its status.
+    Report(super::device::ReportArgs),
+    /// The stored device model: every reported variable (no charger round trip).
+    #[command(
+        after_help = "Examples:\n  voltyard charger variables CP-201\n  voltyard charger variables CP-201 --component EVSE@1 --variable Power --json"
+    )]
+    Variables {
+        id: String,
+        /// Name, Name:instance or Name@evse (case-insensitive).
+        #[arg(long)]
+        component: Option<String>,
+        #[arg(long)]
+        variable: Option<String>,
+    },
+    /// Variable monitors (2.0.1): set, list, clear; monitoring base and level.
+    #[command(subcommand)]
+    Monitor(super::device::MonitorCmd),
     /// The local authorization list: send it, keep it in sync, read its version.
     #[command(subcommand)]
     LocalList(super::charger_ops::LocalListCmd),
@@ -358,6 +375,13 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                 }
             }
         }
+        ChargerCmd::Report(a) => super::device::report(ctx, a).await?,
+        ChargerCmd::Variables {
+            id,
+            component,
+            variable,
+        } => super::device::variables(ctx, id, component, variable).await?,
+        ChargerCmd::Monitor(m) => super::device::monitor(ctx, m).await?,
         ChargerCmd::SetMeterKey { id, key, connector } => {
             let v = ctx
                 .call(Request::ChargerSetMeterKey {

@@ -5,6 +5,7 @@ mod charger;
 mod charger_ops;
 mod circuit;
 mod demo;
+mod device;
 mod dlm;
 pub mod dlm_plan;
 mod meter;

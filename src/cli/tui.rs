@@ -14,6 +14,9 @@ pub struct TuiArgs {
     /// No colours (also when NO_COLOR is set); states stay apart by bold and underline.
     #[arg(long)]
     no_color: bool,
+    /// Device events (2.0.1 NotifyEvent) of this severity or worse are alerts: 0 Danger … 4 Error … 9 Debug.
+    #[arg(long, default_value_t = crate::tui::alerts::DEVICE_SEVERITY, value_parser = clap::value_parser!(u8).range(0..=9))]
+    alert_severity: u8,
 }
 
 pub fn main(runtime: &tokio::runtime::Runtime, args: TuiArgs, data_dir: Option<PathBuf>) -> ExitCode {
@@ -22,7 +25,8 @@ pub fn main(runtime: &tokio::runtime::Runtime, args: TuiArgs, data_dir: Option<P
         return ExitCode::from(2);
     }
     let dir = data_dir.unwrap_or_else(|| PathBuf::from("voltyard-data"));
-    let opts = Options::new(&dir, args.readonly, args.no_color);
+    let mut opts = Options::new(&dir, args.readonly, args.no_color);
+    opts.device_severity = args.alert_severity;
     runtime.block_on(async {
         // No server is exit 3, as for every other subcommand, before the
         // screen is taken over.

@@ -5,6 +5,7 @@
 mod billing;
 pub mod campaign;
 pub mod client;
+pub mod device;
 pub mod local_list;
 pub mod meter_keys;
 mod ops;

@@ -278,6 +278,60 @@ pub enum Request {
         id: String,
         limit: usize,
     },
+    /// Ask for a device-model report: 2.0.1 GetBaseReport (`base`) or
+    /// GetReport (`component`, `variable`, `criteria`); 1.6 GetConfiguration.
+    /// Answers `{"request_id", "status"}`; the parts arrive afterwards.
+    ChargerReport {
+        id: String,
+        #[serde(default)]
+        base: Option<String>,
+        #[serde(default)]
+        component: Option<String>,
+        #[serde(default)]
+        variable: Option<String>,
+        #[serde(default)]
+        criteria: Vec<String>,
+    },
+    /// The stored device model of a charger (no charger round trip).
+    ChargerVariables {
+        id: String,
+        #[serde(default)]
+        component: Option<String>,
+        #[serde(default)]
+        variable: Option<String>,
+    },
+    /// The last report asked of a charger: complete, partial, requested or refused.
+    ChargerReportStatus {
+        id: String,
+    },
+    /// Install a variable monitor (SetVariableMonitoring).
+    MonitorSet {
+        id: String,
+        monitor: crate::domain::message::MonitorRequest,
+    },
+    /// Ask for the monitoring report (GetMonitoringReport); answers `{"request_id", "status"}`.
+    MonitorReport {
+        id: String,
+    },
+    /// The stored monitors of a charger and the state of the last monitoring report.
+    MonitorList {
+        id: String,
+    },
+    /// Remove a monitor (ClearVariableMonitoring).
+    MonitorClear {
+        id: String,
+        monitor_id: i64,
+    },
+    /// SetMonitoringBase: All, FactoryDefault or HardWiredOnly.
+    MonitoringBase {
+        id: String,
+        base: String,
+    },
+    /// SetMonitoringLevel: events of this severity (0–9) or worse are reported.
+    MonitoringLevel {
+        id: String,
+        severity: u8,
+    },
 }
 
 /// Where a firmware update's file comes from.

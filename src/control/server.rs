@@ -316,6 +316,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             let r = command(shared, &id, cmd.clone()).await?;
             super::billing::capture_meter_keys(shared, &id, &r).await;
             super::ops::after_command(shared, &id, &cmd, &r).await?;
+            super::device::capture_values(shared, &id, &cmd, &r, None).await;
             Ok(json!(r))
         }
         Request::ChargerLogs { id, since, limit, .. } => {
@@ -408,8 +409,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             Some(s) => {
                 let samples = store.samples(id).map_err(internal)?;
                 let bill = store.bill(id).map_err(internal)?;
+                let ev = super::device::ev_view(shared, &s)?;
                 let views = super::billing::views(shared, vec![(s, bill)], Some(samples), Utc::now())?;
-                Ok(json!(views.first()))
+                let mut v = json!(views.first());
+                v["ev"] = ev;
+                Ok(v)
             }
             None => Err(ApiError::new(ErrorKind::NotFound, format!("no session {id}"))),
         },
@@ -498,6 +502,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::LogsFetch { .. }
         | Request::LogsUploads { .. }
         | Request::DataTransfers { .. }) => super::transfer::handle(shared, transfer).await,
+        device @ (Request::ChargerReport { .. }
+        | Request::ChargerVariables { .. }
+        | Request::ChargerReportStatus { .. }
+        | Request::MonitorSet { .. }
+        | Request::MonitorReport { .. }
+        | Request::MonitorList { .. }
+        | Request::MonitorClear { .. }
+        | Request::MonitoringBase { .. }
+        | Request::MonitoringLevel { .. }) => super::device::handle(shared, device).await,
         Request::Watch { .. } => Err(ApiError::new(
             ErrorKind::Internal,
             "watch is a stream and is served by the connection loop",

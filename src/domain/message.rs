@@ -1,6 +1,7 @@
 //! Version-neutral messages: what a charger told us (`Inbound`), what we
 //! answer (`Reply`), and what the operator asks a charger to do (`Command`).
 
+use super::device::{ComponentRef, DeviceEvent, EvNeeds, Monitor, ReportPart, ReportedVariable, Schedule};
 use super::model::{AuthStatus, ConnectorStatus, Registration, Sample, Session};
 use super::ops::{DisplayMessage, ListEntry};
 use super::session::TxMessage;
@@ -38,8 +39,31 @@ pub enum Inbound {
     /// What the EV needs (2.0.1 NotifyEVChargingNeeds).
     ChargingNeeds {
         evse: u32,
-        departure: Option<DateTime<Utc>>,
-        energy_wh: Option<i64>,
+        needs: EvNeeds,
+    },
+    /// One part of a device-model report (2.0.1 NotifyReport).
+    Report(ReportPart<ReportedVariable>),
+    /// One part of a monitoring report (2.0.1 NotifyMonitoringReport).
+    MonitoringReport(ReportPart<Monitor>),
+    /// Monitors that fired or cleared (2.0.1 NotifyEvent).
+    DeviceEvents(Vec<DeviceEvent>),
+    /// A limit from another source (2.0.1 NotifyChargingLimit); EVSE 0 is
+    /// the whole charger.
+    ChargingLimit {
+        evse: u32,
+        source: String,
+        grid_critical: Option<bool>,
+        schedules: Vec<Schedule>,
+    },
+    /// That source lifted its limit (2.0.1 ClearedChargingLimit).
+    ChargingLimitCleared {
+        evse: Option<u32>,
+        source: String,
+    },
+    /// The car's own charging plan (2.0.1 NotifyEVChargingSchedule).
+    EvSchedule {
+        evse: u32,
+        schedule: Schedule,
     },
     /// 2.0.1 ReservationStatusUpdate: the charger ended a reservation.
     ReservationStatus {
@@ -245,6 +269,52 @@ pub enum Command {
         message_id: Option<String>,
         data: Option<String>,
     },
+    /// 2.0.1 GetBaseReport: `base` is ConfigurationInventory, FullInventory
+    /// or SummaryInventory.
+    GetBaseReport {
+        request_id: i64,
+        base: String,
+    },
+    /// 2.0.1 GetReport, narrowed by component (and variable) and criteria.
+    GetReport {
+        request_id: i64,
+        component: Option<ComponentRef>,
+        variable: Option<String>,
+        criteria: Vec<String>,
+    },
+    SetMonitor {
+        monitor: MonitorRequest,
+    },
+    GetMonitoringReport {
+        request_id: i64,
+        component: Option<ComponentRef>,
+        variable: Option<String>,
+        criteria: Vec<String>,
+    },
+    ClearMonitor {
+        id: i64,
+    },
+    /// All, FactoryDefault or HardWiredOnly.
+    SetMonitoringBase {
+        base: String,
+    },
+    /// Only events of this severity or worse are reported.
+    SetMonitoringLevel {
+        severity: u8,
+    },
+}
+
+/// A monitor to install (SetVariableMonitoring); `id` replaces one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorRequest {
+    pub id: Option<i64>,
+    pub component: ComponentRef,
+    pub variable: String,
+    pub variable_instance: Option<String>,
+    pub kind: String,
+    pub value: f64,
+    pub severity: u8,
+    pub transaction: bool,
 }
 
 /// A charging profile with one limit, as load management sends them.
@@ -303,6 +373,12 @@ pub enum CommandResult {
     },
     /// GetLocalListVersion: 0 is no list (1.6 -1: local lists are off).
     ListVersion { version: i64 },
+    /// SetVariableMonitoring: the id the charger gave the monitor.
+    Monitor {
+        id: Option<i64>,
+        status: String,
+        accepted: bool,
+    },
 }
 
 impl CommandResult {
@@ -310,7 +386,8 @@ impl CommandResult {
         match self {
             CommandResult::Status { accepted, .. }
             | CommandResult::Config { accepted, .. }
-            | CommandResult::TransactionStatus { accepted, .. } => *accepted,
+            | CommandResult::TransactionStatus { accepted, .. }
+            | CommandResult::Monitor { accepted, .. } => *accepted,
             CommandResult::ListVersion { .. } => true,
         }
     }

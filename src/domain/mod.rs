@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod auth;
 pub mod circuit;
+pub mod device;
 pub mod message;
 pub mod meter;
 pub mod model;

@@ -405,6 +405,9 @@ pub struct Event {
     pub charger: Option<String>,
     pub kind: String,
     pub detail: String,
+    /// For `device_event`: what it is about, its severity, cleared or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<super::device::DeviceNote>,
 }
 
 /// One raw OCPP frame in the journal.

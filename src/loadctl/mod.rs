@@ -9,6 +9,7 @@
 //! through the connection registry.
 
 mod emit;
+mod external;
 mod modbus;
 pub mod view;
 mod world;
@@ -69,6 +70,12 @@ pub enum Signal {
     },
     /// The charger's answer to a profile we sent.
     Answer { key: Key, sent: Sent, accepted: bool },
+    /// The car's own plan, checked against the limit we sent it.
+    EvSchedule {
+        key: Key,
+        schedule: crate::domain::device::Schedule,
+        t: DateTime<Utc>,
+    },
 }
 
 /// What an inbound message tells load management, taken before the store
@@ -136,10 +143,20 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
                 signals.push(Signal::Changed);
             }
         }
-        Inbound::ChargingNeeds { .. } => signals.push(Signal::Changed),
+        Inbound::ChargingNeeds { .. } | Inbound::ChargingLimit { .. } | Inbound::ChargingLimitCleared { .. } => {
+            signals.push(Signal::Changed)
+        }
+        Inbound::EvSchedule { evse, schedule } => signals.push(Signal::EvSchedule {
+            key: (charger.to_string(), *evse),
+            schedule: schedule.clone(),
+            t: now,
+        }),
         Inbound::Heartbeat
         | Inbound::Authorize { .. }
         | Inbound::Notice { .. }
+        | Inbound::Report(_)
+        | Inbound::MonitoringReport(_)
+        | Inbound::DeviceEvents(_)
         | Inbound::ReservationStatus { .. }
         | Inbound::DisplayMessages { .. }
         | Inbound::FirmwareStatus { .. }
@@ -344,6 +361,8 @@ impl Loop {
             self.world.chargers = store.chargers()?.into_iter().map(|c| (c.id.clone(), c)).collect();
             self.world.circuits = store.circuits()?;
             self.world.sessions = store.active_sessions()?;
+            self.world.limits = store.charging_limits()?;
+            self.world.ev = store.ev_infos()?.into_iter().collect();
             self.world.prices.clear();
             for site in self.world.sites() {
                 let p = store.prices(&site)?;
@@ -432,6 +451,16 @@ impl Loop {
                 emit::answered(&mut self.sent, key, sent, accepted);
                 (!accepted, false)
             }
+            Signal::EvSchedule { key, schedule, t } => {
+                let phases = self.world.chargers.get(&key.0).map_or(3, |c| c.phases);
+                let volts = self.shared.config.dlm.voltage;
+                let sent = self.sent.get(&key).map(|s| s.current);
+                if let Some(why) = sent.and_then(|a| external::schedule_mismatch(&schedule, t, a, phases, volts)) {
+                    tracing::warn!(charger = key.0, evse = key.1, "EV charging schedule: {why}");
+                    self.record(&key.0, "ev_schedule_mismatch", &format!("EVSE {}: {why}", key.1));
+                }
+                (false, false)
+            }
         }
     }
 
@@ -444,6 +473,17 @@ impl Loop {
         let registry = &self.shared.registry;
         let mut sites = Vec::new();
         let mut orders = Vec::new();
+        // What bounds each EVSE besides its circuits, for `dlm status`.
+        let caps: HashMap<String, view::Cap> = self
+            .world
+            .chargers
+            .values()
+            .flat_map(|ch| {
+                world::evses(ch)
+                    .into_iter()
+                    .filter_map(|e| self.world.cap(ch, e, now, &cfg).map(|c| (world::dlm_id(ch, e), c)))
+            })
+            .collect();
         for site in self.world.sites() {
             let sent = &self.sent;
             let fallback = |k: &Key| emit::still_in_force(sent.get(k), now);
@@ -490,7 +530,7 @@ impl Loop {
                         now,
                         &cfg,
                     ));
-                    sites.push(view::site(&site, &state, &alloc, took));
+                    sites.push(view::site(&site, &state, &alloc, &caps, took));
                 }
                 Err(e) => {
                     tracing::warn!(site, "load management cannot plan this site: {e}");
@@ -515,6 +555,7 @@ impl Loop {
             charger: Some(charger.to_string()),
             kind: kind.to_string(),
             detail: detail.to_string(),
+            device: None,
         };
         tokio::spawn(async move {
             let _ = shared.store.admin(crate::store::AdminOp::Record(e), Utc::now()).await;

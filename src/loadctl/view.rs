@@ -51,6 +51,17 @@ pub struct ChargerLoad {
     pub limit: f64,
     pub phases: u8,
     pub non_compliant: bool,
+    /// A bound on this EVSE besides the circuits: an external limit (by
+    /// its source, e.g. `EMS`) or what the car can take (`ev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cap {
+    /// A per phase.
+    pub current: f64,
+    pub source: String,
 }
 
 impl SiteView {
@@ -67,7 +78,13 @@ impl SiteView {
     }
 }
 
-pub fn site(site: &str, state: &SiteState, alloc: &Allocation, took: std::time::Duration) -> SiteView {
+pub fn site(
+    site: &str,
+    state: &SiteState,
+    alloc: &Allocation,
+    caps: &HashMap<String, Cap>,
+    took: std::time::Duration,
+) -> SiteView {
     let nodes: HashMap<&str, &crate::dlm::NodeLoad> = alloc.nodes.iter().map(|n| (n.circuit.as_str(), n)).collect();
     let limits: HashMap<&str, &crate::dlm::Limit> = alloc.limits.iter().map(|l| (l.charger.as_str(), l)).collect();
     let circuits = state
@@ -100,6 +117,7 @@ pub fn site(site: &str, state: &SiteState, alloc: &Allocation, took: std::time::
                 limit: limit.map_or(0.0, |l| l.current),
                 phases: limit.map_or(c.phases, |l| l.phases),
                 non_compliant: alloc.non_compliant.contains(&c.id),
+                cap: caps.get(&c.id).cloned(),
             }
         })
         .collect();

@@ -6,6 +6,7 @@ use super::Reading;
 use crate::config::DlmConfig;
 use crate::dlm::{ChargerState, CircuitState, Rotation, SessionState, SiteState, Supply};
 use crate::domain::circuit::{Circuit, Measures, MeterSource, PriceSlot};
+use crate::domain::device::{EvInfo, ExternalLimit};
 use crate::domain::{Charger, ChargerTxRef, Registration, Session};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -60,6 +61,10 @@ pub struct World {
     pub meters: HashMap<String, ([f64; 3], DateTime<Utc>)>,
     /// Latest EVSE-0 reading of each charger or OCPP meter device.
     pub charger_meters: HashMap<String, ([f64; 3], DateTime<Utc>)>,
+    /// Limits set by other sources, until cleared.
+    pub limits: Vec<ExternalLimit>,
+    /// What the car at each EVSE said it needs.
+    pub ev: HashMap<Key, EvInfo>,
 }
 
 impl World {
@@ -141,10 +146,13 @@ impl World {
                     measured_at: reading.map(|r| r.t),
                 });
                 let max_power_w = ch.max_power_w.map(f64::from);
-                let max_current = match max_power_w {
+                let mut max_current = match max_power_w {
                     Some(w) => w / (3.0 * cfg.voltage),
                     None => ch.max_current.map_or(cfg.charger_max_current, f64::from),
                 };
+                if let Some(cap) = self.cap(ch, evse, now, cfg) {
+                    max_current = max_current.min(cap.current);
+                }
                 chargers_out.push(ChargerState {
                     id: dlm_id(ch, evse),
                     circuit: circuit.to_string(),

@@ -312,6 +312,9 @@ async fn handle_text(
             {
                 crate::control::local_list::booted(shared, charger);
             }
+            if outcome.inventory_due && shared.config.device_model.report_on_boot {
+                crate::control::device::report_on_boot(shared.clone(), charger.to_string());
+            }
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));

@@ -2,6 +2,7 @@
 //! translations to the domain model, and the WebSocket connections.
 
 pub mod connection;
+mod device;
 pub mod frame;
 pub mod json;
 pub mod listener;
@@ -80,7 +81,7 @@ pub fn decode_call(proto: Protocol, action: &str, payload: &Json, now: DateTime<
     schema::validate_json(proto, action, Part::Request, payload)?;
     let decoded = match proto {
         Protocol::V16 => v16::decode(action, payload, now)?,
-        Protocol::V201 => v201::decode(action, payload)?,
+        Protocol::V201 => v201::decode(action, payload, now)?,
     };
     match decoded {
         Decoded::Inbound(i) => Ok(i),

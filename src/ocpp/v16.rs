@@ -411,6 +411,16 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::CostUpdated { .. } => {
             return Err("running cost updates are not available on OCPP 1.6 (CostUpdated is 2.0.1)".into());
         }
+        Command::GetBaseReport { .. } | Command::GetReport { .. } => {
+            return Err("OCPP 1.6 has no device-model reports; its configuration is read with GetConfiguration".into());
+        }
+        Command::SetMonitor { .. }
+        | Command::GetMonitoringReport { .. }
+        | Command::ClearMonitor { .. }
+        | Command::SetMonitoringBase { .. }
+        | Command::SetMonitoringLevel { .. } => {
+            return Err("OCPP 1.6 has no variable monitoring (it is an OCPP 2.0.1 feature)".into());
+        }
         Command::SetProfile { evse, profile } => {
             let mut p = json!({
                 "chargingProfileId": profile.id,

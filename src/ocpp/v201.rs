@@ -164,33 +164,6 @@ struct DataTransfer {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChargingNeedsReq {
-    evse_id: u32,
-    charging_needs: ChargingNeeds,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ChargingNeeds {
-    departure_time: Option<String>,
-    ac_charging_parameters: Option<AcParameters>,
-    dc_charging_parameters: Option<DcParameters>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AcParameters {
-    energy_amount: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DcParameters {
-    energy_amount: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct TransferStatus {
     status: String,
     request_id: Option<i64>,
@@ -198,13 +171,7 @@ struct TransferStatus {
 
 /// Charger-initiated actions we record and acknowledge.
 const NOTICES: &[&str] = &[
-    "ClearedChargingLimit",
-    "NotifyChargingLimit",
     "NotifyCustomerInformation",
-    "NotifyEVChargingSchedule",
-    "NotifyEvent",
-    "NotifyMonitoringReport",
-    "NotifyReport",
     "PublishFirmwareStatusNotification",
     "ReportChargingProfiles",
     "SecurityEventNotification",
@@ -213,7 +180,10 @@ const NOTICES: &[&str] = &[
 /// Known charger-initiated actions that need the PKI (not built yet).
 const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus", "SignCertificate"];
 
-pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
+pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) -> Result<Decoded, Rejection> {
+    if let Some(inbound) = super::device::decode(action, payload, now)? {
+        return Ok(Decoded::Inbound(inbound));
+    }
     let inbound = match action {
         "BootNotification" => {
             let m: BootNotification = typed(payload)?;
@@ -304,22 +274,6 @@ pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
                 request_id: m.request_id,
                 messages,
                 more_to_come: m.tbc,
-            }
-        }
-        "NotifyEVChargingNeeds" => {
-            let m: ChargingNeedsReq = typed(payload)?;
-            let n = m.charging_needs;
-            let energy = n
-                .ac_charging_parameters
-                .map(|p| p.energy_amount)
-                .or(n.dc_charging_parameters.and_then(|p| p.energy_amount));
-            Inbound::ChargingNeeds {
-                evse: m.evse_id,
-                departure: n
-                    .departure_time
-                    .map(|d| time(&d, "chargingNeeds.departureTime"))
-                    .transpose()?,
-                energy_wh: energy.map(i64::from),
             }
         }
         "DataTransfer" => {
@@ -689,6 +643,15 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             }
             ("DataTransfer", p)
         }
+        device @ (Command::GetBaseReport { .. }
+        | Command::GetReport { .. }
+        | Command::SetMonitor { .. }
+        | Command::GetMonitoringReport { .. }
+        | Command::ClearMonitor { .. }
+        | Command::SetMonitoringBase { .. }
+        | Command::SetMonitoringLevel { .. }) => {
+            super::device::encode_command(device).ok_or_else(|| format!("{device:?} is not a device-model command"))?
+        }
     })
 }
 
@@ -701,6 +664,9 @@ fn purpose_name(p: ProfilePurpose) -> &'static str {
 }
 
 pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
+    if let Some(r) = super::device::decode_result(cmd, payload) {
+        return r;
+    }
     let status = payload.get("status").and_then(Value::as_str).unwrap_or("");
     match cmd {
         Command::GetConfig { .. } => {

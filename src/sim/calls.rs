@@ -466,31 +466,13 @@ impl Charger {
                     .collect();
                 Ok(json!({"setVariableResult": results}))
             }
-            "GetBaseReport" => {
-                let request_id = int("requestId").unwrap_or(0);
-                if s("reportBase") == "SummaryInventory" {
-                    return status("NotSupported");
-                }
-                let report: Vec<Value> = self
-                    .settings
-                    .readable()
-                    .map(|st| {
-                        let mutability = match st.access {
-                            Access::ReadOnly => "ReadOnly",
-                            _ => "ReadWrite",
-                        };
-                        json!({"component": {"name": st.component}, "variable": {"name": st.variable},
-                               "variableAttribute": [{"value": st.value.chars().take(2500).collect::<String>(),
-                                                      "mutability": mutability}]})
-                    })
-                    .collect();
-                let now = crate::ocpp::format_time(clock.wall);
-                self.push_plain(
-                    "NotifyReport",
-                    json!({"requestId": request_id, "generatedAt": now, "seqNo": 0, "tbc": false, "reportData": report}),
-                );
-                status("Accepted")
-            }
+            "GetBaseReport" => Ok(self.base_report(p, clock)),
+            "GetReport" => Ok(self.report(p, clock)),
+            "SetVariableMonitoring" => Ok(self.set_monitoring(p, clock)),
+            "GetMonitoringReport" => Ok(self.monitoring_report(p, clock)),
+            "ClearVariableMonitoring" => Ok(self.clear_monitoring(p)),
+            "SetMonitoringBase" => Ok(self.monitoring_base(p)),
+            "SetMonitoringLevel" => Ok(self.monitoring_level(p)),
             "TriggerMessage" => {
                 let evse = p.pointer("/evse/id").and_then(Value::as_i64);
                 let Some(targets) = self.trigger_targets(evse, false) else {

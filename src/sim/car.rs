@@ -111,6 +111,7 @@ mod tests {
             dc_max_kw: 100,
             token: "T".into(),
             token_kind: TokenKind::Rfid,
+            iso15118: false,
         }
     }
 

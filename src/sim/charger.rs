@@ -170,6 +170,8 @@ pub struct Charger {
     pub(super) ops: super::ops::Ops,
     /// Firmware and log transfers in progress, and the running firmware.
     pub(super) transfers: super::transfer::Transfers,
+    /// Monitors, events and the external limit (2.0.1 device model).
+    pub(super) device: super::device::DeviceState,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -264,6 +266,7 @@ impl Charger {
                 scenario.misbehaviour.transfer_failure_percent,
                 plan.visit_seed ^ 0x5eed,
             ),
+            device: Default::default(),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
@@ -523,7 +526,7 @@ impl Charger {
             return self.last_tick;
         }
         let mut t = self.next_heartbeat;
-        let busy = self.conns.iter().any(|c| c.plugged.is_some());
+        let busy = self.conns.iter().any(|c| c.plugged.is_some()) || self.monitoring();
         if busy {
             return self.last_tick + Duration::from_secs(1);
         }
@@ -580,6 +583,7 @@ impl Charger {
         if self.accepted && self.online {
             self.report_statuses(clock);
         }
+        self.tick_device(clock);
     }
 
     pub(super) fn tick_conn(&mut self, i: usize, dt_ms: i64, clock: Clock) {

@@ -11,6 +11,7 @@
 mod calls;
 mod car;
 mod charger;
+mod device;
 mod http;
 mod link;
 mod ocmf;

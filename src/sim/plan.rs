@@ -31,6 +31,7 @@ pub struct ChargerPlan {
     pub meter_key: Option<[u8; 32]>,
     pub signed_meter: bool,
     pub quirk: Option<Quirk>,
+    pub external_limit: Option<super::scenario::ExternalLimitSpec>,
     /// This charger's first connector among all connectors of the site,
     /// and how many there are: drivers are spread so one card is not at
     /// two connectors at once.
@@ -55,6 +56,8 @@ pub struct Visit {
     pub dc_max_kw: u32,
     pub token: String,
     pub token_kind: TokenKind,
+    /// The car tells its needs (ISO 15118).
+    pub iso15118: bool,
 }
 
 pub struct Plan {
@@ -110,6 +113,7 @@ impl Plan {
                     signed_meter: g.signed_meter,
                     meter_key,
                     quirk,
+                    external_limit: g.external_limit.clone(),
                     first_slot: slot,
                     slots,
                     visit_seed: rng.random(),
@@ -207,6 +211,7 @@ impl Visits {
             dc_max_kw: car.dc_max_kw,
             token,
             token_kind,
+            iso15118: car.iso15118,
         }
     }
 }

@@ -112,6 +112,27 @@ pub struct ChargerGroup {
     /// Carries an Eichrecht meter that signs begin/end readings (OCMF).
     #[serde(default)]
     pub signed_meter: bool,
+    /// An energy manager on site caps these chargers for a while (2.0.1:
+    /// reported with NotifyChargingLimit / ClearedChargingLimit).
+    #[serde(default)]
+    pub external_limit: Option<ExternalLimitSpec>,
+}
+
+/// A cap another source puts on a charger: `current_a` per phase, from
+/// `after_s` after the simulation starts, for `for_s`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalLimitSpec {
+    pub current_a: u32,
+    pub after_s: u32,
+    pub for_s: u32,
+    /// EMS, Other, SO or CSO.
+    #[serde(default = "ems")]
+    pub source: String,
+}
+
+fn ems() -> String {
+    "EMS".into()
 }
 
 fn one() -> u32 {
@@ -181,6 +202,9 @@ pub struct CarModel {
     /// Relative share in the fleet.
     #[serde(default = "one")]
     pub weight: u32,
+    /// Speaks ISO 15118: tells its needs (NotifyEVChargingNeeds, 2.0.1).
+    #[serde(default)]
+    pub iso15118: bool,
 }
 
 /// How cars arrive at each connector: wait a gap, stay a while, leave.
@@ -333,6 +357,7 @@ impl Scenario {
             ac_phases,
             dc_max_kw,
             weight,
+            iso15118: name == "VW ID.3",
         };
         Scenario {
             site: SiteSpec {
@@ -357,6 +382,7 @@ impl Scenario {
                 meter_interval_s: 10,
                 limit_delay_s: 3,
                 signed_meter: false,
+                external_limit: None,
             }],
             tokens: vec![TokenGroup {
                 prefix: "SIM".into(),

@@ -86,7 +86,7 @@ pub fn version_of(image: &[u8]) -> String {
 }
 
 impl Charger {
-    fn report(&mut self, r: Report, status: &str, survives_reconnect: bool) {
+    fn report_transfer(&mut self, r: Report, status: &str, survives_reconnect: bool) {
         let mut p = json!({"status": status});
         if let Some(id) = r.request_id {
             p["requestId"] = json!(id);
@@ -137,9 +137,9 @@ impl Charger {
             return json!({"status": "InvalidCertificate"});
         }
         if after.is_zero() {
-            self.report(report, "Downloading", false);
+            self.report_transfer(report, "Downloading", false);
         } else if report.action != "FirmwareStatusNotification" {
-            self.report(report, "DownloadScheduled", false);
+            self.report_transfer(report, "DownloadScheduled", false);
         }
         self.transfers.jobs.push(Job::Download { url, after, report });
         if action == "UpdateFirmware" && self.proto() == Protocol::V16 {
@@ -179,7 +179,7 @@ impl Charger {
             (url.to_string(), format!("{kind}-{id}-{stamp}.log"), report)
         };
         let body = self.log_text(&name, clock).into_bytes();
-        self.report(report, "Uploading", false);
+        self.report_transfer(report, "Uploading", false);
         self.transfers.jobs.push(Job::Upload {
             url: if diagnostics {
                 url
@@ -237,27 +237,27 @@ impl Charger {
         match job {
             Job::Download { report, .. } => match result {
                 Ok(image) if !failed => {
-                    self.report(report, "Downloaded", false);
+                    self.report_transfer(report, "Downloaded", false);
                     if report.signed {
-                        self.report(report, "SignatureVerified", false);
+                        self.report_transfer(report, "SignatureVerified", false);
                     }
-                    self.report(report, "Installing", false);
+                    self.report_transfer(report, "Installing", false);
                     self.transfers.installing = Some((report, version_of(&image)));
                     self.schedule_reset(clock, "Reboot");
                 }
-                Ok(_) => self.report(report, report.failed, false),
+                Ok(_) => self.report_transfer(report, report.failed, false),
                 Err(e) => {
                     self.stats
                         .error(format!("{}: firmware download failed: {e}", self.plan.id));
-                    self.report(report, report.failed, false);
+                    self.report_transfer(report, report.failed, false);
                 }
             },
             Job::Upload { report, .. } => match result {
-                Ok(_) if !failed => self.report(report, "Uploaded", false),
-                Ok(_) => self.report(report, report.failed, false),
+                Ok(_) if !failed => self.report_transfer(report, "Uploaded", false),
+                Ok(_) => self.report_transfer(report, report.failed, false),
                 Err(e) => {
                     self.stats.error(format!("{}: log upload failed: {e}", self.plan.id));
-                    self.report(report, report.failed, false);
+                    self.report_transfer(report, report.failed, false);
                 }
             },
         }
@@ -269,7 +269,7 @@ impl Charger {
             self.transfers.firmware = version;
             self.boot_reason = "FirmwareUpdate";
             // Kept across reconnects: it goes out after the next boot.
-            self.report(report, "Installed", true);
+            self.report_transfer(report, "Installed", true);
         }
     }
 }

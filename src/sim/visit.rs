@@ -156,6 +156,7 @@ impl Charger {
                     ev["reservationId"] = json!(r);
                 }
                 self.push_tx_event(i, ev);
+                self.send_needs(i, clock);
             }
         }
     }

@@ -9,6 +9,7 @@ pub use ops::OpsOp;
 mod transfer;
 
 pub use transfer::TransferOp;
+mod device;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -34,6 +35,9 @@ pub struct InboundOutcome {
     /// Evidence to collect (after a reboot with open sessions): the
     /// command and the session it is about.
     pub followups: Vec<(Command, u64)>,
+    /// A 2.0.1 charger that is new or changed (vendor, model, firmware)
+    /// was accepted at boot: its device model is due for a full report.
+    pub inventory_due: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +113,8 @@ pub enum AdminOp {
     Ops(OpsOp),
     /// Firmware updates, campaigns, log requests and uploads.
     Transfer(transfer::TransferOp),
+    /// Device model and monitoring bookkeeping (see `DeviceOp`).
+    Device(DeviceOp),
 }
 
 /// Who a tariff is for, and when.
@@ -217,6 +223,8 @@ impl Cache {
     }
 }
 
+pub use device::{DeviceOp, ReportKind, charger_range, evse_key, report_key};
+
 pub(super) struct Ctx<'t> {
     cache: &'t mut Cache,
     /// For the tables only a few ops open (`transfer`).
@@ -239,6 +247,11 @@ pub(super) struct Ctx<'t> {
     bills: Table<'t, u64, &'static [u8]>,
     meter_keys: Table<'t, &'static str, &'static [u8]>,
     ops: ops::Tables<'t>,
+    device_model: Table<'t, &'static str, &'static [u8]>,
+    reports: Table<'t, &'static str, &'static [u8]>,
+    monitors: Table<'t, &'static str, &'static [u8]>,
+    charging_limits: Table<'t, &'static str, &'static [u8]>,
+    ev_info: Table<'t, &'static str, &'static [u8]>,
     next_seq: u64,
     /// Chargers whose journal head moved in this transaction.
     moved_heads: Vec<String>,
@@ -281,6 +294,11 @@ impl<'t> Ctx<'t> {
             bills: w.open_table(BILLS)?,
             meter_keys: w.open_table(METER_KEYS)?,
             ops: ops::Tables::open(w)?,
+            device_model: w.open_table(DEVICE_MODEL)?,
+            reports: w.open_table(REPORTS)?,
+            monitors: w.open_table(MONITORS)?,
+            charging_limits: w.open_table(CHARGING_LIMITS)?,
+            ev_info: w.open_table(EV_INFO)?,
             next_seq,
             moved_heads: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
@@ -337,6 +355,7 @@ impl<'t> Ctx<'t> {
             charger: charger.map(str::to_string),
             kind: kind.to_string(),
             detail,
+            device: None,
         };
         let seq = self.seq();
         self.events.insert(seq, encode(&e).as_slice())?;
@@ -499,6 +518,7 @@ pub(super) fn inbound(
         Ok(Ok(InboundOutcome {
             reply,
             followups: vec![],
+            inventory_due: false,
         }))
     };
     let accepted = ch.registration == Registration::Accepted;
@@ -531,6 +551,7 @@ pub(super) fn inbound(
                     now: t,
                 });
             }
+            let inventory_due = accepted && device::inventory_due(ctx, &ch, &vendor, &model, firmware.as_deref())?;
             ch.vendor = Some(vendor);
             ch.model = Some(model);
             ch.serial = serial;
@@ -561,6 +582,7 @@ pub(super) fn inbound(
                     now: t,
                 },
                 followups,
+                inventory_due,
             }))
         }
         Inbound::Heartbeat => {
@@ -633,6 +655,7 @@ pub(super) fn inbound(
             r.map(|reply| InboundOutcome {
                 reply,
                 followups: vec![],
+                inventory_due: false,
             })
         }),
         Inbound::ReservationStatus { id, status } => {
@@ -656,25 +679,45 @@ pub(super) fn inbound(
         }
         Inbound::LogStatus { status, request_id } => reply(transfer::log_status(ctx, &ch.id, status, request_id, t)?),
         Inbound::DataTransfer(dt) => reply(transfer::data_transfer(ctx, &ch.id, dt, t)?),
-        Inbound::ChargingNeeds {
+        Inbound::ChargingNeeds { evse, needs } => {
+            device::needs(ctx, &ch.id, evse, needs, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::Report(part) => {
+            device::report(ctx, &ch.id, part, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::MonitoringReport(part) => {
+            device::monitoring_report(ctx, &ch.id, part, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::DeviceEvents(events) => {
+            device::events(ctx, &ch.id, events)?;
+            reply(Reply::Ack)
+        }
+        Inbound::ChargingLimit {
             evse,
-            departure,
-            energy_wh,
+            source,
+            grid_critical,
+            schedules,
         } => {
-            let open = ctx.active_on(&ch.id).into_iter().find(|(_, e)| *e == evse);
-            let detail = match open.map(|o| o.0).map(|id| ctx.session(id)).transpose()?.flatten() {
-                Some(mut s) => {
-                    s.departure = departure.or(s.departure);
-                    s.energy_target_wh = energy_wh.or(s.energy_target_wh);
-                    ctx.put_session(&s)?;
-                    format!(
-                        "EVSE {evse}: session {} departs {departure:?}, needs {energy_wh:?} Wh",
-                        s.id
-                    )
-                }
-                None => format!("EVSE {evse}: no open session; departs {departure:?}, needs {energy_wh:?} Wh"),
+            let limit = crate::domain::device::ExternalLimit {
+                charger: ch.id.clone(),
+                evse,
+                source,
+                grid_critical,
+                schedules,
+                received_at: t,
             };
-            ctx.event(t, Some(&ch.id), "ev_charging_needs", detail)?;
+            device::limit(ctx, limit)?;
+            reply(Reply::Ack)
+        }
+        Inbound::ChargingLimitCleared { evse, source } => {
+            device::limit_cleared(ctx, &ch.id, evse, &source, t)?;
+            reply(Reply::Ack)
+        }
+        Inbound::EvSchedule { evse, schedule } => {
+            device::ev_schedule(ctx, &ch.id, evse, schedule, t)?;
             reply(Reply::Ack)
         }
     }
@@ -804,6 +847,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
     let id = ctx.next_session_id()?;
     let mut s = session::open(id, &ch.id, &m, r.clone(), auth, now);
     billing::seed_state(ch, &mut s);
+    device::adopt_needs(ctx, &mut s, now)?;
     if m.phase == TxPhase::Started {
         session::add_samples(&mut s, &m.samples);
     } else {
@@ -995,6 +1039,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
         AdminOp::Ops(op) => ops::admin(ctx, op, t)?,
         AdminOp::Transfer(op) => transfer::admin(ctx, op, t)?,
+        AdminOp::Device(op) => device::admin(ctx, op, t)?,
     })
 }
 

@@ -65,6 +65,11 @@ pub fn run(db: &Database) -> Result<()> {
         w.open_table(LOG_REQUESTS)?;
         w.open_table(UPLOAD_TOKENS)?;
         w.open_table(CAMPAIGNS)?;
+        w.open_table(DEVICE_MODEL)?;
+        w.open_table(REPORTS)?;
+        w.open_table(MONITORS)?;
+        w.open_table(CHARGING_LIMITS)?;
+        w.open_table(EV_INFO)?;
         if found == 1 {
             journal_to_frames(&w)?;
         }

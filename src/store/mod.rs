@@ -4,15 +4,15 @@
 //! migration; structural changes go through `migrate`.
 
 mod apply;
+mod device;
 mod journal;
 mod migrate;
 mod ops;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, OpsOp, TariffAssign, TransferOp};
-
 mod transfers;
+pub use apply::{AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, OpsOp, ReportKind, TariffAssign, TransferOp};
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};

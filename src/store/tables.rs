@@ -55,3 +55,16 @@ pub const LOG_REQUESTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 pub const UPLOAD_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("upload_tokens");
 /// campaign id → `domain::transfer::Campaign`.
 pub const CAMPAIGNS: TableDefinition<u64, &[u8]> = TableDefinition::new("campaigns");
+/// `charger␟component␟instance␟evse␟connector␟variable␟instance␟attribute`
+/// → `domain::device::StoredVariable`: a charger's device model (1.6
+/// configuration keys under the component "").
+pub const DEVICE_MODEL: TableDefinition<&str, &[u8]> = TableDefinition::new("device_model");
+/// `charger␟device` / `charger␟monitoring` → `domain::device::ReportStatus`
+/// of the last report asked for.
+pub const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
+/// `charger␟monitor id` → `domain::device::Monitor`.
+pub const MONITORS: TableDefinition<&str, &[u8]> = TableDefinition::new("monitors");
+/// `charger␟evse␟source` → `domain::device::ExternalLimit` until cleared.
+pub const CHARGING_LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("charging_limits");
+/// `charger␟evse` → `domain::device::EvInfo`: the car's needs and plan.
+pub const EV_INFO: TableDefinition<&str, &[u8]> = TableDefinition::new("ev_info");

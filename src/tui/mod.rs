@@ -53,6 +53,8 @@ pub struct Options {
     /// Where acknowledged alerts are kept (shared by everyone who runs the
     /// dashboard on that server).
     pub acks: PathBuf,
+    /// Device events (NotifyEvent) of this severity or worse are alerts.
+    pub device_severity: u8,
 }
 
 impl Options {
@@ -65,6 +67,7 @@ impl Options {
             readonly,
             color: !no_color,
             acks: data_dir.join("tui-acks.json"),
+            device_severity: alerts::DEVICE_SEVERITY,
         }
     }
 }
@@ -178,6 +181,7 @@ async fn event_loop(
     terminal.clear()?;
     let (mut feed, mut feed_rx) = Feed::start(&opts.socket);
     let mut state = State::new(Utc::now(), opts.readonly, opts.color);
+    state.device_severity = opts.device_severity;
     state.acks = load_acks(&opts.acks);
     let size = terminal.size()?;
     state.size = (size.width, size.height);

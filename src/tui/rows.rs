@@ -144,7 +144,7 @@ pub fn circuits(state: &State) -> Vec<CircuitRow<'_>> {
 /// Alerts on screen: unacknowledged ones (all with `show_acked`).
 pub fn alerts(state: &State) -> Vec<Alert> {
     let t = &state.tables[Screen::Alerts.index()];
-    let mut rows: Vec<Alert> = alerts::derive(&state.data)
+    let mut rows: Vec<Alert> = alerts::derive(&state.data, state.device_severity)
         .into_iter()
         .filter(|a| state.show_acked || !state.acks.contains(&a.key))
         .filter(|a| {
@@ -171,7 +171,7 @@ pub fn alerts(state: &State) -> Vec<Alert> {
 
 /// Unacknowledged alerts, for the tab bar and the overview.
 pub fn open_alerts(state: &State) -> usize {
-    alerts::derive(&state.data)
+    alerts::derive(&state.data, state.device_severity)
         .iter()
         .filter(|a| !state.acks.contains(&a.key))
         .count()

@@ -288,6 +288,8 @@ pub struct State {
     pub acks: BTreeSet<String>,
     pub show_acked: bool,
     pub quit: bool,
+    /// Device events of this severity or worse are alerts.
+    pub device_severity: u8,
 }
 
 impl State {
@@ -313,6 +315,7 @@ impl State {
             acks: BTreeSet::new(),
             show_acked: false,
             quit: false,
+            device_severity: super::alerts::DEVICE_SEVERITY,
         }
     }
 

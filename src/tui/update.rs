@@ -184,8 +184,10 @@ fn snapshot(state: &mut State, s: Snapshot) {
     state.link = Link::Up;
     // An acknowledgement lasts as long as its alert: the same condition
     // coming back later is a new occurrence.
-    let current: std::collections::HashSet<String> =
-        super::alerts::derive(&state.data).into_iter().map(|a| a.key).collect();
+    let current: std::collections::HashSet<String> = super::alerts::derive(&state.data, state.device_severity)
+        .into_iter()
+        .map(|a| a.key)
+        .collect();
     state.acks.retain(|k| current.contains(k));
     let ids: Vec<String> = state.data.chargers.iter().map(|c| c.id.clone()).collect();
     for id in ids {

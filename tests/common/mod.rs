@@ -35,6 +35,9 @@ impl TestServer {
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
         };
+        // A scripted charge point answers only the CALLs its test expects:
+        // an unanswered GetBaseReport would hold every later CALL back.
+        cfg.device_model.report_on_boot = false;
         tweak(&mut cfg);
         let running = start(cfg).await.expect("server starts");
         TestServer {

@@ -100,6 +100,7 @@ fn interop() -> Result<()> {
         "tests/interop/sim_vs_ocpp_py.py",
         "tests/interop/operations_interop.py",
         "tests/interop/firmware_interop.py",
+        "tests/interop/device_model_interop.py",
     ] {
         run(Command::new("python3").arg(script).arg("--bin").arg(&bin))?;
     }

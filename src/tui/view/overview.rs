@@ -23,7 +23,7 @@ pub fn render(f: &mut Frame, area: Rect, state: &State, theme: Theme) {
     }
     let mut sites: BTreeSet<&str> = state.data.chargers.iter().map(|c| c.site.as_str()).collect();
     sites.extend(state.data.dlm.sites.iter().map(|s| s.site.as_str()));
-    let all_alerts = alerts::derive(&state.data);
+    let all_alerts = alerts::derive(&state.data, state.device_severity);
     for site in sites {
         site_lines(state, site, &all_alerts, area.width, theme, &mut lines);
         lines.push(Line::raw(""));
