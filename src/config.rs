@@ -36,6 +36,21 @@ pub struct ServerConfig {
     pub handshake_timeout_s: u64,
     pub backlog: i32,
     pub dlm: DlmConfig,
+    /// A second listener for wss:// (security profiles 2 and 3).
+    pub tls_listen: Option<SocketAddr>,
+    /// The server certificate chain (PEM), re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM), re-read on SIGHUP.
+    pub tls_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for charger client certificates,
+    /// besides the built-in CA in `<data-dir>/ca/`.
+    pub tls_client_ca: Vec<PathBuf>,
+    /// Validity of certificates the built-in CA issues, in days.
+    pub cert_days: u32,
+    /// When set, a charger's CSR must carry this organization name.
+    pub cert_organization: Option<String>,
+    /// Raise an alert this many days before an issued certificate expires.
+    pub cert_expiry_warn_days: u32,
 }
 
 /// The live load-management loop (see docs/dlm.md).
@@ -94,6 +109,13 @@ impl Default for ServerConfig {
             handshake_timeout_s: 10,
             backlog: 4096,
             dlm: DlmConfig::default(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: Vec::new(),
+            cert_days: 365,
+            cert_organization: None,
+            cert_expiry_warn_days: 30,
         }
     }
 }
@@ -147,6 +169,12 @@ impl ServerConfig {
         if self.backlog < 1 {
             return bad("backlog", "must be at least 1");
         }
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return bad("tls_listen", "needs tls_cert and tls_key (PEM files)");
+        }
+        if !(1..=3650).contains(&self.cert_days) {
+            return bad("cert_days", "must be between 1 and 3650");
+        }
         let d = &self.dlm;
         if d.tick_ms < 100 || d.min_gap_ms == 0 {
             return bad("dlm.tick_ms", "tick_ms must be at least 100 and min_gap_ms at least 1");
@@ -183,6 +211,9 @@ impl ServerConfig {
     }
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("voltyard.redb")
+    }
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
     }
     pub fn control_socket(&self) -> PathBuf {
         self.data_dir.join("control.sock")

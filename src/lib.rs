@@ -10,6 +10,7 @@ pub mod domain;
 pub mod loadctl;
 pub mod ocmf;
 pub mod ocpp;
+pub mod security;
 pub mod server;
 pub mod sim;
 pub mod store;

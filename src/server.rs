@@ -15,11 +15,32 @@ pub struct Shared {
     pub registry: Registry,
     pub load: crate::loadctl::LoadControl,
     pub signed_seen: crate::control::meter_keys::SignedSeen,
+    /// Password checks and their throttling (security profile 1).
+    pub guard: crate::security::auth::Guard,
+    /// The wss:// listener's certificates, when `tls_listen` is set.
+    pub tls: Option<crate::security::tls::Tls>,
+    /// The built-in CA, loaded (or created) on first use.
+    pub ca: std::sync::Mutex<Option<Arc<crate::security::ca::Ca>>>,
+}
+
+impl Shared {
+    /// The built-in CA, created in `<data-dir>/ca/` the first time it is needed.
+    pub fn ca(&self) -> Result<Arc<crate::security::ca::Ca>, crate::security::ca::CaError> {
+        let mut slot = self.ca.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ca) = &*slot {
+            return Ok(ca.clone());
+        }
+        let ca = Arc::new(crate::security::ca::Ca::load_or_create(&self.config.ca_dir())?);
+        *slot = Some(ca.clone());
+        Ok(ca)
+    }
 }
 
 /// A started server: where it listens, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The wss:// listener's address, when `tls_listen` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -45,6 +66,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let store = Store::open(&config.db_path())
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
+    let (tls, tls_tcp) = match tls_setup(&config)? {
+        Some((tls, tcp)) => (Some(tls), Some(tcp)),
+        None => (None, None),
+    };
+    let tls_addr = tls_tcp.as_ref().map(|t| t.local_addr()).transpose()?;
     let control = crate::control::server::bind(&config.control_socket())?;
     let shared = Arc::new(Shared {
         config,
@@ -52,15 +78,67 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         registry: Registry::default(),
         load: crate::loadctl::LoadControl::default(),
         signed_seen: Default::default(),
+        guard: Default::default(),
+        tls,
+        ca: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
         tokio::spawn(crate::control::server::serve(control, shared.clone())),
     ];
+    if let Some(t) = tls_tcp {
+        tasks.push(tokio::spawn(listener::serve_tls(t, shared.clone())));
+        tasks.push(tokio::spawn(reload_on_sighup(shared.clone())));
+        tracing::info!(addr = ?tls_addr, "voltyard serving OCPP over TLS");
+    }
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
-    Ok(Running { addr, shared, tasks })
+    Ok(Running {
+        addr,
+        tls_addr,
+        shared,
+        tasks,
+    })
+}
+
+/// The TLS listener and its certificates; the built-in CA is created here
+/// so client certificates it issued are trusted from the first handshake.
+fn tls_setup(config: &ServerConfig) -> anyhow::Result<Option<(crate::security::tls::Tls, tokio::net::TcpListener)>> {
+    let (Some(addr), Some(cert), Some(key)) = (config.tls_listen, &config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let ca = crate::security::ca::Ca::load_or_create(&config.ca_dir())?;
+    let files = crate::security::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    };
+    let tls = crate::security::tls::Tls::new(files, ca.cert_der.clone())?;
+    let tcp = listener::bind(addr, config.backlog).with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(Some((tls, tcp)))
+}
+
+/// SIGHUP re-reads the TLS files; open connections are not touched and a
+/// failed reload keeps the certificate in use.
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(tls) = &shared.tls else { return };
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the current certificate: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
 }
 
 /// Every charger holds a socket, and the usual soft limit (1,024) would cap
@@ -80,6 +158,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         running.addr,
         running.shared.config.control_socket().display()
     );
+    if let Some(a) = running.tls_addr {
+        eprintln!("voltyard: OCPP over TLS at wss://{a}/ocpp/{{chargePointId}}");
+    }
     shutdown_signal().await;
     eprintln!("voltyard: shutting down");
     running.stop();

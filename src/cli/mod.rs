@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 1 refused or failed, 2 bad usage, 3 no server.
 
 mod charger;
+mod charger_security;
 mod circuit;
 mod demo;
 mod dlm;

@@ -6,4 +6,5 @@ mod billing;
 pub mod client;
 pub mod meter_keys;
 pub mod proto;
+mod security;
 pub mod server;

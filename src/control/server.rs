@@ -188,7 +188,7 @@ fn view(shared: &Shared, c: Charger) -> ChargerView {
     ChargerView::new(c, live)
 }
 
-async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
+pub(super) async fn command(shared: &Shared, id: &str, cmd: Command) -> Result<CommandResult, ApiError> {
     if shared.store.charger(id).map_err(internal)?.is_none() {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {id}")));
     }
@@ -277,9 +277,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
                 if pw.len() < 8 {
                     return Err(invalid("password", "must be at least 8 characters"));
                 }
-                let mut salt = [0u8; 16];
-                getrandom::fill(&mut salt).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-                c.password_hash = Some(crate::domain::password::hash(&pw, &salt));
+                c.password_hash = Some(super::security::hash(&pw).await?);
+            }
+            if let Some(p) = a.security_profile {
+                super::security::check_profile(p, c.password_hash.is_some())?;
+                c.security_profile = p;
             }
             admin(shared, AdminOp::ChargerAdd(Box::new(c))).await
         }
@@ -309,6 +311,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             Ok(r)
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
+        Request::ChargerSetPassword { id, password, offline } => {
+            super::security::set_password(shared, id, password, offline).await
+        }
+        Request::ChargerSetProfile { id, profile } => super::security::set_profile(shared, id, profile).await,
         Request::ChargerCommand { id, command: cmd } => {
             let r = command(shared, &id, cmd).await?;
             super::billing::capture_meter_keys(shared, &id, &r).await;

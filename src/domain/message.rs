@@ -105,6 +105,11 @@ pub enum Command {
         key: String,
         value: String,
     },
+    /// The HTTP Basic password (1.6 AuthorizationKey, 2.0.1
+    /// SecurityCtrlr.BasicAuthPassword); never journaled in clear.
+    SetPassword {
+        password: String,
+    },
     RemoteStart {
         token: String,
         evse: Option<u32>,

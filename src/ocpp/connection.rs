@@ -69,9 +69,13 @@ where
                     next_id += 1;
                     let id = format!("vy{next_id}");
                     let text = frame::call(&id, action, &payload);
+                    let journaled = match super::redacted(&req.cmd, &payload) {
+                        Some(p) => frame::call(&id, action, &p),
+                        None => text.clone(),
+                    };
                     shared
                         .store
-                        .record_frame(&charger, Direction::Out, text.clone(), Utc::now())
+                        .record_frame(&charger, Direction::Out, journaled, Utc::now())
                         .await;
                     if sink.send(Message::text(text)).await.is_err() {
                         let _ = req.reply.send(Err(CallError::Closed));

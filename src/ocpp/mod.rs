@@ -7,6 +7,7 @@ pub mod json;
 pub mod listener;
 pub mod registry;
 pub mod schema;
+pub mod stream;
 pub mod v16;
 pub mod v201;
 
@@ -109,6 +110,21 @@ pub fn encode_command(proto: Protocol, cmd: &Command) -> Result<(&'static str, V
     };
     schema::validate(proto, action, Part::Request, &payload).map_err(|v| format!("{action} {v}"))?;
     Ok((action, payload))
+}
+
+/// The journal's copy of a CALL whose payload carries a secret (a password
+/// push), with the secret blanked; `None` for every other CALL.
+pub fn redacted(cmd: &Command, payload: &Value) -> Option<Value> {
+    let Command::SetPassword { .. } = cmd else {
+        return None;
+    };
+    let mut p = payload.clone();
+    for ptr in ["/value", "/setVariableData/0/attributeValue"] {
+        if let Some(v) = p.pointer_mut(ptr) {
+            *v = json!("(redacted)");
+        }
+    }
+    Some(p)
 }
 
 /// The schedule both versions shape alike (2.0.1 adds an `id`).

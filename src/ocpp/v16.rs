@@ -309,6 +309,11 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::GetConfig { keys } if keys.is_empty() => ("GetConfiguration", json!({})),
         Command::GetConfig { keys } => ("GetConfiguration", json!({"key": keys})),
         Command::SetConfig { key, value } => ("ChangeConfiguration", json!({"key": key, "value": value})),
+        // The security whitepaper's AuthorizationKey: our passwords are hex already.
+        Command::SetPassword { password } => (
+            "ChangeConfiguration",
+            json!({"key": "AuthorizationKey", "value": password}),
+        ),
         Command::RemoteStart { token, evse, .. } => {
             let mut p = json!({"idTag": token});
             if let Some(e) = evse {
@@ -394,7 +399,9 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 accepted: true,
             }
         }
-        Command::SetConfig { .. } => CommandResult::status(status, &["Accepted", "RebootRequired"]),
+        Command::SetConfig { .. } | Command::SetPassword { .. } => {
+            CommandResult::status(status, &["Accepted", "RebootRequired"])
+        }
         Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
         _ => CommandResult::status(status, &["Accepted"]),

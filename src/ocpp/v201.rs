@@ -399,6 +399,14 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             item["attributeValue"] = json!(value);
             ("SetVariables", json!({"setVariableData": [item]}))
         }
+        Command::SetPassword { password } => (
+            "SetVariables",
+            json!({"setVariableData": [{
+                "component": {"name": "SecurityCtrlr"},
+                "variable": {"name": "BasicAuthPassword"},
+                "attributeValue": password,
+            }]}),
+        ),
         Command::RemoteStart {
             token,
             evse,
@@ -502,7 +510,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 accepted: true,
             }
         }
-        Command::SetConfig { .. } => {
+        Command::SetConfig { .. } | Command::SetPassword { .. } => {
             let st = payload
                 .pointer("/setVariableResult/0/attributeStatus")
                 .and_then(Value::as_str)

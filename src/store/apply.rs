@@ -3,6 +3,8 @@
 //! outputs.
 
 mod billing;
+mod security;
+pub use security::SecurityOp;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -98,6 +100,7 @@ pub enum AdminOp {
     SessionReprice {
         id: u64,
     },
+    Security(SecurityOp),
 }
 
 /// Who a tariff is for, and when.
@@ -914,6 +917,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::TariffUnassign { id, at } => billing::tariff_unassign(ctx, id, at.unwrap_or(t))?,
         AdminOp::TariffRemove { id } => billing::tariff_remove(ctx, &id)?,
         AdminOp::SessionReprice { id } => billing::reprice(ctx, id)?,
+        AdminOp::Security(op) => ctx.security(op)?,
     })
 }
 

@@ -9,7 +9,7 @@ mod migrate;
 mod tables;
 mod writer;
 
-pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, TariffAssign};
+pub use apply::{AdminOp, AdminResult, InboundOutcome, LoadOp, SecurityOp, TariffAssign};
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};
