@@ -21,6 +21,8 @@ pub struct Shared {
     pub tls: Option<crate::security::tls::Tls>,
     /// The built-in CA, loaded (or created) on first use.
     pub ca: std::sync::Mutex<Option<Arc<crate::security::ca::Ca>>>,
+    /// Woken when a certificate was issued, so expiry alerts need not wait for the hourly check.
+    pub certs_changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         guard: Default::default(),
         tls,
         ca: Default::default(),
+        certs_changed: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
@@ -92,6 +95,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         tracing::info!(addr = ?tls_addr, "voltyard serving OCPP over TLS");
     }
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
+    tasks.push(tokio::spawn(crate::security::expiry::watch(shared.clone())));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
     Ok(Running {

@@ -242,13 +242,22 @@ async fn profile_3_needs_a_client_certificate_for_this_very_charger() {
             .err(),
         Some(Refused::Tls)
     );
-    let v = srv.cli_json(&["events", "--limit", "100"]).await;
-    let refused: Vec<&serde_json::Value> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "security_refused")
-        .collect();
+    // Refusals are recorded just after the HTTP answer went out.
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let v = srv.cli_json(&["events", "--limit", "100"]).await;
+        let refused: Vec<serde_json::Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "security_refused")
+            .cloned()
+            .collect();
+        if refused.len() >= 2 || Instant::now() > deadline {
+            break refused;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
         refused

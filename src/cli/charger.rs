@@ -124,6 +124,9 @@ Example:
     /// Read or change configuration (2.0.1 keys are Component.Variable).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Certificates: installed on a charger, issued by the built-in CA, and the CA itself.
+    #[command(subcommand)]
+    Cert(super::charger_security::CertCmd),
     /// Show the raw OCPP frames of a charger.
     #[command(
         after_help = "Examples:\n  voltyard charger logs CP-001 --since 10m\n  voltyard charger logs CP-001 --follow"
@@ -352,6 +355,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                 &format!("meter key of {id} kept; {n} session(s) verified again"),
             );
         }
+        ChargerCmd::Cert(c) => super::charger_security::cert(ctx, c).await?,
         ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => {
             result(ctx, ctx.call(command(id, Command::SetConfig { key, value })).await?)
         }

@@ -40,6 +40,31 @@ pub enum Request {
         #[serde(default)]
         offline: bool,
     },
+    /// Certificates installed on a charger (GetInstalledCertificateIds).
+    ChargerCertList {
+        id: String,
+    },
+    /// Install a root certificate (PEM) on a charger.
+    ChargerCertInstall {
+        id: String,
+        kind: crate::domain::cert::CertKind,
+        pem: String,
+    },
+    /// Delete the installed certificate with this serial number (hex).
+    ChargerCertDelete {
+        id: String,
+        serial: String,
+    },
+    /// Ask a charger for a new certificate: it sends a SignCertificate.
+    ChargerCertRenew {
+        id: String,
+    },
+    /// Certificates the built-in CA issued, for one charger or all.
+    CertIssued {
+        charger: Option<String>,
+    },
+    /// The built-in CA's certificate (PEM), for chargers to trust.
+    CaCertificate,
     /// The OCPP security profile (0–3) a charger must connect with.
     ChargerSetProfile {
         id: String,

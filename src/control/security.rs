@@ -6,7 +6,9 @@ use super::server::{admin, command, internal, invalid};
 fn fail(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::Internal, e.to_string())
 }
-use crate::domain::message::Command;
+use crate::domain::Protocol;
+use crate::domain::cert::{CertHash, CertKind};
+use crate::domain::message::{Command, CommandResult};
 use crate::server::Shared;
 use crate::store::{AdminOp, SecurityOp};
 use serde_json::{Value, json};
@@ -125,6 +127,77 @@ pub(super) fn check_profile(profile: u8, has_password: bool) -> Result<(), ApiEr
         ));
     }
     Ok(())
+}
+
+/// Installed certificates, all kinds: 1.6 is asked once per kind it knows.
+pub(super) async fn cert_list(shared: &Shared, id: &str) -> Result<Value, ApiError> {
+    Ok(json!(installed(shared, id).await?))
+}
+
+async fn installed(shared: &Shared, id: &str) -> Result<Vec<CertHash>, ApiError> {
+    let kinds = match shared.registry.live(id).map(|l| l.protocol) {
+        Some(Protocol::V16) => vec![Some(CertKind::CsmsRoot), Some(CertKind::ManufacturerRoot)],
+        _ => vec![None],
+    };
+    let mut all = Vec::new();
+    for kind in kinds {
+        if let CommandResult::Certificates { certificates, .. } =
+            command(shared, id, Command::GetInstalledCertificates { kind }).await?
+        {
+            all.extend(certificates.into_iter().map(|mut c| {
+                c.kind = c.kind.or_else(|| kind.map(|k| format!("{k:?}")));
+                c
+            }));
+        }
+    }
+    Ok(all)
+}
+
+pub(super) async fn cert_install(shared: &Shared, id: &str, kind: CertKind, pem: String) -> Result<Value, ApiError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if CertificateDer::from_pem_slice(pem.as_bytes()).is_err() {
+        return Err(invalid("certificate", "is not a PEM certificate"));
+    }
+    Ok(json!(
+        command(shared, id, Command::InstallCertificate { kind, pem }).await?
+    ))
+}
+
+/// Delete by serial: the charger names its certificates by hash data, so
+/// the serial is looked up in what it reports as installed.
+pub(super) async fn cert_delete(shared: &Shared, id: &str, serial: &str) -> Result<Value, ApiError> {
+    let want = serial.trim_start_matches("0x").to_ascii_lowercase();
+    let norm = |s: &str| s.to_ascii_lowercase().trim_start_matches('0').to_string();
+    let found = installed(shared, id)
+        .await?
+        .into_iter()
+        .find(|c| norm(&c.serial_number) == norm(&want))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("charger {id} reports no installed certificate with serial {serial}"),
+            )
+        })?;
+    Ok(json!(
+        command(shared, id, Command::DeleteCertificate { hash: found }).await?
+    ))
+}
+
+pub(super) async fn cert_renew(shared: &Shared, id: &str) -> Result<Value, ApiError> {
+    let cmd = Command::Trigger {
+        message: "SignChargingStationCertificate".into(),
+        evse: None,
+    };
+    Ok(json!(command(shared, id, cmd).await?))
+}
+
+pub(super) fn ca_certificate(shared: &Shared) -> Result<Value, ApiError> {
+    let ca = shared.ca().map_err(fail)?;
+    Ok(json!({
+        "pem": ca.cert_pem,
+        "path": shared.config.ca_dir().join("ca.pem").display().to_string(),
+    }))
 }
 
 fn security(op: SecurityOp) -> AdminOp {

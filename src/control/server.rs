@@ -315,6 +315,12 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             super::security::set_password(shared, id, password, offline).await
         }
         Request::ChargerSetProfile { id, profile } => super::security::set_profile(shared, id, profile).await,
+        Request::ChargerCertList { id } => super::security::cert_list(shared, &id).await,
+        Request::ChargerCertInstall { id, kind, pem } => super::security::cert_install(shared, &id, kind, pem).await,
+        Request::ChargerCertDelete { id, serial } => super::security::cert_delete(shared, &id, &serial).await,
+        Request::ChargerCertRenew { id } => super::security::cert_renew(shared, &id).await,
+        Request::CertIssued { charger } => Ok(json!(store.issued_certs(charger.as_deref()).map_err(internal)?)),
+        Request::CaCertificate => super::security::ca_certificate(shared),
         Request::ChargerCommand { id, command: cmd } => {
             let r = command(shared, &id, cmd).await?;
             super::billing::capture_meter_keys(shared, &id, &r).await;

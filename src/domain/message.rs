@@ -39,6 +39,16 @@ pub enum Inbound {
         departure: Option<DateTime<Utc>>,
         energy_wh: Option<i64>,
     },
+    /// A charger asks the CA to sign its CSR (SignCertificate).
+    SignCertificate {
+        csr: String,
+        kind: Option<String>,
+    },
+    /// A SignCertificate after the CA looked at it: the certificate it
+    /// issued, or why it refused (the connection fills this in).
+    CertificateRequest {
+        result: Result<super::cert::IssuedCert, String>,
+    },
     /// Anything we record and acknowledge without acting on it yet
     /// (firmware, diagnostics, log and security notifications, DataTransfer, reports).
     Notice {
@@ -81,6 +91,10 @@ pub enum Reply {
         auth: Option<AuthStatus>,
     },
     Ack,
+    /// `{"status": "Accepted"}` or `"Rejected"`.
+    Status {
+        accepted: bool,
+    },
 }
 
 /// An operator's request to a charger.
@@ -134,6 +148,22 @@ pub enum Command {
         id: Option<i64>,
         evse: Option<u32>,
         purpose: Option<ProfilePurpose>,
+    },
+    /// The certificate chain (PEM) the CA issued for a SignCertificate.
+    CertificateSigned {
+        chain: String,
+        kind: Option<String>,
+    },
+    InstallCertificate {
+        kind: super::cert::CertKind,
+        pem: String,
+    },
+    DeleteCertificate {
+        hash: super::cert::CertHash,
+    },
+    /// All kinds when `kind` is `None` (2.0.1 only; 1.6 asks one kind at a time).
+    GetInstalledCertificates {
+        kind: Option<super::cert::CertKind>,
     },
 }
 
@@ -191,6 +221,12 @@ pub enum CommandResult {
         messages_in_queue: bool,
         accepted: bool,
     },
+    /// GetInstalledCertificateIds: what the charger has installed.
+    Certificates {
+        status: String,
+        accepted: bool,
+        certificates: Vec<super::cert::CertHash>,
+    },
 }
 
 impl CommandResult {
@@ -198,7 +234,8 @@ impl CommandResult {
         match self {
             CommandResult::Status { accepted, .. }
             | CommandResult::Config { accepted, .. }
-            | CommandResult::TransactionStatus { accepted, .. } => *accepted,
+            | CommandResult::TransactionStatus { accepted, .. }
+            | CommandResult::Certificates { accepted, .. } => *accepted,
         }
     }
     pub fn status(status: &str, accepted_when: &[&str]) -> Self {

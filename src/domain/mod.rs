@@ -4,6 +4,7 @@
 //! socket or a file: time and state come in as arguments.
 
 pub mod auth;
+pub mod cert;
 pub mod circuit;
 pub mod message;
 pub mod meter;

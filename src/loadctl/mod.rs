@@ -137,7 +137,11 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
             }
         }
         Inbound::ChargingNeeds { .. } => signals.push(Signal::Changed),
-        Inbound::Heartbeat | Inbound::Authorize { .. } | Inbound::Notice { .. } => {}
+        Inbound::Heartbeat
+        | Inbound::Authorize { .. }
+        | Inbound::Notice { .. }
+        | Inbound::SignCertificate { .. }
+        | Inbound::CertificateRequest { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
 }

@@ -7,7 +7,7 @@ use super::registry::{CALL_QUEUE, CallError, CallRequest, Registration};
 use super::schema::{self, Part};
 use crate::domain::Direction;
 use crate::domain::Protocol;
-use crate::domain::message::{Command, CommandResult};
+use crate::domain::message::{Command, CommandResult, Reply};
 use crate::server::Shared;
 use crate::store::{AdminOp, Applied};
 use chrono::Utc;
@@ -273,6 +273,7 @@ async fn handle_text(
             };
         }
     };
+    let (inbound, signed) = crate::security::pki::prepare(shared, charger, inbound);
     let hb = shared.config.heartbeat_interval_s;
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {
@@ -298,6 +299,11 @@ async fn handle_text(
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));
+            }
+            if let Some(cmd) = signed
+                && matches!(outcome.reply, Reply::Status { accepted: true })
+            {
+                followups.push(crate::security::pki::deliver(shared.clone(), charger, cmd));
             }
             Handled {
                 reply: Some(reply),

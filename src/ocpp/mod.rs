@@ -7,6 +7,7 @@ pub mod json;
 pub mod listener;
 pub mod registry;
 pub mod schema;
+pub mod security;
 pub mod stream;
 pub mod v16;
 pub mod v201;
@@ -77,6 +78,9 @@ pub fn decode_call(proto: Protocol, action: &str, payload: &Json, now: DateTime<
         ));
     }
     schema::validate_json(proto, action, Part::Request, payload)?;
+    if let Some(sec) = security::decode(action, payload) {
+        return sec;
+    }
     let decoded = match proto {
         Protocol::V16 => v16::decode(action, payload, now)?,
         Protocol::V201 => v201::decode(action, payload)?,
@@ -147,6 +151,9 @@ pub(super) fn schedule(p: &ChargingProfile) -> Value {
 }
 
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
+    if let Some(r) = security::decode_result(proto, cmd, payload) {
+        return r;
+    }
     match proto {
         Protocol::V16 => v16::decode_result(cmd, payload),
         Protocol::V201 => v201::decode_result(cmd, payload),
@@ -304,7 +311,11 @@ mod tests {
             ErrorCode::NotSupported
         );
         assert_eq!(
-            code(Protocol::V201, "SignCertificate", r#"{"csr": "x"}"#),
+            code(
+                Protocol::V201,
+                "GetCertificateStatus",
+                r#"{"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://x"}}"#
+            ),
             ErrorCode::NotSupported
         );
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});

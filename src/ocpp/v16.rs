@@ -92,12 +92,8 @@ const NOTICES: &[&str] = &[
     "DiagnosticsStatusNotification",
     "FirmwareStatusNotification",
     "LogStatusNotification",
-    "SecurityEventNotification",
     "SignedFirmwareStatusNotification",
 ];
-
-/// Known charger-initiated actions that need parts not built yet.
-const UNSUPPORTED: &[&str] = &["SignCertificate"];
 
 pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decoded, Rejection> {
     let inbound = match action {
@@ -229,7 +225,6 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
             kind: a.to_string(),
             detail: payload.to_value().to_string(),
         },
-        a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
         _ => return Ok(Decoded::NotOurs),
     };
     Ok(Decoded::Inbound(inbound))
@@ -292,11 +287,21 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
         Reply::Tx { .. } => json!({}),
         Reply::Ack if action == "DataTransfer" => json!({"status": "UnknownVendorId"}),
         Reply::Ack => json!({}),
+        Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
     }
 }
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
+        Command::Trigger { message, .. } if super::security::is_sign_trigger(message) => {
+            return super::security::encode(crate::domain::Protocol::V16, cmd);
+        }
+        Command::CertificateSigned { .. }
+        | Command::InstallCertificate { .. }
+        | Command::DeleteCertificate { .. }
+        | Command::GetInstalledCertificates { .. } => {
+            return super::security::encode(crate::domain::Protocol::V16, cmd);
+        }
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Hard" } else { "Soft" }})),
         Command::Unlock { evse, .. } => ("UnlockConnector", json!({"connectorId": evse})),
         Command::Trigger { message, evse } => {

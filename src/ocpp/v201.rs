@@ -165,11 +165,10 @@ const NOTICES: &[&str] = &[
     "PublishFirmwareStatusNotification",
     "ReportChargingProfiles",
     "ReservationStatusUpdate",
-    "SecurityEventNotification",
 ];
 
 /// Known charger-initiated actions that need the PKI (not built yet).
-const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus", "SignCertificate"];
+const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus"];
 
 pub fn decode(action: &str, payload: &Json) -> Result<Decoded, Rejection> {
     let inbound = match action {
@@ -332,6 +331,7 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             "NotifyEVChargingNeeds" | "NotifyEVChargingSchedule" => json!({"status": "Accepted"}),
             _ => json!({}),
         },
+        Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
     }
 }
 
@@ -375,6 +375,15 @@ fn key_of(item: &Value) -> String {
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
+        Command::Trigger { message, .. } if super::security::is_sign_trigger(message) => {
+            return super::security::encode(crate::domain::Protocol::V201, cmd);
+        }
+        Command::CertificateSigned { .. }
+        | Command::InstallCertificate { .. }
+        | Command::DeleteCertificate { .. }
+        | Command::GetInstalledCertificates { .. } => {
+            return super::security::encode(crate::domain::Protocol::V201, cmd);
+        }
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Immediate" } else { "OnIdle" }})),
         Command::Unlock { evse, connector } => ("UnlockConnector", json!({"evseId": evse, "connectorId": connector})),
         Command::Trigger { message, evse } => {

@@ -4,4 +4,6 @@
 
 pub mod auth;
 pub mod ca;
+pub mod expiry;
+pub mod pki;
 pub mod tls;

@@ -209,6 +209,8 @@ impl Cache {
 
 pub(super) struct Ctx<'t> {
     cache: &'t mut Cache,
+    /// For tables opened only by the few ops that need them.
+    w: &'t WriteTransaction,
     meta: Table<'t, &'static str, u64>,
     chargers: Table<'t, &'static str, &'static [u8]>,
     tokens: Table<'t, &'static str, &'static [u8]>,
@@ -249,6 +251,7 @@ impl<'t> Ctx<'t> {
         let next_seq = meta.get("next_seq")?.map(|v| v.value()).unwrap_or(1);
         Ok(Ctx {
             cache,
+            w,
             meta,
             chargers: w.open_table(CHARGERS)?,
             tokens: w.open_table(TOKENS)?,
@@ -488,6 +491,9 @@ pub(super) fn inbound(
     };
     let accepted = ch.registration == Registration::Accepted;
     match msg {
+        Inbound::SignCertificate { .. } | Inbound::CertificateRequest { .. } => {
+            reply(ctx.certificate_request(&ch.id, accepted, msg, t)?)
+        }
         Inbound::Boot {
             vendor,
             model,

@@ -4,6 +4,7 @@
 //! migration; structural changes go through `migrate`.
 
 mod apply;
+mod certs;
 mod journal;
 mod migrate;
 mod tables;

@@ -36,3 +36,5 @@ pub const BILLS: TableDefinition<u64, &[u8]> = TableDefinition::new("bills");
 /// charger → `[billing::MeterKey]`: the meter public keys it published or
 /// the operator set.
 pub const METER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("meter_keys");
+/// serial (hex) → `domain::cert::IssuedCert`: what the built-in CA issued.
+pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");

@@ -18,6 +18,10 @@ const ALERT_EVENTS: &[(&str, Severity)] = &[
     ("unknown_transaction", Severity::Warning),
     ("inferred_end", Severity::Warning),
     ("late_transaction", Severity::Warning),
+    ("security_event", Severity::Warning),
+    ("security_refused", Severity::Warning),
+    ("auth_failed", Severity::Warning),
+    ("cert_expiring", Severity::Warning),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
