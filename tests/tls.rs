@@ -367,3 +367,123 @@ async fn sighup_reloads_the_certificate_for_new_connections_and_keeps_open_ones(
     let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
     assert!(log.contains("TLS reload failed"), "{log}");
 }
+
+async fn connected(srv: &TestServer, id: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let v = srv.cli_json(&["charger", "show", id]).await;
+        if v["connected"] == true && v["status"] == "accepted" && v["last_boot"].is_string() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_climbs_from_profile_2_to_3_and_answers_every_security_call() {
+    use voltyard::sim::scenario::ProtocolChoice;
+    use voltyard::sim::{Credentials, Options, Plan, Scenario, Simulation};
+    for proto in [ProtocolChoice::V16, ProtocolChoice::V201] {
+        let certs = tempfile::tempdir().unwrap();
+        let server_ca = TestCa::new("server CA");
+        let srv = tls_server(certs.path(), &server_ca, None).await;
+        let tls_addr = srv.running.as_ref().unwrap().tls_addr.unwrap();
+        let ca_file = certs.path().join("server-ca.pem");
+        std::fs::write(&ca_file, pem_of(&server_ca.der)).unwrap();
+        let scenario = Scenario::generic(1, proto, 1);
+        let id = Plan::new(&scenario, 3).chargers[0].id.clone();
+        srv.ok(&[
+            "charger",
+            "add",
+            &id,
+            "--password",
+            "sim-password-profile2",
+            "--security-profile",
+            "2",
+        ])
+        .await;
+        let sim = Simulation::start_with(
+            Options {
+                url: format!("wss://localhost:{}/ocpp", tls_addr.port()),
+                scenario,
+                seed: 3,
+                validate: true,
+                connect_rate: 10,
+                call_timeout: Duration::from_secs(10),
+            },
+            Credentials {
+                password: Some("sim-password-profile2".into()),
+                ca_file: Some(ca_file.clone()),
+                ..Default::default()
+            },
+        );
+        if !connected(&srv, &id).await {
+            panic!("{id} did not connect with TLS and its password: {:?}", sim.stop().await);
+        }
+        let v = srv.cli_json(&["charger", "set-password", &id, "--generate"]).await;
+        assert_eq!(v["pushed"], true, "{v}");
+        srv.ok(&["charger", "cert", "renew", &id]).await;
+        let deadline = Instant::now() + WAIT;
+        while srv
+            .cli_json(&["charger", "cert", "issued", "--charger", &id])
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "{id} never sent a CSR that was signed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Installed roots round-trip through the simulator.
+        let ca_pem = out(&srv.cli(&["charger", "cert", "ca"]).await);
+        let root = certs.path().join("root.pem");
+        std::fs::write(&root, &ca_pem).unwrap();
+        srv.ok(&[
+            "charger",
+            "cert",
+            "install",
+            &id,
+            "--type",
+            "csms-root",
+            root.to_str().unwrap(),
+        ])
+        .await;
+        let listed = srv.cli_json(&["charger", "cert", "list", &id]).await;
+        let serial = listed[0]["serial_number"].as_str().unwrap().to_string();
+        srv.ok(&["charger", "cert", "delete", &id, &serial]).await;
+        assert!(
+            srv.cli_json(&["charger", "cert", "list", &id])
+                .await
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        // Now profile 3: after a reset the simulator reconnects with the
+        // certificate it got over OCPP, and the new password.
+        srv.ok(&["charger", "set-security-profile", &id, "3"]).await;
+        let before = srv.cli_json(&["charger", "show", &id]).await["connected_since"].clone();
+        srv.ok(&["charger", "reset", &id]).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = srv.cli_json(&["charger", "show", &id]).await;
+            if v["connected"] == true && v["connected_since"] != before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not reconnect with its client certificate"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = sim.stop().await;
+        let v = srv.cli_json(&["events", "--limit", "500"]).await;
+        let refused: Vec<&serde_json::Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "security_refused")
+            .collect();
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+}

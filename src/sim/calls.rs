@@ -35,9 +35,12 @@ impl Charger {
     /// Answer one CALL from the server. The payload has passed schema
     /// validation, so required fields are present with the right types.
     pub fn handle_call(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
-        let answer = match self.proto() {
-            Protocol::V16 => self.call16(action, p, clock),
-            Protocol::V201 => self.call201(action, p, clock),
+        let answer = match self.security_call(action, p) {
+            Some(a) => a,
+            None => match self.proto() {
+                Protocol::V16 => self.call16(action, p, clock),
+                Protocol::V201 => self.call201(action, p, clock),
+            },
         };
         if answer.is_ok() {
             Stats::add(&self.stats.calls_answered, 1);

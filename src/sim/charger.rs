@@ -166,6 +166,7 @@ pub struct Charger {
     pub(super) drop_rng: u64,
     pub(super) last_tick: Instant,
     pub(super) stats: Arc<Stats>,
+    pub(super) security: super::security::SimSecurity,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -255,6 +256,7 @@ impl Charger {
             drop_rng: plan.visit_seed | 1,
             last_tick: clock.now,
             stats,
+            security: Default::default(),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {
