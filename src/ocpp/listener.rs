@@ -175,6 +175,9 @@ where
         }
     };
     let verdict = match head.path.strip_prefix("/ocpp/").map(percent_decode) {
+        // Security profile 3: the client certificate (bound to the id in
+        // `admit`) authenticates; no password is asked for.
+        _ if transport.profile() == 3 => Verdict::NotNeeded,
         Some(id) if valid_id(&id) => match shared.store.charger(&id) {
             Ok(Some(ch)) => {
                 let check = auth::check(&shared, &ch, peer.ip(), head.authorization.as_deref());

@@ -95,7 +95,11 @@ fn interop() -> Result<()> {
     run(cargo().args(["build", "--bin", "voltyard"]))?;
     let bin = root().join("target/debug/voltyard");
     // PyPI `ocpp` as the charge points, then as the CSMS our simulator drives.
-    for script in ["tests/interop/ocpp_py_interop.py", "tests/interop/sim_vs_ocpp_py.py"] {
+    for script in [
+        "tests/interop/ocpp_py_interop.py",
+        "tests/interop/sim_vs_ocpp_py.py",
+        "tests/interop/security_interop.py",
+    ] {
         run(Command::new("python3").arg(script).arg("--bin").arg(&bin))?;
     }
     Ok(())
