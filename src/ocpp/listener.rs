@@ -174,25 +174,29 @@ where
             return None;
         }
     };
-    let verdict = match head.path.strip_prefix("/ocpp/").map(percent_decode) {
+    // The charger's row, read once for the password check and the handshake.
+    let mut known = None;
+    let mut verdict = Verdict::NotNeeded;
+    if let Some(id) = head.path.strip_prefix("/ocpp/").map(percent_decode)
+        && valid_id(&id)
+        && let Ok(row) = shared.store.charger(&id)
+    {
         // Security profile 3: the client certificate (bound to the id in
         // `admit`) authenticates; no password is asked for.
-        _ if transport.profile() == 3 => Verdict::NotNeeded,
-        Some(id) if valid_id(&id) => match shared.store.charger(&id) {
-            Ok(Some(ch)) => {
-                let check = auth::check(&shared, &ch, peer.ip(), head.authorization.as_deref());
-                tokio::time::timeout_at(deadline, check)
-                    .await
-                    .unwrap_or(Verdict::Missing)
-            }
-            _ => Verdict::NotNeeded,
-        },
-        _ => Verdict::NotNeeded,
-    };
+        if let Some(ch) = &row
+            && transport.profile() < 3
+        {
+            let check = auth::check(&shared, ch, peer.ip(), head.authorization.as_deref());
+            verdict = tokio::time::timeout_at(deadline, check)
+                .await
+                .unwrap_or(Verdict::Missing);
+        }
+        known = Some((id, row));
+    }
     let mut admitted = None;
     let mut refusal = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        match admit(req, resp, &shared, &verdict, &transport) {
+        match admit(req, resp, &shared, known.take(), &verdict, &transport) {
             Ok((a, resp)) => {
                 admitted = Some(a);
                 Ok(resp)
@@ -269,6 +273,7 @@ fn admit(
     req: &Request,
     mut resp: Response,
     shared: &Shared,
+    read_before: Option<(String, Option<Charger>)>,
     verdict: &Verdict,
     transport: &Transport,
 ) -> Result<(Admitted, Response), Refused> {
@@ -317,13 +322,16 @@ fn admit(
             Some((id, detail)),
         ));
     }
-    let known = shared.store.charger(&id).map_err(|e| {
-        tracing::error!("store read failed during handshake: {e}");
-        (
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "server storage unavailable"),
-            None,
-        )
-    })?;
+    let known = match read_before {
+        Some((read_id, row)) if read_id == id => row,
+        _ => shared.store.charger(&id).map_err(|e| {
+            tracing::error!("store read failed during handshake: {e}");
+            (
+                refuse(StatusCode::SERVICE_UNAVAILABLE, "server storage unavailable"),
+                None,
+            )
+        })?,
+    };
     match &known {
         None if shared.config.unknown_chargers == UnknownChargers::Reject => {
             return Err((
