@@ -125,7 +125,7 @@ impl Guard {
         let mut first = 0;
         for (i, (k, free)) in keys.iter().enumerate() {
             let f = map.entry(k.owned()).or_insert(Failures { count: 0, until: now });
-            f.count += 1;
+            f.count = f.count.saturating_add(1);
             if f.count > *free {
                 let wait = Duration::from_secs(1u64 << (f.count - free - 1).min(16)).min(MAX_BACKOFF);
                 f.until = now + wait;
