@@ -53,6 +53,21 @@ pub struct ServerConfig {
     /// vendorId → what a charger's DataTransfer from that vendor is answered.
     pub data_transfer: BTreeMap<String, VendorHook>,
     pub device_model: DeviceModelConfig,
+    /// A second listener for wss:// (security profiles 2 and 3).
+    pub tls_listen: Option<SocketAddr>,
+    /// The server certificate chain (PEM), re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM), re-read on SIGHUP.
+    pub tls_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for charger client certificates,
+    /// besides the built-in CA in `<data-dir>/ca/`.
+    pub tls_client_ca: Vec<PathBuf>,
+    /// Validity of certificates the built-in CA issues, in days.
+    pub cert_days: u32,
+    /// When set, a charger's CSR must carry this organization name.
+    pub cert_organization: Option<String>,
+    /// Raise an alert this many days before an issued certificate expires.
+    pub cert_expiry_warn_days: u32,
 }
 
 /// The HTTP side of the OCPP port: firmware downloads and log uploads.
@@ -176,6 +191,13 @@ impl Default for ServerConfig {
             files: FilesConfig::default(),
             data_transfer: BTreeMap::new(),
             device_model: DeviceModelConfig::default(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: Vec::new(),
+            cert_days: 365,
+            cert_organization: None,
+            cert_expiry_warn_days: 30,
         }
     }
 }
@@ -239,6 +261,12 @@ impl ServerConfig {
             return bad(field, reason);
         }
         self.check_files()?;
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return bad("tls_listen", "needs tls_cert and tls_key (PEM files)");
+        }
+        if !(1..=3650).contains(&self.cert_days) {
+            return bad("cert_days", "must be between 1 and 3650");
+        }
         let d = &self.dlm;
         if d.tick_ms < 100 || d.min_gap_ms == 0 {
             return bad("dlm.tick_ms", "tick_ms must be at least 100 and min_gap_ms at least 1");
@@ -301,6 +329,9 @@ impl ServerConfig {
     }
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("voltyard.redb")
+    }
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
     }
     pub fn control_socket(&self) -> PathBuf {
         self.data_dir.join("control.sock")

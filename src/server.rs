@@ -22,11 +22,34 @@ pub struct Shared {
     pub public_url: String,
     /// Wakes the campaign runner (a campaign was started).
     pub campaign_wake: tokio::sync::Notify,
+    /// Password checks and their throttling (security profile 1).
+    pub guard: crate::security::auth::Guard,
+    /// The wss:// listener's certificates, when `tls_listen` is set.
+    pub tls: Option<crate::security::tls::Tls>,
+    /// The built-in CA, loaded (or created) on first use.
+    pub ca: std::sync::Mutex<Option<Arc<crate::security::ca::Ca>>>,
+    /// Woken when a certificate was issued, so expiry alerts need not wait for the hourly check.
+    pub certs_changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// The built-in CA, created in `<data-dir>/ca/` the first time it is needed.
+    pub fn ca(&self) -> Result<Arc<crate::security::ca::Ca>, crate::security::ca::CaError> {
+        let mut slot = self.ca.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ca) = &*slot {
+            return Ok(ca.clone());
+        }
+        let ca = Arc::new(crate::security::ca::Ca::load_or_create(&self.config.ca_dir())?);
+        *slot = Some(ca.clone());
+        Ok(ca)
+    }
 }
 
 /// A started server: where it listens, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The wss:// listener's address, when `tls_listen` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -56,6 +79,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let store = Store::open_with(&config.db_path(), boot)
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
+    let (tls, tls_tcp) = match tls_setup(&config)? {
+        Some((tls, tcp)) => (Some(tls), Some(tcp)),
+        None => (None, None),
+    };
+    let tls_addr = tls_tcp.as_ref().map(|t| t.local_addr()).transpose()?;
     let control = crate::control::server::bind(&config.control_socket())?;
     let public_url = public_url(&config, addr);
     let shared = Arc::new(Shared {
@@ -68,17 +96,71 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         ops: Default::default(),
         public_url,
         campaign_wake: tokio::sync::Notify::new(),
+        guard: Default::default(),
+        tls,
+        ca: Default::default(),
+        certs_changed: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),
         tokio::spawn(crate::control::server::serve(control, shared.clone())),
     ];
+    if let Some(t) = tls_tcp {
+        tasks.push(tokio::spawn(listener::serve_tls(t, shared.clone())));
+        tasks.push(tokio::spawn(reload_on_sighup(shared.clone())));
+        tracing::info!(addr = ?tls_addr, "voltyard serving OCPP over TLS");
+    }
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
+    tasks.push(tokio::spawn(crate::security::expiry::watch(shared.clone())));
     tasks.push(crate::control::meter_keys::spawn(shared.clone()));
     tasks.extend(crate::control::ops_tasks::spawn(shared.clone()));
     tasks.push(crate::control::campaign::spawn(shared.clone()));
     tracing::info!(%addr, data_dir = %shared.config.data_dir.display(), "voltyard serving OCPP at ws://{addr}/ocpp/{{chargePointId}}");
-    Ok(Running { addr, shared, tasks })
+    Ok(Running {
+        addr,
+        tls_addr,
+        shared,
+        tasks,
+    })
+}
+
+/// The TLS listener and its certificates; the built-in CA is created here
+/// so client certificates it issued are trusted from the first handshake.
+fn tls_setup(config: &ServerConfig) -> anyhow::Result<Option<(crate::security::tls::Tls, tokio::net::TcpListener)>> {
+    let (Some(addr), Some(cert), Some(key)) = (config.tls_listen, &config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let ca = crate::security::ca::Ca::load_or_create(&config.ca_dir())?;
+    let files = crate::security::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    };
+    let tls = crate::security::tls::Tls::new(files, ca.cert_der.clone())?;
+    let tcp = listener::bind(addr, config.backlog).with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(Some((tls, tcp)))
+}
+
+/// SIGHUP re-reads the TLS files; open connections are not touched and a
+/// failed reload keeps the certificate in use.
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(tls) = &shared.tls else { return };
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the current certificate: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
 }
 
 /// Where chargers fetch and upload files: the configured `public_url`, or
@@ -118,6 +200,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         running.addr,
         running.shared.config.control_socket().display()
     );
+    if let Some(a) = running.tls_addr {
+        eprintln!("voltyard: OCPP over TLS at wss://{a}/ocpp/{{chargePointId}}");
+    }
     shutdown_signal().await;
     eprintln!("voltyard: shutting down");
     running.stop();

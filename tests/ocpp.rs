@@ -145,7 +145,12 @@ async fn schema_violations_are_classified_per_version() {
     );
     assert_eq!(err(cp.call("Heartbeat", json!({"x": 1})).await), "FormatViolation");
     assert_eq!(
-        err(cp.call("SignCertificate", json!({"csr": "abc"})).await),
+        err(cp
+            .call(
+                "GetCertificateStatus",
+                json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://ocsp"}})
+            )
+            .await),
         "NotSupported"
     );
     assert!(

@@ -30,6 +30,33 @@ pub enum ChargerCmd {
         /// HTTP Basic password the charger must present (security profile 1).
         #[arg(long)]
         password: Option<String>,
+        /// OCPP security profile the charger must connect with: 0 none, 1 Basic auth,
+        /// 2 TLS + Basic auth, 3 TLS with a client certificate.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
+        security_profile: Option<u8>,
+    },
+    /// Set a charger's HTTP Basic password and push it to the charger.
+    #[command(after_help = super::charger_security::SET_PASSWORD_HELP)]
+    SetPassword {
+        id: String,
+        /// The new password (16 to 40 characters); omit it with --generate.
+        #[arg(required_unless_present = "generate", conflicts_with = "generate")]
+        value: Option<String>,
+        /// Let the server generate a strong password (printed once).
+        #[arg(long)]
+        generate: bool,
+        /// Only store it: the charger is not connected and gets the password another way.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Set the OCPP security profile a charger must connect with (0–3).
+    #[command(
+        after_help = "A charger that connects with a lower profile is refused and the refusal is recorded.\n\nExample:\n  voltyard charger set-security-profile CP-001 2"
+    )]
+    SetSecurityProfile {
+        id: String,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=3))]
+        profile: u8,
     },
     /// List chargers with their connection and connector states.
     #[command(after_help = "Example:\n  voltyard charger list --json")]
@@ -114,6 +141,9 @@ Example:
     /// Read or change configuration (2.0.1 keys are Component.Variable).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Certificates: installed on a charger, issued by the built-in CA, and the CA itself.
+    #[command(subcommand)]
+    Cert(super::charger_security::CertCmd),
     /// Ask for the device-model report (2.0.1 GetBaseReport / GetReport; 1.6 GetConfiguration), or its status.
     Report(super::device::ReportArgs),
     /// The stored device model: every reported variable (no charger round trip).
@@ -233,6 +263,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
             phases,
             phase_rotation,
             password,
+            security_profile,
         } => {
             let phases = phases.and_then(|p| p.parse().ok());
             let max_power_w = max_power.map(|kw| kw.saturating_mul(1000));
@@ -246,6 +277,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                     phases,
                     phase_rotation,
                     password,
+                    security_profile,
                 }))
                 .await?;
             output::done(ctx, &v, &format!("charger {id} registered"));
@@ -287,11 +319,32 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                     "phases",
                     "phase_rotation",
                     "password",
+                    "password_pending",
+                    "security_profile",
                     "connectors",
                     "last_seen",
                     "last_boot",
                     "connected_since",
                 ],
+            );
+        }
+        ChargerCmd::SetPassword {
+            id,
+            value,
+            generate: _,
+            offline,
+        } => super::charger_security::set_password(ctx, id, value, offline).await?,
+        ChargerCmd::SetSecurityProfile { id, profile } => {
+            let v = ctx
+                .call(Request::ChargerSetProfile {
+                    id: id.clone(),
+                    profile,
+                })
+                .await?;
+            output::done(
+                ctx,
+                &v,
+                &format!("charger {id} must now connect with security profile {profile}"),
             );
         }
         ChargerCmd::Accept { id } => {
@@ -397,6 +450,7 @@ pub async fn run(ctx: &Ctx, cmd: ChargerCmd) -> Result<(), ClientError> {
                 &format!("meter key of {id} kept; {n} session(s) verified again"),
             );
         }
+        ChargerCmd::Cert(c) => super::charger_security::cert(ctx, c).await?,
         ChargerCmd::Config(ConfigCmd::Set { id, key, value }) => {
             result(ctx, ctx.call(command(id, Command::SetConfig { key, value })).await?)
         }

@@ -202,6 +202,7 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
                 phases: Some(c.phases),
                 phase_rotation: Some(c.phase_rotation.clone()),
                 password: None,
+                security_profile: None,
             }))
             .await;
         created_or_there(added).with_context(|| format!("registering {}", c.id))?;

@@ -3,6 +3,7 @@
 
 mod charger;
 mod charger_ops;
+mod charger_security;
 mod circuit;
 mod demo;
 mod device;
@@ -133,7 +134,7 @@ Keys: ? lists them on every screen; q quits. Needs a terminal (exit 2 without on
     Demo(demo::DemoArgs),
     /// Virtual chargers and cars speaking OCPP-J to any CSMS.
     #[command(
-        after_help = "Examples:\n  voltyard simulate --url ws://127.0.0.1:9000/ocpp --chargers 50 --protocol mix --duration 10m\n  voltyard simulate --url ws://csms.example:9000/ocpp --scenario office --seed 7\n  voltyard simulate --scenario scenarios/depot.toml --plan   (what would run, no network)\n\nExit status 1 when a frame broke the OCPP schemas or no charger got connected."
+        after_help = "Examples:\n  voltyard simulate --url ws://127.0.0.1:9000/ocpp --chargers 50 --protocol mix --duration 10m\n  voltyard simulate --url ws://csms.example:9000/ocpp --scenario office --seed 7\n  voltyard simulate --scenario scenarios/depot.toml --plan   (what would run, no network)\n  voltyard simulate --url wss://csms.example:9443/ocpp --ca-file server-ca.pem --password s3cret-16-chars-or-more\n  voltyard simulate --url wss://csms.example:9443/ocpp --ca-file server-ca.pem --client-cert certs/{id}.pem --client-key certs/{id}.key\n\nExit status 1 when a frame broke the OCPP schemas or no charger got connected."
     )]
     Simulate(simulate::SimulateArgs),
     /// Print shell completions.

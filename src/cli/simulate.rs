@@ -1,7 +1,7 @@
 //! `voltyard simulate`: run virtual chargers against any CSMS URL.
 
 use crate::sim::scenario::ProtocolChoice;
-use crate::sim::{Options, Plan, Scenario, Simulation, Summary};
+use crate::sim::{Credentials, Options, Plan, Scenario, Simulation, Summary};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +44,18 @@ pub struct SimulateArgs {
     /// Do not check every frame against the OCPP JSON schemas.
     #[arg(long)]
     no_validate: bool,
+    /// HTTP Basic password of the chargers (security profiles 1 and 2).
+    #[arg(long, value_name = "PASSWORD", env = "VOLTYARD_SIM_PASSWORD")]
+    password: Option<String>,
+    /// CA certificate (PEM) to trust for a wss:// URL.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for security profile 3; `{id}` is replaced by the charger id.
+    #[arg(long, value_name = "FILE")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM); `{id}` is replaced by the charger id.
+    #[arg(long, value_name = "FILE")]
+    client_key: Option<std::path::PathBuf>,
     /// Print the chargers and their first visits, then exit (no network).
     #[arg(long)]
     plan: bool,
@@ -82,18 +94,32 @@ pub async fn run(args: SimulateArgs, json: bool) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let url = args.url.clone().context("--url is required")?;
-    // TLS (wss://) arrives with the security profiles.
-    if !url.starts_with("ws://") {
-        bail!("--url must start with ws:// (got {url}); wss:// is not supported yet");
+    if !url.starts_with("ws://") && !url.starts_with("wss://") {
+        bail!("--url must start with ws:// or wss:// (got {url})");
     }
-    let sim = Simulation::start(Options {
-        url,
-        scenario,
-        seed: args.seed,
-        validate: !args.no_validate,
-        connect_rate: args.connect_rate,
-        call_timeout: Duration::from_secs(args.call_timeout.max(1)),
-    });
+    if url.starts_with("wss://") && args.ca_file.is_none() {
+        bail!("--ca-file: wss:// needs the CA certificate (PEM) that signed the server's certificate");
+    }
+    if args.client_cert.is_some() != args.client_key.is_some() {
+        bail!("--client-cert and --client-key go together");
+    }
+    let credentials = Credentials {
+        password: args.password.clone(),
+        ca_file: args.ca_file.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+    };
+    let sim = Simulation::start_with(
+        Options {
+            url,
+            scenario,
+            seed: args.seed,
+            validate: !args.no_validate,
+            connect_rate: args.connect_rate,
+            call_timeout: Duration::from_secs(args.call_timeout.max(1)),
+        },
+        credentials,
+    );
     watch(&sim, args.duration).await;
     let summary = sim.stop().await;
     report(&summary, json);

@@ -11,5 +11,6 @@ pub mod meter_keys;
 mod ops;
 pub mod ops_tasks;
 pub mod proto;
+mod security;
 pub mod server;
 mod transfer;

@@ -33,6 +33,44 @@ pub enum Request {
     ChargerAccept {
         id: String,
     },
+    /// Set a charger's HTTP Basic password (generated when `password` is
+    /// `None`); pushed to a connected charger unless `offline`.
+    ChargerSetPassword {
+        id: String,
+        password: Option<String>,
+        #[serde(default)]
+        offline: bool,
+    },
+    /// Certificates installed on a charger (GetInstalledCertificateIds).
+    ChargerCertList {
+        id: String,
+    },
+    /// Install a root certificate (PEM) on a charger.
+    ChargerCertInstall {
+        id: String,
+        kind: crate::domain::cert::CertKind,
+        pem: String,
+    },
+    /// Delete the installed certificate with this serial number (hex).
+    ChargerCertDelete {
+        id: String,
+        serial: String,
+    },
+    /// Ask a charger for a new certificate: it sends a SignCertificate.
+    ChargerCertRenew {
+        id: String,
+    },
+    /// Certificates the built-in CA issued, for one charger or all.
+    CertIssued {
+        charger: Option<String>,
+    },
+    /// The built-in CA's certificate (PEM), for chargers to trust.
+    CaCertificate,
+    /// The OCPP security profile (0–3) a charger must connect with.
+    ChargerSetProfile {
+        id: String,
+        profile: u8,
+    },
     ChargerRemove {
         id: String,
     },
@@ -377,6 +415,8 @@ pub struct ChargerAdd {
     pub phases: Option<u8>,
     pub phase_rotation: Option<String>,
     pub password: Option<String>,
+    #[serde(default)]
+    pub security_profile: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -481,6 +521,16 @@ pub struct ConnectorView {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// The answer to `ChargerSetPassword`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordSet {
+    pub id: String,
+    /// The generated password, shown once; `None` when the operator gave it.
+    pub password: Option<String>,
+    /// The charger accepted the new password over OCPP.
+    pub pushed: bool,
+}
+
 /// A charger as the operator sees it: stored record plus live connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChargerView {
@@ -499,6 +549,11 @@ pub struct ChargerView {
     pub phases: u8,
     pub phase_rotation: String,
     pub password: bool,
+    /// A pushed password the charger has not confirmed yet.
+    #[serde(default)]
+    pub password_pending: bool,
+    #[serde(default)]
+    pub security_profile: u8,
     pub connectors: Vec<ConnectorView>,
     pub last_seen: Option<DateTime<Utc>>,
     pub last_boot: Option<DateTime<Utc>>,
@@ -514,6 +569,8 @@ impl ChargerView {
             last_seen: live.as_ref().map(|l| l.last_seen).or(c.last_seen),
             connected_since: live.map(|l| l.since),
             password: c.password_hash.is_some(),
+            password_pending: c.password_pending.is_some(),
+            security_profile: c.security_profile,
             connectors: c
                 .connectors
                 .into_iter()

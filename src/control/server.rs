@@ -279,9 +279,11 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
                 if pw.len() < 8 {
                     return Err(invalid("password", "must be at least 8 characters"));
                 }
-                let mut salt = [0u8; 16];
-                getrandom::fill(&mut salt).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-                c.password_hash = Some(crate::domain::password::hash(&pw, &salt));
+                c.password_hash = Some(super::security::hash(&pw).await?);
+            }
+            if let Some(p) = a.security_profile {
+                super::security::check_profile(p, c.password_hash.is_some())?;
+                c.security_profile = p;
             }
             admin(shared, AdminOp::ChargerAdd(Box::new(c))).await
         }
@@ -311,6 +313,16 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
             Ok(r)
         }
         Request::ChargerRemove { id } => admin(shared, AdminOp::ChargerRemove { id }).await,
+        Request::ChargerSetPassword { id, password, offline } => {
+            super::security::set_password(shared, id, password, offline).await
+        }
+        Request::ChargerSetProfile { id, profile } => super::security::set_profile(shared, id, profile).await,
+        Request::ChargerCertList { id } => super::security::cert_list(shared, &id).await,
+        Request::ChargerCertInstall { id, kind, pem } => super::security::cert_install(shared, &id, kind, pem).await,
+        Request::ChargerCertDelete { id, serial } => super::security::cert_delete(shared, &id, &serial).await,
+        Request::ChargerCertRenew { id } => super::security::cert_renew(shared, &id).await,
+        Request::CertIssued { charger } => Ok(json!(store.issued_certs(charger.as_deref()).map_err(internal)?)),
+        Request::CaCertificate => super::security::ca_certificate(shared),
         Request::ChargerCommand { id, command: cmd } => {
             super::ops::check_trigger(shared, &id, &cmd)?;
             let r = command(shared, &id, cmd.clone()).await?;

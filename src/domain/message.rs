@@ -77,6 +77,16 @@ pub enum Inbound {
         messages: Vec<DisplayMessage>,
         more_to_come: bool,
     },
+    /// A charger asks the CA to sign its CSR (SignCertificate).
+    SignCertificate {
+        csr: String,
+        kind: Option<String>,
+    },
+    /// A SignCertificate after the CA looked at it: the certificate it
+    /// issued, or why it refused (the connection fills this in).
+    CertificateRequest {
+        result: Result<super::cert::IssuedCert, String>,
+    },
     /// Anything we record and acknowledge without acting on it yet
     /// (firmware, diagnostics, log and security notifications, DataTransfer, reports).
     Notice {
@@ -168,6 +178,10 @@ pub enum Reply {
     },
     Ack,
     DataTransfer(DataTransferAnswer),
+    /// `{"status": "Accepted"}` or `"Rejected"`.
+    Status {
+        accepted: bool,
+    },
 }
 
 /// An operator's request to a charger.
@@ -191,6 +205,11 @@ pub enum Command {
     SetConfig {
         key: String,
         value: String,
+    },
+    /// The HTTP Basic password (1.6 AuthorizationKey, 2.0.1
+    /// SecurityCtrlr.BasicAuthPassword); never journaled in clear.
+    SetPassword {
+        password: String,
     },
     RemoteStart {
         token: String,
@@ -302,6 +321,22 @@ pub enum Command {
     SetMonitoringLevel {
         severity: u8,
     },
+    /// The certificate chain (PEM) the CA issued for a SignCertificate.
+    CertificateSigned {
+        chain: String,
+        kind: Option<String>,
+    },
+    InstallCertificate {
+        kind: super::cert::CertKind,
+        pem: String,
+    },
+    DeleteCertificate {
+        hash: super::cert::CertHash,
+    },
+    /// All kinds when `kind` is `None` (2.0.1 only; 1.6 asks one kind at a time).
+    GetInstalledCertificates {
+        kind: Option<super::cert::CertKind>,
+    },
 }
 
 /// A monitor to install (SetVariableMonitoring); `id` replaces one.
@@ -379,6 +414,12 @@ pub enum CommandResult {
         status: String,
         accepted: bool,
     },
+    /// GetInstalledCertificateIds: what the charger has installed.
+    Certificates {
+        status: String,
+        accepted: bool,
+        certificates: Vec<super::cert::CertHash>,
+    },
 }
 
 impl CommandResult {
@@ -387,7 +428,8 @@ impl CommandResult {
             CommandResult::Status { accepted, .. }
             | CommandResult::Config { accepted, .. }
             | CommandResult::TransactionStatus { accepted, .. }
-            | CommandResult::Monitor { accepted, .. } => *accepted,
+            | CommandResult::Monitor { accepted, .. }
+            | CommandResult::Certificates { accepted, .. } => *accepted,
             CommandResult::ListVersion { .. } => true,
         }
     }

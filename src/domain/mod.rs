@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cert;
 pub mod circuit;
 pub mod device;
 pub mod message;

@@ -107,8 +107,17 @@ pub struct Charger {
     pub max_power_w: Option<u32>,
     pub phases: u8,
     pub phase_rotation: String,
-    /// Salted SHA-256 of the HTTP Basic password (security profile 1).
+    /// Argon2id hash of the HTTP Basic password (security profile 1); older
+    /// rows hold a salted SHA-256 that is re-hashed on the next login.
     pub password_hash: Option<String>,
+    /// A new password pushed to the charger and not yet confirmed: it is
+    /// valid next to the current one until the charger accepts it or logs in with it.
+    #[serde(default)]
+    pub password_pending: Option<String>,
+    /// OCPP security profile the charger must connect with (0 = none,
+    /// 1 = Basic auth, 2 = TLS + Basic auth, 3 = TLS with a client certificate).
+    #[serde(default)]
+    pub security_profile: u8,
     pub connectors: Vec<Connector>,
     pub last_seen: Option<DateTime<Utc>>,
     pub last_boot: Option<DateTime<Utc>>,
@@ -132,6 +141,8 @@ impl Charger {
             phases: 3,
             phase_rotation: "L1L2L3".into(),
             password_hash: None,
+            password_pending: None,
+            security_profile: 0,
             connectors: Vec::new(),
             last_seen: None,
             last_boot: None,

@@ -161,7 +161,9 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
         | Inbound::DisplayMessages { .. }
         | Inbound::FirmwareStatus { .. }
         | Inbound::LogStatus { .. }
-        | Inbound::DataTransfer(_) => {}
+        | Inbound::DataTransfer(_)
+        | Inbound::SignCertificate { .. }
+        | Inbound::CertificateRequest { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
 }

@@ -8,7 +8,7 @@ use super::schema::{self, Part};
 use super::throttle::Throttle;
 use crate::domain::Direction;
 use crate::domain::Protocol;
-use crate::domain::message::{Command, CommandResult, Inbound};
+use crate::domain::message::{Command, CommandResult, Inbound, Reply};
 use crate::server::Shared;
 use crate::store::{AdminOp, Applied};
 use chrono::Utc;
@@ -71,9 +71,13 @@ where
                     next_id += 1;
                     let id = format!("vy{next_id}");
                     let text = frame::call(&id, action, &payload);
+                    let journaled = match super::redacted(&req.cmd, &payload) {
+                        Some(p) => frame::call(&id, action, &p),
+                        None => text.clone(),
+                    };
                     shared
                         .store
-                        .record_frame(&charger, Direction::Out, text.clone(), Utc::now())
+                        .record_frame(&charger, Direction::Out, journaled, Utc::now())
                         .await;
                     if sink.send(Message::text(text)).await.is_err() {
                         let _ = req.reply.send(Err(CallError::Closed));
@@ -284,6 +288,7 @@ async fn handle_text(
     if let Inbound::DataTransfer(dt) = &mut inbound {
         dt.answer = crate::hook::answer(&shared.config.data_transfer, charger, dt).await;
     }
+    let (inbound, signed) = crate::security::pki::prepare(shared, charger, inbound);
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {
         shared.signed_seen.note(charger);
@@ -318,6 +323,11 @@ async fn handle_text(
             let mut followups = Vec::new();
             for (cmd, session) in outcome.followups {
                 followups.push(evidence_call(shared.clone(), cmd, session));
+            }
+            if let Some(cmd) = signed
+                && matches!(outcome.reply, Reply::Status { accepted: true })
+            {
+                followups.push(crate::security::pki::deliver(shared.clone(), charger, cmd));
             }
             Handled {
                 reply: Some(reply),

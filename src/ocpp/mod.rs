@@ -8,6 +8,8 @@ pub mod json;
 pub mod listener;
 pub mod registry;
 pub mod schema;
+pub mod security;
+pub mod stream;
 pub mod throttle;
 pub mod v16;
 pub mod v201;
@@ -79,6 +81,9 @@ pub fn decode_call(proto: Protocol, action: &str, payload: &Json, now: DateTime<
         ));
     }
     schema::validate_json(proto, action, Part::Request, payload)?;
+    if let Some(sec) = security::decode(action, payload) {
+        return sec;
+    }
     let decoded = match proto {
         Protocol::V16 => v16::decode(action, payload, now)?,
         Protocol::V201 => v201::decode(action, payload, now)?,
@@ -112,6 +117,21 @@ pub fn encode_command(proto: Protocol, cmd: &Command) -> Result<(&'static str, V
     };
     schema::validate(proto, action, Part::Request, &payload).map_err(|v| format!("{action} {v}"))?;
     Ok((action, payload))
+}
+
+/// The journal's copy of a CALL whose payload carries a secret (a password
+/// push), with the secret blanked; `None` for every other CALL.
+pub fn redacted(cmd: &Command, payload: &Value) -> Option<Value> {
+    let Command::SetPassword { .. } = cmd else {
+        return None;
+    };
+    let mut p = payload.clone();
+    for ptr in ["/value", "/setVariableData/0/attributeValue"] {
+        if let Some(v) = p.pointer_mut(ptr) {
+            *v = json!("(redacted)");
+        }
+    }
+    Some(p)
 }
 
 /// The schedule both versions shape alike (2.0.1 adds an `id`).
@@ -161,6 +181,9 @@ pub(super) fn get_log(request_id: i64, log_type: &str, url: &str, since: Option<
 }
 
 pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> CommandResult {
+    if let Some(r) = security::decode_result(proto, cmd, payload) {
+        return r;
+    }
     match proto {
         Protocol::V16 => v16::decode_result(cmd, payload),
         Protocol::V201 => v201::decode_result(cmd, payload),
@@ -327,7 +350,11 @@ mod tests {
             ErrorCode::NotSupported
         );
         assert_eq!(
-            code(Protocol::V201, "SignCertificate", r#"{"csr": "x"}"#),
+            code(
+                Protocol::V201,
+                "GetCertificateStatus",
+                r#"{"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://x"}}"#
+            ),
             ErrorCode::NotSupported
         );
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});

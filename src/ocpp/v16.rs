@@ -90,7 +90,7 @@ struct DataTransfer {
 }
 
 /// Charger-initiated actions we record and acknowledge with `{}`.
-const NOTICES: &[&str] = &["SecurityEventNotification"];
+const NOTICES: &[&str] = &[];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,9 +98,6 @@ struct TransferStatus {
     status: String,
     request_id: Option<i64>,
 }
-
-/// Known charger-initiated actions that need parts not built yet.
-const UNSUPPORTED: &[&str] = &["SignCertificate"];
 
 pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decoded, Rejection> {
     let inbound = match action {
@@ -246,7 +243,6 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
             kind: a.to_string(),
             detail: payload.to_value().to_string(),
         },
-        a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
         _ => return Ok(Decoded::NotOurs),
     };
     Ok(Decoded::Inbound(inbound))
@@ -316,11 +312,21 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             }
             p
         }
+        Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
     }
 }
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
+        Command::Trigger { message, .. } if super::security::is_sign_trigger(message) => {
+            return super::security::encode(crate::domain::Protocol::V16, cmd);
+        }
+        Command::CertificateSigned { .. }
+        | Command::InstallCertificate { .. }
+        | Command::DeleteCertificate { .. }
+        | Command::GetInstalledCertificates { .. } => {
+            return super::security::encode(crate::domain::Protocol::V16, cmd);
+        }
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Hard" } else { "Soft" }})),
         Command::Unlock { evse, .. } => ("UnlockConnector", json!({"connectorId": evse})),
         Command::Trigger { message, evse } => {
@@ -343,6 +349,11 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
         Command::GetConfig { keys } if keys.is_empty() => ("GetConfiguration", json!({})),
         Command::GetConfig { keys } => ("GetConfiguration", json!({"key": keys})),
         Command::SetConfig { key, value } => ("ChangeConfiguration", json!({"key": key, "value": value})),
+        // The security whitepaper's AuthorizationKey: our passwords are hex already.
+        Command::SetPassword { password } => (
+            "ChangeConfiguration",
+            json!({"key": "AuthorizationKey", "value": password}),
+        ),
         Command::RemoteStart { token, evse, .. } => {
             let mut p = json!({"idTag": token});
             if let Some(e) = evse {
@@ -537,7 +548,9 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 accepted: true,
             }
         }
-        Command::SetConfig { .. } => CommandResult::status(status, &["Accepted", "RebootRequired"]),
+        Command::SetConfig { .. } | Command::SetPassword { .. } => {
+            CommandResult::status(status, &["Accepted", "RebootRequired"])
+        }
         Command::Unlock { .. } => CommandResult::status(status, &["Unlocked"]),
         Command::Availability { .. } => CommandResult::status(status, &["Accepted", "Scheduled"]),
         Command::GetLocalListVersion => CommandResult::ListVersion {

@@ -174,11 +174,10 @@ const NOTICES: &[&str] = &[
     "NotifyCustomerInformation",
     "PublishFirmwareStatusNotification",
     "ReportChargingProfiles",
-    "SecurityEventNotification",
 ];
 
 /// Known charger-initiated actions that need the PKI (not built yet).
-const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus", "SignCertificate"];
+const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus"];
 
 pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) -> Result<Decoded, Rejection> {
     if let Some(inbound) = super::device::decode(action, payload, now)? {
@@ -391,6 +390,7 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             "NotifyEVChargingNeeds" | "NotifyEVChargingSchedule" => json!({"status": "Accepted"}),
             _ => json!({}),
         },
+        Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
     }
 }
 
@@ -434,6 +434,15 @@ fn key_of(item: &Value) -> String {
 
 pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
     Ok(match cmd {
+        Command::Trigger { message, .. } if super::security::is_sign_trigger(message) => {
+            return super::security::encode(crate::domain::Protocol::V201, cmd);
+        }
+        Command::CertificateSigned { .. }
+        | Command::InstallCertificate { .. }
+        | Command::DeleteCertificate { .. }
+        | Command::GetInstalledCertificates { .. } => {
+            return super::security::encode(crate::domain::Protocol::V201, cmd);
+        }
         Command::Reset { hard } => ("Reset", json!({"type": if *hard { "Immediate" } else { "OnIdle" }})),
         Command::Unlock { evse, connector } => ("UnlockConnector", json!({"evseId": evse, "connectorId": connector})),
         Command::Trigger { message, evse } => {
@@ -464,6 +473,14 @@ pub fn encode_command(cmd: &Command) -> Result<(&'static str, Value), String> {
             item["attributeValue"] = json!(value);
             ("SetVariables", json!({"setVariableData": [item]}))
         }
+        Command::SetPassword { password } => (
+            "SetVariables",
+            json!({"setVariableData": [{
+                "component": {"name": "SecurityCtrlr"},
+                "variable": {"name": "BasicAuthPassword"},
+                "attributeValue": password,
+            }]}),
+        ),
         Command::RemoteStart {
             token,
             evse,
@@ -697,7 +714,7 @@ pub fn decode_result(cmd: &Command, payload: &Value) -> CommandResult {
                 accepted: true,
             }
         }
-        Command::SetConfig { .. } => {
+        Command::SetConfig { .. } | Command::SetPassword { .. } => {
             let st = payload
                 .pointer("/setVariableResult/0/attributeStatus")
                 .and_then(Value::as_str)

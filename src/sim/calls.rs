@@ -35,7 +35,10 @@ impl Charger {
     /// Answer one CALL from the server. The payload has passed schema
     /// validation, so required fields are present with the right types.
     pub fn handle_call(&mut self, action: &str, p: &Value, clock: Clock) -> Answer {
-        let answer = match self.ops_call(action, p, clock) {
+        let answer = match self
+            .ops_call(action, p, clock)
+            .or_else(|| self.security_call(action, p))
+        {
             Some(a) => a,
             None => match self.proto() {
                 Protocol::V16 => self.call16(action, p, clock),

@@ -172,6 +172,7 @@ pub struct Charger {
     pub(super) transfers: super::transfer::Transfers,
     /// Monitors, events and the external limit (2.0.1 device model).
     pub(super) device: super::device::DeviceState,
+    pub(super) security: super::security::SimSecurity,
 }
 
 /// Decimal text of a milli value (`12345` → `"12.345"`).
@@ -267,6 +268,7 @@ impl Charger {
                 plan.visit_seed ^ 0x5eed,
             ),
             device: Default::default(),
+            security: Default::default(),
             plan,
         };
         if c.plan.quirk == Some(Quirk::DropAndReplay) {

@@ -26,6 +26,7 @@ pub struct LinkOptions {
     /// OCA schemas; violations are counted as errors.
     pub validate: bool,
     pub call_timeout: Duration,
+    pub credentials: super::security::Credentials,
 }
 
 enum Ended {
@@ -101,7 +102,7 @@ pub async fn run(mut ch: Charger, opts: Arc<LinkOptions>, start_after: Duration,
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<super::security::SimStream>;
 
 async fn connect(ch: &Charger, opts: &LinkOptions) -> Result<Ws, String> {
     let url = format!("{}/{}", opts.url.trim_end_matches('/'), ch.plan.id);
@@ -113,11 +114,23 @@ async fn connect(ch: &Charger, opts: &LinkOptions) -> Result<Ws, String> {
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20));
-    let fut = tokio_tungstenite::connect_async_with_config(req, Some(cfg), true);
+    if let Some(pw) = ch.password(&opts.credentials) {
+        let basic = data_encoding::BASE64.encode(format!("{}:{pw}", ch.plan.id).as_bytes());
+        let value = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|e| e.to_string())?;
+        req.headers_mut().insert("Authorization", value);
+    }
+    let tls = req.uri().scheme_str() == Some("wss");
+    let host = req.uri().host().unwrap_or("localhost").to_string();
+    let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let fut = async {
+        let stream = super::security::open(&host, port, tls, ch, &opts.credentials).await?;
+        tokio_tungstenite::client_async_with_config(req, stream, Some(cfg))
+            .await
+            .map_err(|e| e.to_string())
+    };
     let (ws, resp) = tokio::time::timeout(Duration::from_secs(15), fut)
         .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "handshake timed out".to_string())??;
     let agreed = resp
         .headers()
         .get("Sec-WebSocket-Protocol")

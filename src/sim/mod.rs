@@ -20,6 +20,7 @@ mod plan;
 mod profiles;
 mod reports;
 pub mod scenario;
+mod security;
 mod settings;
 mod stats;
 mod transfer;
@@ -27,6 +28,7 @@ mod visit;
 
 pub use plan::{ChargerPlan, Plan, Visits, tokens};
 pub use scenario::Scenario;
+pub use security::Credentials;
 pub use stats::{Stats, Summary};
 
 use charger::{Charger, Clock};
@@ -57,6 +59,11 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn start(opts: Options) -> Simulation {
+        Simulation::start_with(opts, Credentials::default())
+    }
+
+    /// Start chargers that authenticate with `credentials` (security profiles 1–3).
+    pub fn start_with(opts: Options, credentials: Credentials) -> Simulation {
         let stats = Arc::new(Stats::default());
         let (stop, stop_rx) = watch::channel(false);
         let plan = Plan::new(&opts.scenario, opts.seed);
@@ -64,6 +71,7 @@ impl Simulation {
             url: opts.url,
             validate: opts.validate,
             call_timeout: opts.call_timeout,
+            credentials,
         });
         let clock = Clock {
             now: Instant::now(),

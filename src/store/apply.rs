@@ -10,6 +10,8 @@ mod transfer;
 
 pub use transfer::TransferOp;
 mod device;
+mod security;
+pub use security::SecurityOp;
 
 use super::tables::*;
 use super::{Result, decode, encode};
@@ -115,6 +117,7 @@ pub enum AdminOp {
     Transfer(transfer::TransferOp),
     /// Device model and monitoring bookkeeping (see `DeviceOp`).
     Device(DeviceOp),
+    Security(SecurityOp),
 }
 
 /// Who a tariff is for, and when.
@@ -523,6 +526,9 @@ pub(super) fn inbound(
     };
     let accepted = ch.registration == Registration::Accepted;
     match msg {
+        Inbound::SignCertificate { .. } | Inbound::CertificateRequest { .. } => {
+            reply(ctx.certificate_request(&ch.id, accepted, msg, t)?)
+        }
         Inbound::Boot {
             vendor,
             model,
@@ -1040,6 +1046,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::Ops(op) => ops::admin(ctx, op, t)?,
         AdminOp::Transfer(op) => transfer::admin(ctx, op, t)?,
         AdminOp::Device(op) => device::admin(ctx, op, t)?,
+        AdminOp::Security(op) => ctx.security(op)?,
     })
 }
 

@@ -4,6 +4,7 @@
 //! migration; structural changes go through `migrate`.
 
 mod apply;
+mod certs;
 mod device;
 mod journal;
 mod migrate;
@@ -12,7 +13,9 @@ mod tables;
 mod writer;
 
 mod transfers;
-pub use apply::{AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, OpsOp, ReportKind, TariffAssign, TransferOp};
+pub use apply::{
+    AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, OpsOp, ReportKind, SecurityOp, TariffAssign, TransferOp,
+};
 pub use writer::{Answer, Applied, Store};
 
 use crate::billing::{Assignment, Bill, MeterKey, StoredTariff};

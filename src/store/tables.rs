@@ -68,3 +68,5 @@ pub const MONITORS: TableDefinition<&str, &[u8]> = TableDefinition::new("monitor
 pub const CHARGING_LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("charging_limits");
 /// `charger␟evse` → `domain::device::EvInfo`: the car's needs and plan.
 pub const EV_INFO: TableDefinition<&str, &[u8]> = TableDefinition::new("ev_info");
+/// serial (hex) → `domain::cert::IssuedCert`: what the built-in CA issued.
+pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");

@@ -20,6 +20,10 @@ const ALERT_EVENTS: &[(&str, Severity)] = &[
     ("unknown_transaction", Severity::Warning),
     ("inferred_end", Severity::Warning),
     ("late_transaction", Severity::Warning),
+    ("security_event", Severity::Warning),
+    ("security_refused", Severity::Warning),
+    ("auth_failed", Severity::Warning),
+    ("cert_expiring", Severity::Warning),
 ];
 
 /// Device events alert at this severity or worse by default (0 Danger …

@@ -647,3 +647,24 @@ fn help_lists_only_keys_that_work() {
         assert!(help.contains(&k), "{k} missing from the alerts help");
     }
 }
+
+#[test]
+fn security_events_and_expiring_certificates_are_alerts() {
+    let mut snap = fixture();
+    for kind in [
+        "security_event",
+        "security_refused",
+        "auth_failed",
+        "cert_expiring",
+        "certificate",
+    ] {
+        snap.events.push(from(
+            json!({"t": "2026-11-23T09:50:00Z", "charger": "CP-01", "kind": kind, "detail": "x"}),
+        ));
+    }
+    let kinds: Vec<&str> = super::alerts::derive(&snap, 4).iter().map(|a| a.kind).collect();
+    for k in ["security_event", "security_refused", "auth_failed", "cert_expiring"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert!(!kinds.contains(&"certificate"), "an issued certificate is no alert");
+}

@@ -150,6 +150,15 @@ impl Cp {
         })
     }
 
+    /// A charge point over an already opened WebSocket (e.g. with Basic auth).
+    pub fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Cp {
+        Cp {
+            ws,
+            next: 0,
+            inbox: Vec::new(),
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text.to_string())).await.expect("send");
     }

@@ -101,6 +101,7 @@ fn interop() -> Result<()> {
         "tests/interop/operations_interop.py",
         "tests/interop/firmware_interop.py",
         "tests/interop/device_model_interop.py",
+        "tests/interop/security_interop.py",
     ] {
         run(Command::new("python3").arg(script).arg("--bin").arg(&bin))?;
     }
