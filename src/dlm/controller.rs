@@ -89,6 +89,11 @@ impl LimitHistory {
     fn recent_max(&self) -> f64 {
         self.entries[..self.len.min(2)].iter().map(|e| e.1).fold(0.0, f64::max)
     }
+
+    /// The highest limit remembered.
+    fn max(&self) -> f64 {
+        self.entries[..self.len].iter().map(|e| e.1).fold(0.0, f64::max)
+    }
 }
 
 /// What the controller learns about one session.
@@ -635,10 +640,16 @@ impl Controller {
 
         // Compliance: no phase may exceed the limit that was in force when the reading was
         // sampled (+ tolerance). A reading from before the apply delay may show the previous limit.
-        if settled {
+        // A reading with its sample time is judged at once against every limit that may have been
+        // in force then, however recently a new limit was sent: waiting for the newest limit to
+        // settle would leave a charger that ignores its limits counted at its limit for as long as
+        // its limit keeps changing. Without a sample time, a reading before the apply delay proves
+        // nothing unless it is over every limit remembered.
+        let judged = m.online && (settled || sess.measured_at.is_some() || m.history.len >= 2);
+        if judged {
             let top = charger_side.iter().fold(0.0, |a: f64, &b| a.max(b)) - s.compliance_tolerance_a;
             let over = top > m.limit;
-            if over && new_reading {
+            if over && new_reading && settled {
                 m.over_readings = m.over_readings.saturating_add(1);
             } else if !over {
                 m.over_readings = 0;
@@ -650,6 +661,7 @@ impl Controller {
                     // Unknown sample time: the charger says it offers the limit, a new reading is
                     // over the last two limits, or two distinct readings in a row are over it (the
                     // first may predate the limit).
+                    None if !settled => new_reading && top > m.history.max(),
                     None => {
                         sess.offered_current.is_some_and(|o| (o - m.limit).abs() <= 0.05)
                             || (new_reading && top > m.history.recent_max())
@@ -674,6 +686,17 @@ impl Controller {
             if !representative {
                 prep.pending_draw = [0, 1, 2].map(|g| if full_mask[g] { grid[g].max(now_hi) } else { grid[g] });
             }
+        }
+        if m.history.len == 0 {
+            // No limit sent yet: until the first one is applied the charger offers its maximum, and
+            // a car just plugged in can draw that before any reading shows it.
+            prep.pending_draw = [0, 1, 2].map(|g| {
+                if full_mask[g] {
+                    grid[g].max(ch.max_current)
+                } else {
+                    grid[g]
+                }
+            });
         }
         let limit = m.limit;
         let non_compliant = m.non_compliant;

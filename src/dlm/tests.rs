@@ -491,6 +491,72 @@ fn without_sample_times_a_violation_needs_two_readings_or_the_offered_limit() {
     assert_eq!(out.non_compliant, vec!["A".to_string()]);
 }
 
+/// Regression (bench dlm seed 3, tight-30): a car plugged into a charger that ignores its limits
+/// draws the charger's maximum at once. Its first reading came while the limit just sent to it
+/// had not had its apply delay yet; the verdict waited for that, every new limit started the wait
+/// again, and meanwhile the charger was counted at its limit, so the others were not lowered.
+#[test]
+fn a_charger_ignoring_a_limit_just_sent_is_flagged_on_its_first_reading() {
+    for sampled in [Some(101), None] {
+        let mut ctl = Controller::new(Settings {
+            deadband_a: 0.0,
+            increase_interval_s: 0.0,
+            ..Settings::default()
+        });
+        let root = circuit("grid", None, 32.0);
+        let mk = |t: i64, b: Option<SessionState>| {
+            site(
+                t,
+                vec![root.clone()],
+                vec![
+                    charger("A", "grid", 3, 32.0, sess("a", [0.0; 3])),
+                    charger("B", "grid", 3, 32.0, b),
+                ],
+            )
+        };
+        ctl.step(&mk(0, None)).unwrap();
+        let out = ctl.step(&mk(100, sess("b", [0.0; 3]))).unwrap();
+        assert!(cur(&out, "B") > 0.0 && cur(&out, "B") < 30.0);
+        // Sampled at t = 101, 1 s after B's limit was sent (apply delay 30 s): 32 A is over both
+        // limits that may have been in force (0 since t = 30, and the new one).
+        let mut b = sess("b", [32.0; 3]);
+        if let Some(x) = b.as_mut() {
+            x.measured_at = sampled.map(at);
+            x.energy_wh = 10;
+        }
+        let out = ctl.step(&mk(103, b)).unwrap();
+        assert_eq!(out.non_compliant, vec!["B".to_string()], "sample time {sampled:?}");
+        assert_eq!(lim(&out, "B").load, [32.0; 3]);
+        assert_eq!(cur(&out, "A"), 0.0, "B's 32 A leave nothing under 31.04 A");
+    }
+}
+
+/// A charger the controller never sent a limit offers its own maximum: until the first limit is
+/// applied, a car plugged into it may draw that, so others are not raised into that room.
+#[test]
+fn a_charger_never_limited_counts_at_its_maximum_until_its_first_limit_applies() {
+    let mut ctl = Controller::new(Settings {
+        deadband_a: 0.0,
+        increase_interval_s: 0.0,
+        ..Settings::default()
+    });
+    let root = |unmanaged: f64| CircuitState {
+        unmanaged_current: Some([unmanaged; 3]),
+        ..circuit("grid", None, 40.0)
+    };
+    let a = |draw: f64| charger("A", "grid", 3, 32.0, sess("a", [draw; 3]));
+    let out = ctl.step(&site(0, vec![root(20.0)], vec![a(0.0)])).unwrap();
+    assert_eq!(cur(&out, "A"), 18.8, "38.8 − 20");
+    // The building load goes; a charger not seen before reports a car not metered yet. A should
+    // rise to half of 38.8 A, but B may draw 32 A until its first limit applies.
+    let b = charger("B", "grid", 3, 32.0, sess("b", [0.0; 3]));
+    let out = ctl.step(&site(60, vec![root(0.0)], vec![a(18.8), b.clone()])).unwrap();
+    assert_eq!(cur(&out, "B"), 19.4);
+    assert_eq!(cur(&out, "A"), 18.8, "not raised next to B's possible 32 A");
+    let out = ctl.step(&site(95, vec![root(0.0)], vec![a(18.8), b])).unwrap();
+    assert_eq!(cur(&out, "A"), 19.4, "B's limit is applied");
+}
+
 #[test]
 fn measured_at_is_optional_in_json() {
     let with: SessionState = serde_json::from_str(
