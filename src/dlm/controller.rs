@@ -34,6 +34,10 @@ struct Memo {
     last_increase: Option<DateTime<Utc>>,
     online: bool,
     non_compliant: bool,
+    /// It was proven to draw over its limit once: a lower limit sent to it counts as followed only
+    /// once a reading shows it in force (its apply delay says nothing about a charger that may
+    /// ignore limits, and it may have looked compliant again only because its car drew little).
+    ignored_once: bool,
     compliant_since: Option<DateTime<Utc>>,
     /// Fingerprint of the last reading seen (to tell a new reading from the same one again).
     reading: u64,
@@ -88,6 +92,11 @@ impl LimitHistory {
     /// The higher of the last two limits.
     fn recent_max(&self) -> f64 {
         self.entries[..self.len.min(2)].iter().map(|e| e.1).fold(0.0, f64::max)
+    }
+
+    /// The highest limit remembered.
+    fn max(&self) -> f64 {
+        self.entries[..self.len].iter().map(|e| e.1).fold(0.0, f64::max)
     }
 }
 
@@ -222,6 +231,10 @@ struct Prep {
     share: f64,
     /// Deferred for price; a candidate only while kept awake at its minimum.
     deferred: bool,
+    /// Proven to ignore a limit once, and no reading shows its last limit in force yet.
+    unconfirmed: bool,
+    /// A session that did not say its need: the energy it got so far (kWh).
+    untold_kwh: Option<f64>,
 }
 
 fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -356,10 +369,15 @@ impl Controller {
         let nd = w.demands.len();
         // A session that did not say what it needs (no target or no departure) wants current now
         // ("charge now"): it weighs as much as the highest ceiling, so such sessions stay max-min
-        // fair in amperes among themselves and are not outweighed by any that said.
+        // fair in amperes among themselves and are not outweighed by any that said. With
+        // `untold_share_kwh` its weight falls with the energy it got: one that has charged for
+        // hours is likely to need less per hour than a newcomer or one that said it needs much.
         let top = w.demands.iter().map(|d| d.hi).fold(MIN_SHARE, f64::max);
-        for d in &mut w.demands {
-            d.share = d.share.min(top);
+        for (d, &i) in w.demands.iter_mut().zip(&w.owner) {
+            d.share = match (preps[i].untold_kwh, s.untold_share_kwh) {
+                (Some(got), Some(k)) => (top * k / (k + got)).max(MIN_SHARE),
+                _ => d.share.min(top),
+            };
         }
 
         // Tiers, highest first.
@@ -569,6 +587,8 @@ impl Controller {
             hi: ch.max_current,
             share: 1.0,
             deferred: false,
+            unconfirmed: false,
+            untold_kwh: None,
         };
         let Some(sess) = &ch.session else {
             if let Some(m) = memo.as_mut() {
@@ -616,6 +636,7 @@ impl Controller {
             last_increase: None,
             online: false,
             non_compliant: false,
+            ignored_once: false,
             compliant_since: None,
             reading: 0,
             over_readings: 0,
@@ -635,10 +656,16 @@ impl Controller {
 
         // Compliance: no phase may exceed the limit that was in force when the reading was
         // sampled (+ tolerance). A reading from before the apply delay may show the previous limit.
-        if settled {
+        // A reading with its sample time is judged at once against every limit that may have been
+        // in force then, however recently a new limit was sent: waiting for the newest limit to
+        // settle would leave a charger that ignores its limits counted at its limit for as long as
+        // its limit keeps changing. Without a sample time, a reading before the apply delay proves
+        // nothing unless it is over every limit remembered.
+        let judged = m.online && (settled || sess.measured_at.is_some() || m.history.len >= 2);
+        if judged {
             let top = charger_side.iter().fold(0.0, |a: f64, &b| a.max(b)) - s.compliance_tolerance_a;
             let over = top > m.limit;
-            if over && new_reading {
+            if over && new_reading && settled {
                 m.over_readings = m.over_readings.saturating_add(1);
             } else if !over {
                 m.over_readings = 0;
@@ -650,6 +677,7 @@ impl Controller {
                     // Unknown sample time: the charger says it offers the limit, a new reading is
                     // over the last two limits, or two distinct readings in a row are over it (the
                     // first may predate the limit).
+                    None if !settled => new_reading && top > m.history.max(),
                     None => {
                         sess.offered_current.is_some_and(|o| (o - m.limit).abs() <= 0.05)
                             || (new_reading && top > m.history.recent_max())
@@ -658,6 +686,7 @@ impl Controller {
                 };
             if proven {
                 m.non_compliant = true;
+                m.ignored_once = true;
                 m.compliant_since = None;
             } else if !over && m.non_compliant {
                 let since = *m.compliant_since.get_or_insert(now);
@@ -674,6 +703,22 @@ impl Controller {
             if !representative {
                 prep.pending_draw = [0, 1, 2].map(|g| if full_mask[g] { grid[g].max(now_hi) } else { grid[g] });
             }
+        }
+        let shown = match sess.measured_at {
+            Some(at) => m.online && secs(m.set_at, at) >= delay,
+            None => sess.offered_current.is_some_and(|o| (o - m.limit).abs() <= 0.05),
+        };
+        prep.unconfirmed = m.ignored_once && !shown;
+        if m.history.len == 0 {
+            // No limit sent yet: until the first one is applied the charger offers its maximum, and
+            // a car just plugged in can draw that before any reading shows it.
+            prep.pending_draw = [0, 1, 2].map(|g| {
+                if full_mask[g] {
+                    grid[g].max(ch.max_current)
+                } else {
+                    grid[g]
+                }
+            });
         }
         let limit = m.limit;
         let non_compliant = m.non_compliant;
@@ -776,6 +821,9 @@ impl Controller {
         let phases_used = prep.mask.iter().filter(|&&b| b).count() as f64;
         let plan = plan(sess, sm, now, phases_used * s.volts, full_hi, prices, s);
         prep.share = plan.required_a.map_or(f64::INFINITY, |r| r.min(hi).max(MIN_SHARE));
+        if plan.required_a.is_none() {
+            prep.untold_kwh = Some(sess.energy_wh.max(0) as f64 / 1000.0);
+        }
         // Shifting to cheaper hours only pays where the capacity left now is not wanted now.
         prep.deferred = plan.defer && !on_full_path;
         if !prep.deferred {
@@ -877,7 +925,10 @@ impl Controller {
                     let pending = s.make_before_break
                         && memos[i].as_ref().is_none_or(|m| {
                             let delay = state.chargers[i].apply_delay_s.unwrap_or(s.apply_delay_s);
-                            !m.online || yi < m.limit - EPS || (m.pending_decrease && secs(m.set_at, now) < delay)
+                            !m.online
+                                || yi < m.limit - EPS
+                                || p.unconfirmed
+                                || (m.pending_decrease && secs(m.set_at, now) < delay)
                         });
                     let mut e = [0.0; 3];
                     for g in 0..3 {
@@ -933,8 +984,12 @@ impl Controller {
             let before = effective(i, y[i]);
             let after = effective(i, x);
             let delta = load_vector([0, 1, 2].map(|g| after[g] - before[g]));
+            // Where the limit rises, the result must fit even when the counted load does not grow
+            // (a charger still lowering its previous limit counts its draw before and after): its
+            // own pending decrease is not room it can take back while the others still lower theirs.
+            let raised = load_vector(preps[i].mask.map(|b| if b { x - y[i] } else { 0.0 }));
             let node = idx.charger_circuit[i];
-            if fits_delta(&net, node, &delta) {
+            if fits_delta(&net, node, &delta, &raised) {
                 net.add(node, &delta, 1.0);
                 y[i] = x;
             }
@@ -1016,6 +1071,7 @@ impl Controller {
                     last_increase: None,
                     online: true,
                     non_compliant: false,
+                    ignored_once: false,
                     compliant_since: None,
                     reading: 0,
                     over_readings: 0,
@@ -1085,12 +1141,13 @@ fn add3(acc: &mut [[f64; 3]], parent: &[Option<usize>], node: usize, v: [f64; 3]
     }
 }
 
-/// Whether adding `delta` keeps every node on the path within its capacity (a decrease always fits).
-fn fits_delta(net: &Net<'_>, node: usize, delta: &[f64; DIMS]) -> bool {
+/// Whether adding `delta` keeps every node on the path within its capacity in every dimension
+/// `raised` loads more (a decrease always fits).
+fn fits_delta(net: &Net<'_>, node: usize, delta: &[f64; DIMS], raised: &[f64; DIMS]) -> bool {
     let mut cur = Some(node);
     while let Some(c) = cur {
         for d in 0..DIMS {
-            if delta[d] > 0.0 && net.load[c][d] + delta[d] > net.cap[c][d] + EPS {
+            if (delta[d] > 0.0 || raised[d] > 0.0) && net.load[c][d] + delta[d] > net.cap[c][d] + EPS {
                 return false;
             }
         }

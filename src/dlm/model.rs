@@ -263,6 +263,9 @@ pub struct Settings {
     /// Departure assumed for sessions without one, in seconds after the controller first saw them
     /// (`None`: such sessions charge now).
     pub default_departure_s: Option<f64>,
+    /// A session that did not say its need weighs the highest ceiling × k / (k + kWh it got), k
+    /// this many kWh (`None`: the highest ceiling all along).
+    pub untold_share_kwh: Option<f64>,
 }
 
 impl Default for Settings {
@@ -290,6 +293,7 @@ impl Default for Settings {
             price_time_margin: 2.0,
             default_priority: 0,
             default_departure_s: None,
+            untold_share_kwh: Some(5.0),
         }
     }
 }
@@ -334,6 +338,11 @@ impl Settings {
                 "settings.default_departure_s",
                 "must be a number >= 0",
             ));
+        }
+        if let Some(k) = self.untold_share_kwh
+            && (!k.is_finite() || k <= 0.0)
+        {
+            return Err(DlmError::invalid("settings.untold_share_kwh", "must be a number > 0"));
         }
         Ok(())
     }

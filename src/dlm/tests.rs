@@ -77,12 +77,14 @@ fn site(time: i64, circuits: Vec<CircuitState>, chargers: Vec<ChargerState>) -> 
 }
 
 /// Settings without emission hygiene or apply delay: the allocation itself is visible at once.
+/// Sessions without a need share in equal amperes whatever energy they got.
 fn quick() -> Settings {
     Settings {
         deadband_a: 0.0,
         increase_interval_s: 0.0,
         apply_delay_s: 0.0,
         make_before_break: false,
+        untold_share_kwh: None,
         ..Settings::default()
     }
 }
@@ -489,6 +491,185 @@ fn without_sample_times_a_violation_needs_two_readings_or_the_offered_limit() {
     let (mut ctl, mk) = lowered_at_5();
     let out = ctl.step(&mk(20, reading(34.0, 100, None, None))).unwrap();
     assert_eq!(out.non_compliant, vec!["A".to_string()]);
+}
+
+/// Regression (bench dlm seed 3, tight-30): a car plugged into a charger that ignores its limits
+/// draws the charger's maximum at once. Its first reading came while the limit just sent to it
+/// had not had its apply delay yet; the verdict waited for that, every new limit started the wait
+/// again, and meanwhile the charger was counted at its limit, so the others were not lowered.
+#[test]
+fn a_charger_ignoring_a_limit_just_sent_is_flagged_on_its_first_reading() {
+    for sampled in [Some(101), None] {
+        let mut ctl = Controller::new(Settings {
+            deadband_a: 0.0,
+            increase_interval_s: 0.0,
+            ..Settings::default()
+        });
+        let root = circuit("grid", None, 32.0);
+        let mk = |t: i64, b: Option<SessionState>| {
+            site(
+                t,
+                vec![root.clone()],
+                vec![
+                    charger("A", "grid", 3, 32.0, sess("a", [0.0; 3])),
+                    charger("B", "grid", 3, 32.0, b),
+                ],
+            )
+        };
+        ctl.step(&mk(0, None)).unwrap();
+        let out = ctl.step(&mk(100, sess("b", [0.0; 3]))).unwrap();
+        assert!(cur(&out, "B") > 0.0 && cur(&out, "B") < 30.0);
+        // Sampled at t = 101, 1 s after B's limit was sent (apply delay 30 s): 32 A is over both
+        // limits that may have been in force (0 since t = 30, and the new one).
+        let mut b = sess("b", [32.0; 3]);
+        if let Some(x) = b.as_mut() {
+            x.measured_at = sampled.map(at);
+            x.energy_wh = 10;
+        }
+        let out = ctl.step(&mk(103, b)).unwrap();
+        assert_eq!(out.non_compliant, vec!["B".to_string()], "sample time {sampled:?}");
+        assert_eq!(lim(&out, "B").load, [32.0; 3]);
+        assert_eq!(cur(&out, "A"), 0.0, "B's 32 A leave nothing under 31.04 A");
+    }
+}
+
+/// A charger the controller never sent a limit offers its own maximum: until the first limit is
+/// applied, a car plugged into it may draw that, so others are not raised into that room.
+#[test]
+fn a_charger_never_limited_counts_at_its_maximum_until_its_first_limit_applies() {
+    let mut ctl = Controller::new(Settings {
+        deadband_a: 0.0,
+        increase_interval_s: 0.0,
+        ..Settings::default()
+    });
+    let root = |unmanaged: f64| CircuitState {
+        unmanaged_current: Some([unmanaged; 3]),
+        ..circuit("grid", None, 40.0)
+    };
+    let a = |draw: f64| charger("A", "grid", 3, 32.0, sess("a", [draw; 3]));
+    let out = ctl.step(&site(0, vec![root(20.0)], vec![a(0.0)])).unwrap();
+    assert_eq!(cur(&out, "A"), 18.8, "38.8 − 20");
+    // The building load goes; a charger not seen before reports a car not metered yet. A should
+    // rise to half of 38.8 A, but B may draw 32 A until its first limit applies.
+    let b = charger("B", "grid", 3, 32.0, sess("b", [0.0; 3]));
+    let out = ctl.step(&site(60, vec![root(0.0)], vec![a(18.8), b.clone()])).unwrap();
+    assert_eq!(cur(&out, "B"), 19.4);
+    assert_eq!(cur(&out, "A"), 18.8, "not raised next to B's possible 32 A");
+    let out = ctl.step(&site(95, vec![root(0.0)], vec![a(18.8), b])).unwrap();
+    assert_eq!(cur(&out, "A"), 19.4, "B's limit is applied");
+}
+
+/// Regression (bench dlm seed 3, tight-30, grid signal): a charger still lowering its limit counts
+/// its draw before and after a rise, so the rise added nothing to the count and was sent although
+/// the node was over its capacity until the others' decreases applied.
+#[test]
+fn a_rise_of_a_charger_still_lowering_waits_for_the_others() {
+    let mut ctl = Controller::new(Settings {
+        deadband_a: 0.0,
+        increase_interval_s: 0.0,
+        ..Settings::default()
+    });
+    let mk = |t: i64, max: f64, draw: [f64; 2], b_priority: Option<i32>| {
+        let mut b = sess("b", [draw[1]; 3]);
+        if let Some(x) = b.as_mut() {
+            x.priority = b_priority;
+        }
+        site(
+            t,
+            vec![circuit("grid", None, max)],
+            vec![
+                charger("A", "grid", 3, 32.0, sess("a", [draw[0]; 3])),
+                charger("B", "grid", 3, 32.0, b),
+            ],
+        )
+    };
+    ctl.step(&mk(0, 64.0, [0.0; 2], None)).unwrap();
+    ctl.step(&mk(60, 64.0, [31.0; 2], None)).unwrap();
+    // The grid connection drops to 32 A: both lower to 15.5 A (applied by t = 90).
+    let out = ctl.step(&mk(61, 32.0, [31.0; 2], None)).unwrap();
+    assert_eq!((cur(&out, "A"), cur(&out, "B")), (15.5, 15.5));
+    // B gets priority: A goes to 6 A, B should rise, but A may still draw 31 A.
+    let out = ctl.step(&mk(65, 32.0, [31.0; 2], Some(1))).unwrap();
+    assert_eq!(cur(&out, "A"), 6.0);
+    assert_eq!(cur(&out, "B"), 15.5, "B's rise waits: A still draws 31 A");
+    let out = ctl.step(&mk(100, 32.0, [6.0, 15.5], Some(1))).unwrap();
+    assert_eq!(cur(&out, "B"), 25.0);
+}
+
+/// A charger that once ignored its limit and then looked compliant again (its car drew less than
+/// its limit) is lowered: the room counts as freed only once a reading shows the lower limit in
+/// force, not after its apply delay.
+#[test]
+fn a_charger_that_ignored_a_limit_frees_room_only_when_a_reading_shows_it() {
+    let mut ctl = Controller::new(Settings {
+        deadband_a: 0.0,
+        increase_interval_s: 0.0,
+        compliance_recover_s: 60.0,
+        ..Settings::default()
+    });
+    let mk = |t: i64, a: Option<SessionState>, b_priority: Option<i32>, b_draw: f64| {
+        let mut b = sess("b", [b_draw; 3]);
+        if let Some(x) = b.as_mut() {
+            x.priority = b_priority;
+        }
+        site(
+            t,
+            vec![circuit("grid", None, 32.0)],
+            vec![charger("A", "grid", 3, 32.0, a), charger("B", "grid", 3, 32.0, b)],
+        )
+    };
+    let a = |draw: f64, sampled: i64| {
+        let mut x = sess("a", [draw; 3]);
+        if let Some(s) = x.as_mut() {
+            s.measured_at = Some(at(sampled));
+            s.energy_wh = sampled;
+        }
+        x
+    };
+    ctl.step(&mk(0, sess("a", [0.0; 3]), None, 0.0)).unwrap();
+    // A draws 32 A against 15.5 A: it ignores limits.
+    let out = ctl.step(&mk(60, a(32.0, 58), None, 0.0)).unwrap();
+    assert_eq!(out.non_compliant, vec!["A".to_string()]);
+    // Its car tapers to 10 A, under its limit: compliant again after 60 s.
+    ctl.step(&mk(100, a(10.0, 98), None, 0.0)).unwrap();
+    let out = ctl.step(&mk(170, a(10.0, 168), None, 0.0)).unwrap();
+    assert!(out.non_compliant.is_empty());
+    // B gets priority: A is lowered to 6 A, B should get 25 A.
+    let out = ctl.step(&mk(175, a(10.0, 168), Some(1), 0.0)).unwrap();
+    assert_eq!(cur(&out, "A"), 6.0);
+    // Past A's apply delay, but no reading sampled since shows it: B stays below 31.04 − 10.
+    let out = ctl.step(&mk(210, a(10.0, 178), Some(1), cur(&out, "B"))).unwrap();
+    assert!(cur(&out, "B") <= 21.04 + 1e-9, "B {}", cur(&out, "B"));
+    let out = ctl.step(&mk(220, a(6.0, 208), Some(1), cur(&out, "B"))).unwrap();
+    assert_eq!(cur(&out, "B"), 25.0);
+}
+
+#[test]
+fn a_session_without_a_need_weighs_less_the_more_energy_it_got() {
+    let mut ctl = Controller::new(Settings {
+        untold_share_kwh: Some(5.0),
+        ..quick()
+    });
+    let mk = |wh: i64| {
+        let mut a = sess("a", [0.0; 3]);
+        if let Some(x) = a.as_mut() {
+            x.energy_wh = wh;
+        }
+        site(
+            0,
+            vec![circuit("grid", None, 32.0)],
+            vec![
+                charger("A", "grid", 3, 32.0, a),
+                charger("B", "grid", 3, 32.0, sess("b", [0.0; 3])),
+            ],
+        )
+    };
+    let out = ctl.step(&mk(0)).unwrap();
+    assert_eq!((cur(&out, "A"), cur(&out, "B")), (15.5, 15.5));
+    // A got 5 kWh: it weighs half of B (32 × 5 / (5 + 5) against 32): 31.04 A split 1 : 2.
+    let out = ctl.step(&mk(5000)).unwrap();
+    assert_eq!(cur(&out, "A"), 10.3);
+    assert_eq!(cur(&out, "B"), 20.6);
 }
 
 #[test]
