@@ -18,13 +18,9 @@ check it prints what failed and the tail of the server log, and exits 1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +34,13 @@ from ocpp.v201 import datatypes as types201  # noqa: E402
 from ocpp.v201 import enums as enums201  # noqa: E402
 from ocpp_py_interop import (  # noqa: E402
     TIMEOUT,
-    CheckFailed,
     Checks,
     Cli,
-    Inbox,
-    Server,
     connected,
+    Inbox,
     now_iso,
     parse_json,
+    run_main,
     send,
 )
 
@@ -246,46 +241,5 @@ async def scenario(cli: Cli, port: int, checks: Checks) -> None:
                      f"kinds: {kinds}")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", required=True, type=Path, help="path to the voltyard binary")
-    parser.add_argument("--verbose", "-v", action="store_true", help="print every check as it passes")
-    args = parser.parse_args()
-    if not args.bin.is_file():
-        parser.error(f"--bin {args.bin}: no such file")
-    args.bin = args.bin.resolve()
-    return args
-
-
-def main() -> int:
-    args = parse_args()
-    checks = Checks(args.verbose)
-    workdir = Path(tempfile.mkdtemp(prefix="voltyard-dm-interop-"))
-    server = Server(args.bin, workdir)
-    failure = None
-    try:
-        server.start()
-        not_ready = server.wait_ready()
-        checks.check("server ready (control.sock exists, port accepts TCP)", not_ready is None, str(not_ready))
-        asyncio.run(scenario(Cli(args.bin, server.data_dir, checks), server.port, checks))
-    except CheckFailed as e:
-        failure = f"FAILED {e}"
-    except Exception:
-        failure = f"ERROR after check {checks.last!r}:\n{traceback.format_exc()}"
-    finally:
-        server.stop()
-
-    if failure is None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        print(f"{checks.passed} passed, 0 failed")
-        return 0
-    print(failure)
-    print(f"--- server log tail ({server.log_path}) ---")
-    print(server.log_tail())
-    print(f"--- data dir and log kept in {workdir}")
-    print(f"{checks.passed} passed, 1 failed")
-    return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(lambda cli, port, checks, _workdir: scenario(cli, port, checks), "voltyard-dm-interop-"))

@@ -20,13 +20,9 @@ check it prints what failed, the server log tail and `N passed, 1 failed`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
-import traceback
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -42,7 +38,15 @@ from ocpp.v201 import ChargePoint as BaseChargePoint201  # noqa: E402
 from ocpp.v201 import call as call201  # noqa: E402
 from ocpp.v201 import call_result as result201  # noqa: E402
 from ocpp.v201 import enums as enums201  # noqa: E402
-from ocpp_py_interop import TIMEOUT, CheckFailed, Checks, Cli, Server, connected, parse_json, send  # noqa: E402
+from ocpp_py_interop import (  # noqa: E402
+    TIMEOUT,
+    Checks,
+    Cli,
+    connected,
+    parse_json,
+    run_main,
+    send,
+)
 
 FIRMWARE = b"PY-FIRMWARE 4.2.0\n" + bytes(range(256)) * 400
 LOG_16 = b"py 1.6 diagnostics\n" * 50
@@ -265,37 +269,5 @@ async def run_scenarios(cli: Cli, port: int, checks: Checks, workdir: Path) -> N
     await firmware_and_logs_201(cli, port, checks, fw)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", type=Path, required=True)
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    checks = Checks(args.verbose)
-    workdir = Path(tempfile.mkdtemp(prefix="voltyard-fw-interop-"))
-    server = Server(args.bin.resolve(), workdir)
-    failure = None
-    try:
-        server.start()
-        not_ready = server.wait_ready()
-        checks.check("server ready", not_ready is None, str(not_ready))
-        asyncio.run(run_scenarios(Cli(args.bin.resolve(), server.data_dir, checks), server.port, checks, workdir))
-    except CheckFailed as e:
-        failure = f"FAILED {e}"
-    except Exception:
-        failure = f"ERROR after check {checks.last!r}:\n{traceback.format_exc()}"
-    finally:
-        server.stop()
-    if failure is None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        print(f"{checks.passed} passed, 0 failed")
-        return 0
-    print(failure)
-    print(f"--- server log tail ({server.log_path}) ---")
-    print(server.log_tail())
-    print(f"--- data dir and log kept in {workdir}")
-    print(f"{checks.passed} passed, 1 failed")
-    return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(run_scenarios, "voltyard-fw-interop-"))

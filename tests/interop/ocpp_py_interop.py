@@ -658,17 +658,19 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> int:
+def run_main(scenarios, prefix: str = "voltyard-interop-") -> int:
+    """Start a server on a fresh data dir, run `await scenarios(cli, port,
+    checks, workdir)` against it, and report; every interop script ends here."""
     args = parse_args()
     checks = Checks(args.verbose)
-    workdir = Path(tempfile.mkdtemp(prefix="voltyard-interop-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     server = Server(args.bin, workdir)
     failure = None
     try:
         server.start()
         not_ready = server.wait_ready()
         checks.check("server ready (control.sock exists, port accepts TCP)", not_ready is None, str(not_ready))
-        asyncio.run(run_scenarios(Cli(args.bin, server.data_dir, checks), server.port, checks))
+        asyncio.run(scenarios(Cli(args.bin, server.data_dir, checks), server.port, checks, workdir))
     except CheckFailed as e:
         failure = f"FAILED {e}"
     except Exception:
@@ -686,6 +688,10 @@ def main() -> int:
     print(f"--- data dir and log kept in {workdir}")
     print(f"{checks.passed} passed, 1 failed")
     return 1
+
+
+def main() -> int:
+    return run_main(lambda cli, port, checks, _workdir: run_scenarios(cli, port, checks))
 
 
 if __name__ == "__main__":

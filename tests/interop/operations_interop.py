@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +39,12 @@ from ocpp_py_interop import (  # noqa: E402
     TIMEOUT,
     ChargePoint16,
     ChargePoint201,
-    CheckFailed,
     Checks,
     Cli,
-    Server,
     connected,
     now_iso,
-    parse_args,
     parse_json,
+    run_main,
     send,
 )
 
@@ -346,35 +341,5 @@ async def run_scenarios(cli: Cli, port: int, checks: Checks) -> None:
     await scenario_201(cli, port, checks)
 
 
-def main() -> int:
-    args = parse_args()
-    checks = Checks(args.verbose)
-    workdir = Path(tempfile.mkdtemp(prefix="voltyard-ops-interop-"))
-    server = Server(args.bin, workdir)
-    failure = None
-    try:
-        server.start()
-        not_ready = server.wait_ready()
-        checks.check("server ready (control.sock exists, port accepts TCP)", not_ready is None, str(not_ready))
-        asyncio.run(run_scenarios(Cli(args.bin, server.data_dir, checks), server.port, checks))
-    except CheckFailed as e:
-        failure = f"FAILED {e}"
-    except Exception:
-        failure = f"ERROR after check {checks.last!r}:\n{traceback.format_exc()}"
-    finally:
-        server.stop()
-
-    if failure is None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        print(f"{checks.passed} passed, 0 failed")
-        return 0
-    print(failure)
-    print(f"--- server log tail ({server.log_path}) ---")
-    print(server.log_tail())
-    print(f"--- data dir and log kept in {workdir}")
-    print(f"{checks.passed} passed, 1 failed")
-    return 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(lambda cli, port, checks, _workdir: run_scenarios(cli, port, checks), "voltyard-ops-interop-"))
