@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 
 /// A charger-initiated security message, or `None` for other actions.
 pub fn decode(action: &str, payload: &Json) -> Option<Result<Inbound, Rejection>> {
+    // Asked of every inbound CALL: the payload is copied only for ours.
+    if !matches!(action, "SignCertificate" | "SecurityEventNotification") {
+        return None;
+    }
     let p = payload.to_value();
     let text = |field: &str| p.get(field).and_then(Value::as_str).map(str::to_string);
     Some(Ok(match action {
