@@ -74,6 +74,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     // Bind first: a busy port must not leave the database opened behind it.
     let tcp =
         listener::bind(config.listen, config.backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The token file is checked before the database opens, for the same reason.
+    let control_tcp = control_setup(&config)?;
+    let control_addr = control_tcp.as_ref().map(|(t, _)| t.local_addr()).transpose()?;
     let boot = crate::domain::admission::BootPolicy {
         heartbeat_interval: config.heartbeat_interval_s,
         admission: config.admission,
@@ -84,8 +87,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let (tls, tls_tcp) = tls_setup(&config)?;
     let tls_addr = tls_tcp.as_ref().map(|t| t.local_addr()).transpose()?;
     let control = crate::control::server::bind(&config.control_socket())?;
-    let control_tcp = control_setup(&config)?;
-    let control_addr = control_tcp.as_ref().map(|(t, _)| t.local_addr()).transpose()?;
     let public_url = public_url(&config, addr);
     let shared = Arc::new(Shared {
         config,

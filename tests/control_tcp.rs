@@ -276,3 +276,21 @@ async fn the_listener_needs_tls_files_and_an_owner_only_token() {
         .expect("owner-only token accepted");
     running.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_certificate_or_no_listener_is_unreachable() {
+    let r = Remote::start().await;
+    let other = tempfile::tempdir().unwrap();
+    write_certs(other.path());
+    std::fs::copy(other.path().join("ca.pem"), r.certs.path().join("ca.pem")).unwrap();
+    let out = r.cli(&r.token_file(), &["charger", "list"]).await;
+    assert_exit(&out, 3, "untrusted certificate");
+    assert!(err(&out).contains("certificate"), "{}", err(&out));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voltyard"))
+        .args(["--server", "tls://localhost", "charger", "list"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2, "no port");
+    assert!(err(&out).contains("--server"), "{}", err(&out));
+}

@@ -179,7 +179,13 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "voltyard", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Cmd::Tui(args) => tui::main(&runtime, args, data_dir),
+        Cmd::Tui(args) => match target {
+            Ok(server) => tui::main(&runtime, args, data_dir, server),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Demo(args) => match runtime.block_on(demo::run(args, data_dir, json)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

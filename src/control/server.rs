@@ -26,8 +26,16 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound in a fresh owner-only (0700) directory and moved into place, so
+    // the socket is never reachable with the umask's mode, not even between
+    // bind and chmod.
+    let private = tempfile::Builder::new()
+        .prefix(".control-")
+        .tempdir_in(path.parent().unwrap_or(Path::new(".")))?;
+    let staged = private.path().join("control.sock");
+    let listener = UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staged, path)?;
     Ok(listener)
 }
 
