@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub cert_organization: Option<String>,
     /// Raise an alert this many days before an issued certificate expires.
     pub cert_expiry_warn_days: u32,
+    /// A TCP listener for the control API (TLS with `tls_cert`/`tls_key`, token first).
+    pub control_listen: Option<SocketAddr>,
+    /// The file holding the control token; default `<data-dir>/control.token`,
+    /// made on first start. Refused when group or others may read it.
+    pub control_token_file: Option<PathBuf>,
 }
 
 /// The HTTP side of the OCPP port: firmware downloads and log uploads.
@@ -198,6 +203,8 @@ impl Default for ServerConfig {
             cert_days: 365,
             cert_organization: None,
             cert_expiry_warn_days: 30,
+            control_listen: None,
+            control_token_file: None,
         }
     }
 }
@@ -263,6 +270,12 @@ impl ServerConfig {
         self.check_files()?;
         if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return bad("tls_listen", "needs tls_cert and tls_key (PEM files)");
+        }
+        if self.control_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return bad(
+                "control_listen",
+                "needs tls_cert and tls_key (PEM files): the TCP control listener only speaks TLS",
+            );
         }
         if !(1..=3650).contains(&self.cert_days) {
             return bad("cert_days", "must be between 1 and 3650");
@@ -335,5 +348,10 @@ impl ServerConfig {
     }
     pub fn control_socket(&self) -> PathBuf {
         self.data_dir.join("control.sock")
+    }
+    pub fn control_token_file(&self) -> PathBuf {
+        self.control_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("control.token"))
     }
 }

@@ -24,7 +24,7 @@ pub struct Shared {
     pub campaign_wake: tokio::sync::Notify,
     /// Password checks and their throttling (security profile 1).
     pub guard: crate::security::auth::Guard,
-    /// The wss:// listener's certificates, when `tls_listen` is set.
+    /// The server certificate, when `tls_listen` or `control_listen` is set.
     pub tls: Option<crate::security::tls::Tls>,
     /// The built-in CA, loaded (or created) on first use.
     pub ca: std::sync::Mutex<Option<Arc<crate::security::ca::Ca>>>,
@@ -50,6 +50,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The wss:// listener's address, when `tls_listen` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// The TCP control listener's address, when `control_listen` is set.
+    pub control_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -72,6 +74,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     // Bind first: a busy port must not leave the database opened behind it.
     let tcp =
         listener::bind(config.listen, config.backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The token file is checked before the database opens, for the same reason.
+    let control_tcp = control_setup(&config)?;
+    let control_addr = control_tcp.as_ref().map(|(t, _)| t.local_addr()).transpose()?;
     let boot = crate::domain::admission::BootPolicy {
         heartbeat_interval: config.heartbeat_interval_s,
         admission: config.admission,
@@ -79,10 +84,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let store = Store::open_with(&config.db_path(), boot)
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
-    let (tls, tls_tcp) = match tls_setup(&config)? {
-        Some((tls, tcp)) => (Some(tls), Some(tcp)),
-        None => (None, None),
-    };
+    let (tls, tls_tcp) = tls_setup(&config)?;
     let tls_addr = tls_tcp.as_ref().map(|t| t.local_addr()).transpose()?;
     let control = crate::control::server::bind(&config.control_socket())?;
     let public_url = public_url(&config, addr);
@@ -107,8 +109,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     ];
     if let Some(t) = tls_tcp {
         tasks.push(tokio::spawn(listener::serve_tls(t, shared.clone())));
-        tasks.push(tokio::spawn(reload_on_sighup(shared.clone())));
         tracing::info!(addr = ?tls_addr, "voltyard serving OCPP over TLS");
+    }
+    if let Some((t, token)) = control_tcp {
+        tasks.push(tokio::spawn(crate::control::remote::serve(t, token, shared.clone())));
+        tracing::info!(addr = ?control_addr, "voltyard serving the control API over TLS");
+    }
+    if shared.tls.is_some() {
+        tasks.push(tokio::spawn(reload_on_sighup(shared.clone())));
     }
     tasks.extend(crate::loadctl::LoadControl::spawn(shared.clone()));
     tasks.push(tokio::spawn(crate::security::expiry::watch(shared.clone())));
@@ -119,17 +127,24 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         tls_addr,
+        control_addr,
         shared,
         tasks,
     })
 }
 
-/// The TLS listener and its certificates; the built-in CA is created here
-/// so client certificates it issued are trusted from the first handshake.
-fn tls_setup(config: &ServerConfig) -> anyhow::Result<Option<(crate::security::tls::Tls, tokio::net::TcpListener)>> {
-    let (Some(addr), Some(cert), Some(key)) = (config.tls_listen, &config.tls_cert, &config.tls_key) else {
-        return Ok(None);
+/// The server certificate (shared by the wss:// and the control listener)
+/// and the wss:// listener; the built-in CA is created here so client
+/// certificates it issued are trusted from the first handshake.
+fn tls_setup(
+    config: &ServerConfig,
+) -> anyhow::Result<(Option<crate::security::tls::Tls>, Option<tokio::net::TcpListener>)> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok((None, None));
     };
+    if config.tls_listen.is_none() && config.control_listen.is_none() {
+        return Ok((None, None));
+    }
     let ca = crate::security::ca::Ca::load_or_create(&config.ca_dir())?;
     let files = crate::security::tls::TlsFiles {
         cert: cert.clone(),
@@ -137,8 +152,21 @@ fn tls_setup(config: &ServerConfig) -> anyhow::Result<Option<(crate::security::t
         client_ca: config.tls_client_ca.clone(),
     };
     let tls = crate::security::tls::Tls::new(files, ca.cert_der.clone())?;
-    let tcp = listener::bind(addr, config.backlog).with_context(|| format!("cannot listen on {addr}"))?;
-    Ok(Some((tls, tcp)))
+    let tcp = config
+        .tls_listen
+        .map(|addr| listener::bind(addr, config.backlog).with_context(|| format!("cannot listen on {addr}")))
+        .transpose()?;
+    Ok((Some(tls), tcp))
+}
+
+/// The TCP control listener and the token its clients must present.
+fn control_setup(config: &ServerConfig) -> anyhow::Result<Option<(tokio::net::TcpListener, String)>> {
+    let Some(addr) = config.control_listen else {
+        return Ok(None);
+    };
+    let token = crate::control::remote::load_or_create_token(&config.control_token_file())?;
+    let tcp = listener::bind(addr, 128).with_context(|| format!("cannot listen on {addr} (control_listen)"))?;
+    Ok(Some((tcp, token)))
 }
 
 /// SIGHUP re-reads the TLS files; open connections are not touched and a
@@ -202,6 +230,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     );
     if let Some(a) = running.tls_addr {
         eprintln!("voltyard: OCPP over TLS at wss://{a}/ocpp/{{chargePointId}}");
+    }
+    if let Some(a) = running.control_addr {
+        eprintln!(
+            "voltyard: control API at tls://{a} (token in {})",
+            running.shared.config.control_token_file().display()
+        );
     }
     shutdown_signal().await;
     eprintln!("voltyard: shutting down");

@@ -24,7 +24,7 @@ mod transfer;
 mod tui;
 pub(crate) mod verify;
 
-use crate::control::client::{Client, ClientError};
+use crate::control::client::{Client, ClientError, Target};
 use crate::control::proto::{ErrorKind, Request};
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::Value;
@@ -37,7 +37,7 @@ use std::process::ExitCode;
     name = "voltyard",
     version,
     about = "A complete Charge Point Management System in one binary",
-    after_help = "Examples:\n  voltyard serve --listen 0.0.0.0:9000 --data-dir /var/lib/voltyard\n  voltyard charger add CP-001\n  voltyard --json charger list\n  voltyard session list --json"
+    after_help = "Examples:\n  voltyard serve --listen 0.0.0.0:9000 --data-dir /var/lib/voltyard\n  voltyard charger add CP-001\n  voltyard --json charger list\n  voltyard session list --json\n  voltyard --server tls://cpms.example:9444 --token-file control.token --ca-file ca.pem charger list"
 )]
 pub struct Cli {
     /// Data directory of the server to use (holds the database and control.sock).
@@ -46,6 +46,15 @@ pub struct Cli {
     /// Print JSON instead of a table (also accepted after the verb).
     #[arg(long, global = true)]
     json: bool,
+    /// Reach a remote server's TCP control listener instead of the local socket.
+    #[arg(long, global = true, env = "VOLTYARD_SERVER", value_name = "tls://HOST:PORT")]
+    server: Option<String>,
+    /// File holding the server's control token (for --server); or set VOLTYARD_TOKEN to the token itself.
+    #[arg(long, global = true, env = "VOLTYARD_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for the server's certificate (for --server).
+    #[arg(long, global = true, env = "VOLTYARD_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -147,6 +156,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let data_dir = cli.data_dir.clone();
+    let target = target(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -169,7 +179,13 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "voltyard", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Cmd::Tui(args) => tui::main(&runtime, args, data_dir),
+        Cmd::Tui(args) => match target {
+            Ok(server) => tui::main(&runtime, args, data_dir, server),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Demo(args) => match runtime.block_on(demo::run(args, data_dir, json)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -210,10 +226,21 @@ pub fn main() -> ExitCode {
             }
         }
         cmd => {
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let ctx = Ctx {
-                socket: data_dir
-                    .unwrap_or_else(|| PathBuf::from("voltyard-data"))
-                    .join("control.sock"),
+                target: target.unwrap_or_else(|| {
+                    Target::Socket(
+                        data_dir
+                            .unwrap_or_else(|| PathBuf::from("voltyard-data"))
+                            .join("control.sock"),
+                    )
+                }),
                 json,
             };
             match runtime.block_on(run(&ctx, cmd)) {
@@ -234,9 +261,39 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The remote server named by `--server`, with its token and trusted CA.
+fn target(cli: &Cli) -> Result<Option<Target>, String> {
+    let Some(url) = &cli.server else {
+        return Ok(None);
+    };
+    let (host, port) = crate::control::remote::Remote::parse_url(url).map_err(|e| format!("--server: {e}"))?;
+    let token = match (&cli.token_file, std::env::var("VOLTYARD_TOKEN")) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--token-file {}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, Ok(token)) => token.trim().to_string(),
+        (None, Err(_)) => return Err("--server needs --token-file PATH (or VOLTYARD_TOKEN)".into()),
+    };
+    if token.is_empty() {
+        return Err("--token-file: the file holds no token".into());
+    }
+    let ca_file = cli
+        .ca_file
+        .clone()
+        .ok_or("--server needs --ca-file PEM: the CA that signed the server's certificate")?;
+    Ok(Some(Target::Tls(crate::control::remote::Remote {
+        host,
+        port,
+        token,
+        ca_file,
+    })))
+}
+
 fn exit_code(e: &ClientError) -> u8 {
     match e {
-        ClientError::Unreachable { .. } => 3,
+        ClientError::Unreachable { .. } | ClientError::Remote { .. } => 3,
+        ClientError::Setup(_) => 2,
         ClientError::Api(api) if api.kind == ErrorKind::Invalid => 2,
         _ => 1,
     }
@@ -274,16 +331,16 @@ async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>, data_dir: Op
 }
 
 pub(crate) struct Ctx {
-    socket: PathBuf,
+    target: Target,
     json: bool,
 }
 
 impl Ctx {
     async fn call(&self, req: Request) -> Result<Value, ClientError> {
-        Client::connect(&self.socket).await?.call(req).await
+        self.target.connect().await?.call(req).await
     }
     async fn client(&self) -> Result<Client, ClientError> {
-        Client::connect(&self.socket).await
+        self.target.connect().await
     }
 }
 

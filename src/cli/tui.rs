@@ -1,6 +1,6 @@
 //! `voltyard tui`: the live dashboard (see docs/tui.md).
 
-use crate::control::client::Client;
+use crate::control::client::Target;
 use crate::tui::{Options, TuiError};
 use clap::Args;
 use std::path::PathBuf;
@@ -19,7 +19,12 @@ pub struct TuiArgs {
     alert_severity: u8,
 }
 
-pub fn main(runtime: &tokio::runtime::Runtime, args: TuiArgs, data_dir: Option<PathBuf>) -> ExitCode {
+pub fn main(
+    runtime: &tokio::runtime::Runtime,
+    args: TuiArgs,
+    data_dir: Option<PathBuf>,
+    server: Option<Target>,
+) -> ExitCode {
     if let Err(e) = crate::tui::check_terminal() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -27,10 +32,13 @@ pub fn main(runtime: &tokio::runtime::Runtime, args: TuiArgs, data_dir: Option<P
     let dir = data_dir.unwrap_or_else(|| PathBuf::from("voltyard-data"));
     let mut opts = Options::new(&dir, args.readonly, args.no_color);
     opts.device_severity = args.alert_severity;
+    if let Some(server) = server {
+        opts.server = server;
+    }
     runtime.block_on(async {
         // No server is exit 3, as for every other subcommand, before the
         // screen is taken over.
-        if let Err(e) = Client::connect(&opts.socket).await {
+        if let Err(e) = opts.server.connect().await {
             eprintln!("error: {e}");
             return ExitCode::from(super::exit_code(&e));
         }

@@ -2,15 +2,18 @@
 
 use super::proto::*;
 use serde_json::Value;
-use std::path::Path;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no voltyard server is running for {path} ({err}); start one with `voltyard serve --data-dir …`")]
     Unreachable { path: String, err: std::io::Error },
+    #[error("cannot reach the voltyard server at tls://{addr}: {err}")]
+    Remote { addr: String, err: String },
+    #[error("{0}")]
+    Setup(String),
     #[error("lost the connection to the server: {0}")]
     Io(#[from] std::io::Error),
     #[error("the server sent something this client does not understand: {0}")]
@@ -20,8 +23,24 @@ pub enum ClientError {
 }
 
 pub struct Client {
-    read: BufReader<OwnedReadHalf>,
-    write: OwnedWriteHalf,
+    read: BufReader<Box<dyn AsyncRead + Unpin + Send>>,
+    write: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
+/// Where the server is: its Unix socket, or its TCP control listener.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Socket(PathBuf),
+    Tls(super::remote::Remote),
+}
+
+impl Target {
+    pub async fn connect(&self) -> Result<Client, ClientError> {
+        match self {
+            Target::Socket(path) => Client::connect(path).await,
+            Target::Tls(remote) => remote.connect().await,
+        }
+    }
 }
 
 impl Client {
@@ -33,17 +52,38 @@ impl Client {
                 err,
             })?;
         let (read, write) = stream.into_split();
-        Ok(Client {
+        Ok(Client::from_parts(Box::new(read), Box::new(write)))
+    }
+
+    pub(super) fn from_parts(
+        read: Box<dyn AsyncRead + Unpin + Send>,
+        write: Box<dyn AsyncWrite + Unpin + Send>,
+    ) -> Self {
+        Client {
             read: BufReader::new(read),
             write,
-        })
+        }
+    }
+
+    /// The first exchange on the TCP control listener: the token.
+    pub(super) async fn hello(&mut self, token: &str) -> Result<(), ClientError> {
+        self.send(&Hello { token: token.into() }).await?;
+        self.reply().await.map(drop)
     }
 
     pub async fn call(&mut self, request: Request) -> Result<Value, ClientError> {
-        let mut line = serde_json::to_string(&Envelope { v: VERSION, request })
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send(&Envelope { v: VERSION, request }).await?;
+        self.reply().await
+    }
+
+    async fn send<T: serde::Serialize>(&mut self, v: &T) -> Result<(), ClientError> {
+        let mut line = serde_json::to_string(v).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
         self.write.write_all(line.as_bytes()).await?;
+        Ok(())
+    }
+
+    async fn reply(&mut self) -> Result<Value, ClientError> {
         let reply: Reply =
             serde_json::from_str(&self.next_line().await?).map_err(|e| ClientError::Protocol(e.to_string()))?;
         match (reply.ok, reply.result, reply.error) {

@@ -11,6 +11,7 @@ pub mod meter_keys;
 mod ops;
 pub mod ops_tasks;
 pub mod proto;
+pub mod remote;
 mod security;
 pub mod server;
 mod transfer;

@@ -468,6 +468,15 @@ pub enum ErrorKind {
     Timeout,
     Busy,
     Internal,
+    /// The TCP control listener refused the token (or got none).
+    Unauthorized,
+}
+
+/// The first line a client sends on the TCP control listener, before any
+/// request: the token that `control_token_file` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]

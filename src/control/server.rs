@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 /// Largest request line accepted.
-const MAX_LINE: usize = 1 << 20;
+pub(super) const MAX_LINE: usize = 1 << 20;
 
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
@@ -26,8 +26,16 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound in a fresh owner-only (0700) directory and moved into place, so
+    // the socket is never reachable with the umask's mode, not even between
+    // bind and chmod.
+    let private = tempfile::Builder::new()
+        .prefix(".control-")
+        .tempdir_in(path.parent().unwrap_or(Path::new(".")))?;
+    let staged = private.path().join("control.sock");
+    let listener = UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staged, path)?;
     Ok(listener)
 }
 
@@ -51,8 +59,17 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
+    let (read, write) = stream.into_split();
+    session(BufReader::new(read), write, shared).await
+}
+
+/// One control connection, whatever carries it: the Unix socket, or the TLS
+/// listener after the token was checked.
+pub(super) async fn session<R, W>(mut lines: BufReader<R>, mut write: W, shared: Arc<Shared>) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let mut line = String::new();
     loop {
         line.clear();
@@ -93,7 +110,7 @@ async fn client(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> 
     }
 }
 
-fn to_reply(r: Result<Value, ApiError>) -> Reply {
+pub(super) fn to_reply(r: Result<Value, ApiError>) -> Reply {
     match r {
         Ok(result) => Reply {
             ok: true,
@@ -108,7 +125,10 @@ fn to_reply(r: Result<Value, ApiError>) -> Reply {
     }
 }
 
-async fn write_line<T: serde::Serialize>(w: &mut tokio::net::unix::OwnedWriteHalf, v: &T) -> std::io::Result<()> {
+pub(super) async fn write_line<T: serde::Serialize>(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    v: &T,
+) -> std::io::Result<()> {
     let mut text = serde_json::to_string(v).map_err(std::io::Error::other)?;
     text.push('\n');
     w.write_all(text.as_bytes()).await
@@ -119,7 +139,7 @@ async fn follow_logs(
     id: &str,
     since: Option<chrono::DateTime<Utc>>,
     limit: usize,
-    w: &mut tokio::net::unix::OwnedWriteHalf,
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> std::io::Result<()> {
     if shared.store.charger(id).map_err(std::io::Error::other)?.is_none() {
         let err = ApiError::new(ErrorKind::NotFound, format!("no charger {id}"));
@@ -148,7 +168,7 @@ async fn follow_logs(
 async fn watch(
     shared: &Shared,
     charger: Option<&str>,
-    w: &mut tokio::net::unix::OwnedWriteHalf,
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> std::io::Result<()> {
     let mut feed = shared.store.subscribe_journal();
     write_line(w, &to_reply(Ok(json!({})))).await?;

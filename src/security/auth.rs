@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 const FREE_PER_ID: u32 = 3;
 /// Many chargers may share an address (NAT, a site's router).
 const FREE_PER_IP: u32 = 10;
+/// Wrong control tokens an address may send before it is throttled.
+const FREE_CONTROL: u32 = 3;
 /// The longest wait imposed after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Beyond this many tracked keys, old ones are forgotten.
@@ -40,12 +42,15 @@ pub enum Verdict {
 enum Key<'a> {
     Id(&'a str),
     Ip(IpAddr),
+    /// Control-token attempts, counted apart from charger passwords.
+    Control(IpAddr),
 }
 
 #[derive(Hash, PartialEq, Eq)]
 enum OwnedKey {
     Id(String),
     Ip(IpAddr),
+    Control(IpAddr),
 }
 
 impl Key<'_> {
@@ -53,6 +58,7 @@ impl Key<'_> {
         match self {
             Key::Id(s) => OwnedKey::Id(s.to_string()),
             Key::Ip(ip) => OwnedKey::Ip(ip),
+            Key::Control(ip) => OwnedKey::Control(ip),
         }
     }
 }
@@ -141,6 +147,21 @@ impl Guard {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&OwnedKey::Id(id.to_string()));
         map.remove(&OwnedKey::Ip(ip));
+    }
+
+    /// Seconds `ip` must still wait after wrong control tokens.
+    pub fn control_throttled(&self, ip: IpAddr) -> Option<u64> {
+        self.throttled(&[Key::Control(ip)])
+    }
+
+    /// Count a wrong control token from `ip`; returns its failure count.
+    pub fn control_failed(&self, ip: IpAddr) -> u32 {
+        self.fail(&[(Key::Control(ip), FREE_CONTROL)])
+    }
+
+    pub fn control_succeeded(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&OwnedKey::Control(ip));
     }
 
     /// Forget a charger's cached login (its password changed).

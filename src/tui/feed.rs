@@ -9,13 +9,12 @@
 //! rather than waited for.
 
 use super::state::{Act, Link, Snapshot};
-use crate::control::client::{Client, ClientError};
+use crate::control::client::{Client, ClientError, Target};
 use crate::control::proto::{ErrorKind, Request, ServerStatus, SessionView, WatchItem};
 use crate::domain::message::{Command, CommandResult, ConfigEntry};
 use crate::domain::{JournalEntry, Protocol, SessionStatus};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -100,7 +99,7 @@ pub enum Job {
 
 /// The running feed; dropping it stops its tasks.
 pub struct Feed {
-    socket: PathBuf,
+    socket: Target,
     out: mpsc::Sender<FeedMsg>,
     stale: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
@@ -115,15 +114,15 @@ impl Drop for Feed {
 }
 
 impl Feed {
-    pub fn start(socket: &Path) -> (Feed, mpsc::Receiver<FeedMsg>) {
+    pub fn start(socket: &Target) -> (Feed, mpsc::Receiver<FeedMsg>) {
         let (out, rx) = mpsc::channel(1024);
         let stale = Arc::new(Notify::new());
         let tasks = vec![
-            tokio::spawn(follow(socket.to_path_buf(), out.clone(), stale.clone())),
-            tokio::spawn(snapshots(socket.to_path_buf(), out.clone(), stale.clone())),
+            tokio::spawn(follow(socket.clone(), out.clone(), stale.clone())),
+            tokio::spawn(snapshots(socket.clone(), out.clone(), stale.clone())),
         ];
         let feed = Feed {
-            socket: socket.to_path_buf(),
+            socket: socket.clone(),
             out,
             stale,
             tasks,
@@ -147,9 +146,9 @@ impl Feed {
 }
 
 /// Follow the journal; every frame marks the snapshots stale.
-async fn follow(socket: PathBuf, out: mpsc::Sender<FeedMsg>, stale: Arc<Notify>) {
+async fn follow(socket: Target, out: mpsc::Sender<FeedMsg>, stale: Arc<Notify>) {
     loop {
-        let mut client = match Client::connect(&socket).await {
+        let mut client = match socket.connect().await {
             Ok(c) => c,
             Err(e) => {
                 let _ = out.send(FeedMsg::Link(Link::Down(e.to_string()))).await;
@@ -187,7 +186,7 @@ async fn follow(socket: PathBuf, out: mpsc::Sender<FeedMsg>, stale: Arc<Notify>)
 }
 
 /// Refetch the snapshots when stale, at most every `MIN_GAP`.
-async fn snapshots(socket: PathBuf, out: mpsc::Sender<FeedMsg>, stale: Arc<Notify>) {
+async fn snapshots(socket: Target, out: mpsc::Sender<FeedMsg>, stale: Arc<Notify>) {
     let mut client: Option<Client> = None;
     loop {
         tokio::select! {
@@ -196,7 +195,7 @@ async fn snapshots(socket: PathBuf, out: mpsc::Sender<FeedMsg>, stale: Arc<Notif
         }
         let started = tokio::time::Instant::now();
         if client.is_none() {
-            client = Client::connect(&socket).await.ok();
+            client = socket.connect().await.ok();
         }
         if let Some(c) = client.as_mut() {
             match fetch(c).await {
@@ -307,11 +306,11 @@ fn outcome(r: Result<Value, ClientError>) -> Outcome {
     }
 }
 
-async fn call(socket: &Path, req: Request) -> Result<Value, ClientError> {
-    Client::connect(socket).await?.call(req).await
+async fn call(socket: &Target, req: Request) -> Result<Value, ClientError> {
+    socket.connect().await?.call(req).await
 }
 
-async fn perform(socket: &Path, job: Job) -> FeedMsg {
+async fn perform(socket: &Target, job: Job) -> FeedMsg {
     match job {
         Job::Act(act) => {
             let outcome = outcome(call(socket, request(&act)).await);

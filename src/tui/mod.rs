@@ -45,8 +45,8 @@ pub enum TuiError {
 }
 
 pub struct Options {
-    /// The server's control socket.
-    pub socket: PathBuf,
+    /// The server: its control socket, or a remote control listener.
+    pub server: crate::control::client::Target,
     /// Hide and refuse every action that changes something.
     pub readonly: bool,
     pub color: bool,
@@ -63,7 +63,7 @@ impl Options {
     pub fn new(data_dir: &Path, readonly: bool, no_color: bool) -> Options {
         let no_color = no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Options {
-            socket: data_dir.join("control.sock"),
+            server: crate::control::client::Target::Socket(data_dir.join("control.sock")),
             readonly,
             color: !no_color,
             acks: data_dir.join("tui-acks.json"),
@@ -179,7 +179,7 @@ async fn event_loop(
 ) -> Result<(), TuiError> {
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
-    let (mut feed, mut feed_rx) = Feed::start(&opts.socket);
+    let (mut feed, mut feed_rx) = Feed::start(&opts.server);
     let mut state = State::new(Utc::now(), opts.readonly, opts.color);
     state.device_severity = opts.device_severity;
     state.acks = load_acks(&opts.acks);
