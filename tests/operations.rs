@@ -848,11 +848,7 @@ async fn the_simulator_answers_every_operation_like_a_charger() {
                 "SignCombinedCertificate",
                 "PublishFirmwareStatusNotification",
             ][..],
-            &[
-                "SignV2GCertificate",
-                "SignCombinedCertificate",
-                "TransactionEvent",
-            ][..],
+            &["SignV2GCertificate", "SignCombinedCertificate", "TransactionEvent"][..],
         ),
     ] {
         for kind in kinds {
