@@ -310,7 +310,7 @@ async fn handle_text(
             if let Some(obs) = observed {
                 shared.load.acknowledged(charger, obs, &outcome.reply);
             }
-            if let crate::domain::message::Reply::Boot {
+            if let Reply::Boot {
                 status: crate::domain::Registration::Accepted,
                 ..
             } = outcome.reply

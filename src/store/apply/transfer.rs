@@ -101,6 +101,23 @@ impl Ctx<'_> {
         range.next_back().map(|e| decode(name, e?.1.value())).transpose()
     }
 
+    /// The request a status notification is about: the one it names, or
+    /// (1.6 names none) the charger's newest.
+    fn addressed<T: DeserializeOwned>(
+        &self,
+        table: Keyed,
+        name: &'static str,
+        charger: &str,
+        request_id: Option<i64>,
+    ) -> Result<Option<T>> {
+        if let Some(id) = request_id.and_then(|id| u64::try_from(id).ok())
+            && let Some(r) = self.keyed(table, name, charger, id)?
+        {
+            return Ok(Some(r));
+        }
+        self.newest(table, name, charger)
+    }
+
     fn put_keyed<T: serde::Serialize>(&self, table: Keyed, charger: &str, id: u64, v: &T) -> Result<()> {
         self.w.open_table(table)?.insert((charger, id), encode(v).as_slice())?;
         Ok(())
@@ -354,16 +371,7 @@ pub(super) fn firmware_status(
     request_id: Option<i64>,
     t: DateTime<Utc>,
 ) -> Result<Reply> {
-    let by_id = match request_id.and_then(|id| u64::try_from(id).ok()) {
-        Some(id) => ctx.keyed::<FirmwareRequest>(FIRMWARE, "firmware", charger, id)?,
-        None => None,
-    };
-    // 1.6 names no request: its status is about the newest one.
-    let found = match by_id {
-        Some(r) => Some(r),
-        None => ctx.newest::<FirmwareRequest>(FIRMWARE, "firmware", charger)?,
-    };
-    let Some(mut r) = found else {
+    let Some(mut r) = ctx.addressed::<FirmwareRequest>(FIRMWARE, "firmware", charger, request_id)? else {
         ctx.event(t, Some(charger), "FirmwareStatusNotification", status)?;
         return Ok(Reply::Ack);
     };
@@ -393,15 +401,7 @@ pub(super) fn log_status(
     request_id: Option<i64>,
     t: DateTime<Utc>,
 ) -> Result<Reply> {
-    let by_id = match request_id.and_then(|id| u64::try_from(id).ok()) {
-        Some(id) => ctx.keyed::<LogRequest>(LOG_REQUESTS, "log_requests", charger, id)?,
-        None => None,
-    };
-    let found = match by_id {
-        Some(r) => Some(r),
-        None => ctx.newest::<LogRequest>(LOG_REQUESTS, "log_requests", charger)?,
-    };
-    let Some(mut r) = found else {
+    let Some(mut r) = ctx.addressed::<LogRequest>(LOG_REQUESTS, "log_requests", charger, request_id)? else {
         ctx.event(t, Some(charger), "LogStatusNotification", status)?;
         return Ok(Reply::Ack);
     };
