@@ -51,6 +51,7 @@ pub fn grid_phases(rotation: &str) -> [usize; 3] {
 
 #[derive(Default)]
 pub struct World {
+    /// Chargers placed in a circuit (the others are not steered).
     pub chargers: HashMap<String, Charger>,
     pub circuits: Vec<Circuit>,
     pub sessions: Vec<Session>,

@@ -12,6 +12,7 @@ use crate::domain::message::{Command, CommandResult, Inbound, Reply};
 use crate::server::Shared;
 use crate::store::{AdminOp, Applied};
 use chrono::Utc;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -34,12 +35,33 @@ struct Pending {
 /// Journal at most this much of an oversized frame.
 const JOURNAL_CLIP: usize = 1024;
 
-pub async fn run<S>(ws: WebSocketStream<S>, charger: String, proto: Protocol, shared: Arc<Shared>, reg: Registration)
+pub fn run<S>(
+    ws: WebSocketStream<S>,
+    charger: String,
+    proto: Protocol,
+    shared: Arc<Shared>,
+    reg: Registration,
+) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Split before the future exists, so every idle charger's task does not
+    // also carry room for the unsplit stream.
+    let (sink, stream) = ws.split();
+    serve(sink, stream, charger, proto, shared, reg)
+}
+
+async fn serve<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut stream: SplitStream<WebSocketStream<S>>,
+    charger: String,
+    proto: Protocol,
+    shared: Arc<Shared>,
+    reg: Registration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let cfg = &shared.config;
-    let (mut sink, mut stream) = ws.split();
     let Registration {
         generation,
         mut calls,
@@ -75,10 +97,7 @@ where
                         Some(p) => frame::call(&id, action, &p),
                         None => text.clone(),
                     };
-                    shared
-                        .store
-                        .record_frame(&charger, Direction::Out, journaled, Utc::now())
-                        .await;
+                    Box::pin(shared.store.record_frame(&charger, Direction::Out, journaled, Utc::now())).await;
                     if sink.send(Message::text(text)).await.is_err() {
                         let _ = req.reply.send(Err(CallError::Closed));
                         close_reason = "send failed";
@@ -113,7 +132,7 @@ where
                         }
                         if let Some(reply) = outcome.reply {
                             if !outcome.journaled {
-                                shared.store.record_frame(&charger, Direction::Out, reply.clone(), Utc::now()).await;
+                                Box::pin(shared.store.record_frame(&charger, Direction::Out, reply.clone(), Utc::now())).await;
                             }
                             if sink.send(Message::text(reply)).await.is_err() {
                                 close_reason = "send failed";
@@ -128,7 +147,7 @@ where
                                 shared.throttled.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(charger, "sends more than {} messages a second: slowed down", cfg.max_messages_per_s);
                             }
-                            tokio::time::sleep(wait).await;
+                            Box::pin(tokio::time::sleep(wait)).await;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
@@ -167,10 +186,11 @@ where
                 }
             }
             _ = &mut replaced => {
-                let _ = sink.send(Message::Close(Some(CloseFrame {
+                let close = Message::Close(Some(CloseFrame {
                     code: CloseCode::Policy,
                     reason: "replaced by a newer connection".into(),
-                }))).await;
+                }));
+                let _ = Box::pin(sink.send(close)).await;
                 close_reason = "replaced";
                 break;
             }
@@ -186,16 +206,11 @@ where
         let _ = req.reply.send(Err(CallError::Closed));
     }
     let seen = chrono::DateTime::from_timestamp_millis(last_seen.load(Ordering::Relaxed)).unwrap_or_else(Utc::now);
-    let _ = shared
-        .store
-        .admin(
-            AdminOp::Disconnected {
-                id: charger.clone(),
-                last_seen: seen,
-            },
-            Utc::now(),
-        )
-        .await;
+    let disconnected = AdminOp::Disconnected {
+        id: charger.clone(),
+        last_seen: seen,
+    };
+    let _ = Box::pin(shared.store.admin(disconnected, Utc::now())).await;
 }
 
 struct Unregister<'a> {
@@ -374,7 +389,7 @@ fn evidence_call(shared: Arc<Shared>, cmd: Command, session: u64) -> CallRequest
                 .await;
         }
     });
-    CallRequest { cmd, reply }
+    CallRequest { cmd: Box::new(cmd), reply }
 }
 
 fn complete(pending: &mut Option<Pending>, id: &str, proto: Protocol, result: Result<Value, CallError>) {

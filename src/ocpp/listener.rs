@@ -38,8 +38,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let shared = shared.clone();
-                // The handshake's state is boxed and freed once it is done,
-                // so an idle charger's task holds only the connection's.
+                // The handshake's task ends once the connection has its own,
+                // so an idle charger holds only the connection's state.
                 let fut = async move {
                     let _ = stream.set_nodelay(true);
                     // Firmware downloads and log uploads share the port (plain HTTP).
@@ -55,7 +55,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                         crate::files::http::Sniffed::Other => {}
                     }
                     if let Some(conn) = Box::pin(accept(stream, peer, shared, Transport::Plain)).await {
-                        conn.run().await;
+                        tokio::spawn(conn.run());
                     }
                 };
                 tokio::spawn(fut);
@@ -96,7 +96,7 @@ pub async fn serve_tls(listener: TcpListener, shared: Arc<Shared>) {
                         .map(crate::security::tls::peer_names);
                     let transport = Transport::Tls { client_names: names };
                     if let Some(conn) = Box::pin(accept(tls_stream, peer, shared.clone(), transport)).await {
-                        conn.run().await;
+                        tokio::spawn(conn.run());
                     }
                 };
                 tokio::spawn(fut);
@@ -149,8 +149,8 @@ struct Accepted<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Accepted<S> {
-    async fn run(self) {
-        connection::run(self.ws, self.id, self.proto, self.shared, self.reg).await;
+    fn run(self) -> impl Future<Output = ()> {
+        connection::run(self.ws, self.id, self.proto, self.shared, self.reg)
     }
 }
 

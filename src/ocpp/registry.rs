@@ -33,7 +33,9 @@ pub enum CallError {
 }
 
 pub struct CallRequest {
-    pub cmd: Command,
+    /// Boxed: every connection's call queue preallocates a block of slots,
+    /// and `Command`'s largest variant would make each slot hundreds of bytes.
+    pub cmd: Box<Command>,
     pub reply: oneshot::Sender<Result<CommandResult, CallError>>,
 }
 
@@ -130,7 +132,7 @@ impl Registry {
             return Err(CallError::NotConnected(id.to_string()));
         };
         let (reply, rx) = oneshot::channel();
-        sender.try_send(CallRequest { cmd, reply }).map_err(|e| match e {
+        sender.try_send(CallRequest { cmd: Box::new(cmd), reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => CallError::Busy(id.to_string()),
             mpsc::error::TrySendError::Closed(_) => CallError::NotConnected(id.to_string()),
         })?;

@@ -61,5 +61,5 @@ pub fn deliver(shared: Arc<Shared>, charger: &str, cmd: Command) -> CallRequest 
         };
         super::auth::record(&shared, &charger, "security", detail).await;
     });
-    CallRequest { cmd, reply }
+    CallRequest { cmd: Box::new(cmd), reply }
 }

@@ -98,6 +98,21 @@ impl Store {
         t.iter()?.map(|e| decode("chargers", e?.1.value())).collect()
     }
 
+    /// Chargers placed in a circuit: all that load management needs, without
+    /// holding a copy of every unmanaged charger.
+    pub fn circuit_chargers(&self) -> Result<Vec<Charger>> {
+        let r = self.db().begin_read()?;
+        let t = r.open_table(CHARGERS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let c: Charger = decode("chargers", e?.1.value())?;
+            if c.circuit.is_some() {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn tokens(&self) -> Result<Vec<Token>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(TOKENS)?;
