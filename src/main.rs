@@ -14,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
 
 extern "C" fn lazy_arena_commit() {
-    // `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v2).
+    // `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v2 and v3 alike).
     const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
     unsafe extern "C" {
         fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);

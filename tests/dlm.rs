@@ -498,3 +498,50 @@ async fn a_modbus_meter_is_polled_and_its_silence_noticed() {
     let list = srv.cli_json(&["meter", "list"]).await;
     assert_eq!(list[0]["meter"]["source"]["kind"], "modbus", "{list}");
 }
+
+/// A reload reads every charger in a circuit, so a storm of boots and
+/// status changes at chargers outside every circuit must not cost one each;
+/// the same changes at a charger in a circuit must, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_changes_at_chargers_in_a_circuit_make_load_management_reload() {
+    let srv = TestServer::start_with(|c| {
+        c.dlm.tick_ms = 600_000;
+        c.dlm.min_gap_ms = 1;
+    })
+    .await;
+    srv.ok(&["circuit", "add", "main", "--max-current", "32"]).await;
+    srv.ok(&["charger", "add", "IN", "--circuit", "main", "--max-current", "16"])
+        .await;
+    srv.ok(&["charger", "add", "OUT"]).await;
+    let reloads = |v: Value| v["reloads"].as_u64().expect("reloads in dlm status");
+    async fn statuses(cp: &mut common::Cp) {
+        for status in ["Preparing", "Available", "Preparing", "Available"] {
+            let payload = serde_json::json!({"connectorId": 1, "errorCode": "NoError", "status": status});
+            cp.call("StatusNotification", payload).await.expect("status answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let mut out = srv.cp("OUT", "ocpp1.6").await;
+    out.boot16().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = reloads(status(&srv).await);
+    statuses(&mut out).await;
+    assert_eq!(
+        reloads(status(&srv).await),
+        before,
+        "a charger outside every circuit reloaded"
+    );
+
+    let mut inside = srv.cp("IN", "ocpp1.6").await;
+    inside.boot16().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let booted = reloads(status(&srv).await);
+    assert!(booted > before, "the boot of a charger in a circuit did not reload");
+    statuses(&mut inside).await;
+    assert!(
+        reloads(status(&srv).await) >= booted + 2,
+        "status changes at a charger in a circuit did not reload"
+    );
+}

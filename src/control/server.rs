@@ -305,7 +305,10 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
                 super::security::check_profile(p, c.password_hash.is_some())?;
                 c.security_profile = p;
             }
-            admin(shared, AdminOp::ChargerAdd(Box::new(c))).await
+            let r = admin(shared, AdminOp::ChargerAdd(Box::new(c))).await;
+            // Placed in (or moved out of) a circuit: steer it from now on.
+            shared.load.signal(Signal::Changed { charger: None });
+            r
         }
         Request::ChargerAccept { id } => {
             let r = admin(
@@ -555,7 +558,7 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         | Request::SessionSetTarget { .. }) => {
             let op = load_op(shared, load)?;
             let r = admin(shared, AdminOp::Load(op)).await;
-            shared.load.signal(Signal::Changed);
+            shared.load.signal(Signal::Changed { charger: None });
             r
         }
     }

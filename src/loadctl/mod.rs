@@ -59,9 +59,10 @@ pub enum Signal {
     },
     /// The charger booted and was accepted: it gets its safe profiles.
     Booted { charger: String },
-    /// Stored records changed (a session began or ended, a connector
-    /// changed state, the operator changed the tree).
-    Changed,
+    /// Stored records changed: a session began or ended or a connector
+    /// changed state at `charger`, or (`None`) the operator changed the
+    /// tree.
+    Changed { charger: Option<String> },
     /// A circuit meter reading (pushed or polled).
     CircuitMeter {
         circuit: String,
@@ -104,7 +105,7 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
                     reading: Reading::idle((*t).min(now)),
                 });
             }
-            signals.push(Signal::Changed);
+            signals.push(changed(charger));
         }
         Inbound::Meter { evse: 0, samples } => {
             if let Some(r) = reading(samples, now) {
@@ -140,11 +141,11 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
                 });
             }
             if m.phase != TxPhase::Updated || m.charging_state.is_some() {
-                signals.push(Signal::Changed);
+                signals.push(changed(charger));
             }
         }
         Inbound::ChargingNeeds { .. } | Inbound::ChargingLimit { .. } | Inbound::ChargingLimitCleared { .. } => {
-            signals.push(Signal::Changed)
+            signals.push(changed(charger))
         }
         Inbound::EvSchedule { evse, schedule } => signals.push(Signal::EvSchedule {
             key: (charger.to_string(), *evse),
@@ -166,6 +167,12 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
         | Inbound::CertificateRequest { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
+}
+
+fn changed(charger: &str) -> Signal {
+    Signal::Changed {
+        charger: Some(charger.to_string()),
+    }
 }
 
 impl Reading {
@@ -228,6 +235,7 @@ pub struct LoadControl {
     rx: Mutex<Option<mpsc::Receiver<Signal>>>,
     view: Mutex<DlmView>,
     dropped: AtomicU64,
+    reloads: AtomicU64,
 }
 
 impl Default for LoadControl {
@@ -238,6 +246,7 @@ impl Default for LoadControl {
             rx: Mutex::new(Some(rx)),
             view: Mutex::new(DlmView::default()),
             dropped: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
         }
     }
 }
@@ -272,6 +281,7 @@ impl LoadControl {
     pub fn view(&self) -> DlmView {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner()).clone();
         v.dropped_signals = self.dropped.load(Ordering::Relaxed);
+        v.reloads = self.reloads.load(Ordering::Relaxed);
         v
     }
 
@@ -358,9 +368,14 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Signal>) {
 
 impl Loop {
     fn reload(&mut self) {
+        self.shared.load.reloads.fetch_add(1, Ordering::Relaxed);
         let store = &self.shared.store;
         let loaded = (|| -> crate::store::Result<()> {
-            self.world.chargers = store.circuit_chargers()?.into_iter().map(|c| (c.id.clone(), c)).collect();
+            self.world.chargers = store
+                .circuit_chargers()?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect();
             self.world.circuits = store.circuits()?;
             self.world.sessions = store.active_sessions()?;
             self.world.limits = store.charging_limits()?;
@@ -434,10 +449,17 @@ impl Loop {
                     // Whatever we had sent is gone with the reboot.
                     self.sent.retain(|k, _| k.0 != charger);
                     emit::baseline(self.shared.clone(), charger);
+                    (true, true)
+                } else {
+                    (false, false)
                 }
-                (true, true)
             }
-            Signal::Changed => (true, true),
+            // Reloading reads every charger in a circuit: a storm of boots
+            // or status changes from chargers outside any circuit must not
+            // cost a reload each (one joining a circuit is picked up by
+            // the operator's change or the next tick).
+            Signal::Changed { charger: Some(c) } if !self.managed.contains(&c) => (false, false),
+            Signal::Changed { .. } => (true, true),
             Signal::Answer { key, sent, accepted } => {
                 if accepted {
                     self.refused.remove(&key);
@@ -544,6 +566,7 @@ impl Loop {
             time: Some(now),
             sites,
             dropped_signals: 0,
+            reloads: 0,
         });
         emit::send(&self.shared, &mut self.sent, orders).await;
     }
@@ -629,7 +652,7 @@ mod tests {
             &obs.signals[0],
             Signal::Meter { evse: Some(2), reading, .. } if reading.current == [0.0; 3]
         ));
-        assert!(matches!(obs.signals[1], Signal::Changed));
+        assert!(matches!(&obs.signals[1], Signal::Changed { charger: Some(c) } if c == "CP"));
         assert!(observe("CP", &Inbound::Heartbeat, t).is_none());
     }
 }

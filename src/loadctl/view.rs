@@ -12,6 +12,10 @@ pub struct DlmView {
     pub sites: Vec<SiteView>,
     /// Meter events dropped because the loop was behind.
     pub dropped_signals: u64,
+    /// Times the loop re-read its records from the store (every tick, and
+    /// after a change at a charger in a circuit or to the tree).
+    #[serde(default)]
+    pub reloads: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
