@@ -27,7 +27,7 @@ use crate::domain::{
 use crate::ocpp::Rejection;
 use crate::ocpp::frame::ErrorCode;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 use std::collections::{BTreeMap, HashMap};
 
 /// What the connection sends back, and what it should ask the charger next.
@@ -228,33 +228,57 @@ impl Cache {
 
 pub use device::{DeviceOp, ReportKind, charger_range, evse_key, report_key};
 
+/// A table opened on first use. Opening one costs redb a lookup in its
+/// table tree (about 3k instructions), and a transaction of meter values
+/// touches four of our thirty: opening them all was a third of a small
+/// commit's CPU.
+pub(super) struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
+    w: &'t WriteTransaction,
+    def: TableDefinition<'static, K, V>,
+    table: Option<Table<'t, K, V>>,
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, K, V> {
+    pub(super) fn new(w: &'t WriteTransaction, def: TableDefinition<'static, K, V>) -> Self {
+        Lazy { w, def, table: None }
+    }
+
+    pub(super) fn t(&mut self) -> Result<&mut Table<'t, K, V>> {
+        let table = match self.table.take() {
+            Some(t) => t,
+            None => self.w.open_table(self.def)?,
+        };
+        Ok(self.table.insert(table))
+    }
+}
+
 pub(super) struct Ctx<'t> {
     cache: &'t mut Cache,
     /// For the tables only a few ops open (`transfer`).
     w: &'t WriteTransaction,
     meta: Table<'t, &'static str, u64>,
     chargers: Table<'t, &'static str, &'static [u8]>,
-    tokens: Table<'t, &'static str, &'static [u8]>,
-    sites: Table<'t, &'static str, &'static [u8]>,
-    circuits: Table<'t, &'static str, &'static [u8]>,
-    prices: Table<'t, &'static str, &'static [u8]>,
-    sessions: Table<'t, u64, &'static [u8]>,
-    tx_index: Table<'t, &'static str, u64>,
-    active: Table<'t, u64, &'static str>,
-    samples: Table<'t, (u64, u64), &'static [u8]>,
+    tokens: Lazy<'t, &'static str, &'static [u8]>,
+    sites: Lazy<'t, &'static str, &'static [u8]>,
+    circuits: Lazy<'t, &'static str, &'static [u8]>,
+    prices: Lazy<'t, &'static str, &'static [u8]>,
+    sessions: Lazy<'t, u64, &'static [u8]>,
+    tx_index: Lazy<'t, &'static str, u64>,
+    active: Lazy<'t, u64, &'static str>,
+    samples: Lazy<'t, (u64, u64), &'static [u8]>,
     frames: Table<'t, u64, &'static [u8]>,
     frames_head: Table<'t, &'static str, u64>,
-    events: Table<'t, u64, &'static [u8]>,
-    tariffs: Table<'t, &'static str, &'static [u8]>,
-    assignments: Table<'t, u64, &'static [u8]>,
-    bills: Table<'t, u64, &'static [u8]>,
-    meter_keys: Table<'t, &'static str, &'static [u8]>,
+    events: Lazy<'t, u64, &'static [u8]>,
+    tariffs: Lazy<'t, &'static str, &'static [u8]>,
+    assignments: Lazy<'t, u64, &'static [u8]>,
+    bills: Lazy<'t, u64, &'static [u8]>,
+    meter_keys: Lazy<'t, &'static str, &'static [u8]>,
     ops: ops::Tables<'t>,
-    device_model: Table<'t, &'static str, &'static [u8]>,
-    reports: Table<'t, &'static str, &'static [u8]>,
-    monitors: Table<'t, &'static str, &'static [u8]>,
-    charging_limits: Table<'t, &'static str, &'static [u8]>,
-    ev_info: Table<'t, &'static str, &'static [u8]>,
+    device_model: Lazy<'t, &'static str, &'static [u8]>,
+    reports: Lazy<'t, &'static str, &'static [u8]>,
+    monitors: Lazy<'t, &'static str, &'static [u8]>,
+    charging_limits: Lazy<'t, &'static str, &'static [u8]>,
+    ev_info: Lazy<'t, &'static str, &'static [u8]>,
     next_seq: u64,
     /// Chargers whose journal head moved in this transaction.
     moved_heads: Vec<String>,
@@ -281,27 +305,27 @@ impl<'t> Ctx<'t> {
             w,
             meta,
             chargers: w.open_table(CHARGERS)?,
-            tokens: w.open_table(TOKENS)?,
-            sites: w.open_table(SITES)?,
-            circuits: w.open_table(CIRCUITS)?,
-            prices: w.open_table(PRICES)?,
-            sessions: w.open_table(SESSIONS)?,
-            tx_index: w.open_table(TX_INDEX)?,
-            active: w.open_table(ACTIVE)?,
-            samples: w.open_table(SAMPLES)?,
+            tokens: Lazy::new(w, TOKENS),
+            sites: Lazy::new(w, SITES),
+            circuits: Lazy::new(w, CIRCUITS),
+            prices: Lazy::new(w, PRICES),
+            sessions: Lazy::new(w, SESSIONS),
+            tx_index: Lazy::new(w, TX_INDEX),
+            active: Lazy::new(w, ACTIVE),
+            samples: Lazy::new(w, SAMPLES),
             frames: w.open_table(FRAMES)?,
             frames_head: w.open_table(FRAMES_HEAD)?,
-            events: w.open_table(EVENTS)?,
-            tariffs: w.open_table(TARIFFS)?,
-            assignments: w.open_table(TARIFF_ASSIGNMENTS)?,
-            bills: w.open_table(BILLS)?,
-            meter_keys: w.open_table(METER_KEYS)?,
+            events: Lazy::new(w, EVENTS),
+            tariffs: Lazy::new(w, TARIFFS),
+            assignments: Lazy::new(w, TARIFF_ASSIGNMENTS),
+            bills: Lazy::new(w, BILLS),
+            meter_keys: Lazy::new(w, METER_KEYS),
             ops: ops::Tables::open(w)?,
-            device_model: w.open_table(DEVICE_MODEL)?,
-            reports: w.open_table(REPORTS)?,
-            monitors: w.open_table(MONITORS)?,
-            charging_limits: w.open_table(CHARGING_LIMITS)?,
-            ev_info: w.open_table(EV_INFO)?,
+            device_model: Lazy::new(w, DEVICE_MODEL),
+            reports: Lazy::new(w, REPORTS),
+            monitors: Lazy::new(w, MONITORS),
+            charging_limits: Lazy::new(w, CHARGING_LIMITS),
+            ev_info: Lazy::new(w, EV_INFO),
             next_seq,
             moved_heads: Vec::new(),
             now: DateTime::<Utc>::UNIX_EPOCH,
@@ -361,7 +385,7 @@ impl<'t> Ctx<'t> {
             device: None,
         };
         let seq = self.seq();
-        self.events.insert(seq, encode(&e).as_slice())?;
+        self.events.t()?.insert(seq, encode(&e).as_slice())?;
         Ok(())
     }
 
@@ -391,42 +415,52 @@ impl<'t> Ctx<'t> {
         Ok(self.chargers.remove(id)?.is_some())
     }
 
-    fn token(&self, uid: &str) -> Result<Option<Token>> {
-        self.tokens.get(uid)?.map(|v| decode("tokens", v.value())).transpose()
+    fn token(&mut self, uid: &str) -> Result<Option<Token>> {
+        self.tokens
+            .t()?
+            .get(uid)?
+            .map(|v| decode("tokens", v.value()))
+            .transpose()
     }
 
-    fn site(&self, name: &str) -> Result<Option<Site>> {
-        self.sites.get(name)?.map(|v| decode("sites", v.value())).transpose()
+    fn site(&mut self, name: &str) -> Result<Option<Site>> {
+        self.sites
+            .t()?
+            .get(name)?
+            .map(|v| decode("sites", v.value()))
+            .transpose()
     }
 
-    fn circuit(&self, id: &str) -> Result<Option<Circuit>> {
+    fn circuit(&mut self, id: &str) -> Result<Option<Circuit>> {
         self.circuits
+            .t()?
             .get(id)?
             .map(|v| decode("circuits", v.value()))
             .transpose()
     }
 
     fn put_circuit(&mut self, c: &Circuit) -> Result<()> {
-        self.circuits.insert(c.id.as_str(), encode(c).as_slice())?;
+        self.circuits.t()?.insert(c.id.as_str(), encode(c).as_slice())?;
         Ok(())
     }
 
-    fn session(&self, id: u64) -> Result<Option<Session>> {
+    fn session(&mut self, id: u64) -> Result<Option<Session>> {
         self.sessions
+            .t()?
             .get(id)?
             .map(|v| decode("sessions", v.value()))
             .transpose()
     }
 
     fn put_session(&mut self, s: &Session) -> Result<()> {
-        self.sessions.insert(s.id, encode(s).as_slice())?;
+        self.sessions.t()?.insert(s.id, encode(s).as_slice())?;
         let index = self.cache.active.get_or_insert_default();
         if s.status == SessionStatus::Active {
             let entry = active_entry(s);
-            self.active.insert(s.id, entry.as_str())?;
+            self.active.t()?.insert(s.id, entry.as_str())?;
             index.insert(s.id, Active::parse(&entry));
         } else {
-            self.active.remove(s.id)?;
+            self.active.t()?.remove(s.id)?;
             index.remove(&s.id);
             // Every completed session is billed (again, when it changes).
             self.settle(s)?;
@@ -439,7 +473,7 @@ impl<'t> Ctx<'t> {
     fn add_samples(&mut self, session: u64, samples: &[Sample]) -> Result<()> {
         if !samples.is_empty() {
             let seq = self.seq();
-            self.samples.insert((session, seq), encode(&samples).as_slice())?;
+            self.samples.t()?.insert((session, seq), encode(&samples).as_slice())?;
         }
         Ok(())
     }
@@ -461,7 +495,7 @@ impl<'t> Ctx<'t> {
             .collect()
     }
 
-    fn authorize(&self, charger: &Charger, uid: &str, t: DateTime<Utc>, except: Option<u64>) -> Result<AuthStatus> {
+    fn authorize(&mut self, charger: &Charger, uid: &str, t: DateTime<Utc>, except: Option<u64>) -> Result<AuthStatus> {
         let token = self.token(uid)?;
         let site = self.site(&charger.site)?.or(self.site(DEFAULT_SITE)?);
         let busy = self
@@ -757,7 +791,7 @@ fn reboot_evidence(ctx: &mut Ctx, charger: &str, t: DateTime<Utc>) -> Result<Vec
 }
 
 fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<std::result::Result<Reply, Rejection>> {
-    let token_auth = |ctx: &Ctx, except| -> Result<Option<AuthStatus>> {
+    let token_auth = |ctx: &mut Ctx, except| -> Result<Option<AuthStatus>> {
         m.token
             .as_deref()
             .map(|uid| ctx.authorize(ch, uid, m.t, except))
@@ -792,7 +826,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
         }
     };
     let key = r.index_key(&ch.id);
-    let known = ctx.tx_index.get(key.as_str())?.map(|v| v.value());
+    let known = ctx.tx_index.t()?.get(key.as_str())?.map(|v| v.value());
     if let Some(id) = known {
         let Some(mut s) = ctx.session(id)? else {
             return Ok(Err(Rejection::new(
@@ -866,7 +900,7 @@ fn tx(ctx: &mut Ctx, ch: &Charger, m: TxMessage, now: DateTime<Utc>) -> Result<s
         )?;
     }
     ctx.add_samples(id, &m.samples)?;
-    ctx.tx_index.insert(key.as_str(), id)?;
+    ctx.tx_index.t()?.insert(key.as_str(), id)?;
     ctx.put_session(&s)?;
     if auth == AuthStatus::Accepted {
         ctx.use_reservation(&ch.id, m.token.as_deref(), m.evse, m.reservation_id, id, m.t)?;
@@ -984,20 +1018,20 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             if ctx.token(&token.uid)?.is_some() {
                 AdminResult::Conflict(format!("token {} already exists", token.uid))
             } else {
-                ctx.tokens.insert(token.uid.as_str(), encode(&token).as_slice())?;
+                ctx.tokens.t()?.insert(token.uid.as_str(), encode(&token).as_slice())?;
                 AdminResult::Done
             }
         }
         AdminOp::TokenBlocked { uid, blocked } => match ctx.token(&uid)? {
             Some(mut tok) => {
                 tok.blocked = blocked;
-                ctx.tokens.insert(uid.as_str(), encode(&tok).as_slice())?;
+                ctx.tokens.t()?.insert(uid.as_str(), encode(&tok).as_slice())?;
                 AdminResult::Done
             }
             None => AdminResult::NotFound(format!("no token {uid}")),
         },
         AdminOp::TokenRemove { uid } => {
-            if ctx.tokens.remove(uid.as_str())?.is_none() {
+            if ctx.tokens.t()?.remove(uid.as_str())?.is_none() {
                 AdminResult::NotFound(format!("no token {uid}"))
             } else {
                 AdminResult::Done
@@ -1007,7 +1041,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
             if ctx.site(&site.name)?.is_some() {
                 AdminResult::Conflict(format!("site {} already exists", site.name))
             } else {
-                ctx.sites.insert(site.name.as_str(), encode(&site).as_slice())?;
+                ctx.sites.t()?.insert(site.name.as_str(), encode(&site).as_slice())?;
                 AdminResult::Done
             }
         }
@@ -1017,7 +1051,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
                     Some(r) => s.rules.push(r),
                     None => s.rules.clear(),
                 }
-                ctx.sites.insert(site.as_str(), encode(&s).as_slice())?;
+                ctx.sites.t()?.insert(site.as_str(), encode(&s).as_slice())?;
                 AdminResult::Done
             }
             None => AdminResult::NotFound(format!("no site {site}")),
@@ -1034,7 +1068,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         },
         AdminOp::Record(e) => {
             let seq = ctx.seq();
-            ctx.events.insert(seq, encode(&e).as_slice())?;
+            ctx.events.t()?.insert(seq, encode(&e).as_slice())?;
             AdminResult::Done
         }
         AdminOp::Load(op) => load_admin(ctx, op, t)?,
@@ -1073,6 +1107,7 @@ fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult
                 None => {
                     let root = ctx
                         .circuits
+                        .t()?
                         .iter()?
                         .filter_map(|e| e.ok())
                         .filter_map(|(_, v)| decode::<Circuit>("circuits", v.value()).ok())
@@ -1120,7 +1155,7 @@ fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult
             if ctx.circuit(&id)?.is_none() {
                 return Ok(AdminResult::NotFound(format!("no circuit {id}")));
             }
-            for e in ctx.circuits.iter()? {
+            for e in ctx.circuits.t()?.iter()? {
                 let c: Circuit = decode("circuits", e?.1.value())?;
                 if c.parent.as_deref() == Some(id.as_str()) {
                     return Ok(AdminResult::Conflict(format!(
@@ -1138,7 +1173,7 @@ fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult
                     )));
                 }
             }
-            ctx.circuits.remove(id.as_str())?;
+            ctx.circuits.t()?.remove(id.as_str())?;
             ctx.event(t, None, "circuit", format!("circuit {id} removed"))?;
             AdminResult::Done
         }
@@ -1154,7 +1189,7 @@ fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult
             if ctx.site(&site)?.is_none() {
                 return Ok(AdminResult::NotFound(format!("no site {site}")));
             }
-            let mut all: Vec<PriceSlot> = match ctx.prices.get(site.as_str())? {
+            let mut all: Vec<PriceSlot> = match ctx.prices.t()?.get(site.as_str())? {
                 Some(v) => decode("prices", v.value())?,
                 None => Vec::new(),
             };
@@ -1165,7 +1200,7 @@ fn load_admin(ctx: &mut Ctx, op: LoadOp, t: DateTime<Utc>) -> Result<AdminResult
             let horizon = t - chrono::Duration::days(2);
             all.retain(|s| s.end > horizon);
             all.extend(slots);
-            ctx.prices.insert(site.as_str(), encode(&all).as_slice())?;
+            ctx.prices.t()?.insert(site.as_str(), encode(&all).as_slice())?;
             AdminResult::Done
         }
         LoadOp::SessionTarget {

@@ -10,9 +10,10 @@ use redb::ReadableTable;
 use serde_json::json;
 
 impl Ctx<'_> {
-    fn meter_keys_of(&self, charger: &str) -> Result<Vec<MeterKey>> {
+    fn meter_keys_of(&mut self, charger: &str) -> Result<Vec<MeterKey>> {
         Ok(self
             .meter_keys
+            .t()?
             .get(charger)?
             .map(|v| decode("meter_keys", v.value()))
             .transpose()?
@@ -22,7 +23,7 @@ impl Ctx<'_> {
     /// Bills a completed session and stores the bill.
     pub(super) fn settle(&mut self, s: &Session) -> Result<()> {
         let bill = self.bill_of(s)?;
-        self.bills.insert(s.id, encode(&bill).as_slice())?;
+        self.bills.t()?.insert(s.id, encode(&bill).as_slice())?;
         Ok(())
     }
 
@@ -30,7 +31,7 @@ impl Ctx<'_> {
     /// in force at its start, the tariff, the meter keys known.
     fn bill_of(&mut self, s: &Session) -> Result<Bill> {
         let mut samples = Vec::new();
-        for e in self.samples.range((s.id, 0)..=(s.id, u64::MAX))? {
+        for e in self.samples.t()?.range((s.id, 0)..=(s.id, u64::MAX))? {
             crate::store::decode_samples(e?.1.value(), &mut samples)?;
         }
         let site = self
@@ -46,6 +47,7 @@ impl Ctx<'_> {
         let tariff: Option<StoredTariff> = match assignment {
             Some(a) => self
                 .tariffs
+                .t()?
                 .get(a.tariff_id.as_str())?
                 .map(|v| decode("tariffs", v.value()))
                 .transpose()?,
@@ -65,8 +67,9 @@ impl Ctx<'_> {
         }))
     }
 
-    fn all_assignments(&self) -> Result<Vec<Assignment>> {
+    fn all_assignments(&mut self) -> Result<Vec<Assignment>> {
         self.assignments
+            .t()?
             .iter()?
             .map(|e| decode("tariff_assignments", e?.1.value()))
             .collect()
@@ -75,9 +78,9 @@ impl Ctx<'_> {
     /// The bills whose stored JSON contains `mark` and that `keep` accepts.
     /// Looking for the bytes first spares decoding every bill (each holds
     /// its pricing document and signed records).
-    fn bills_matching(&self, mark: &[u8], keep: impl Fn(&Bill) -> bool) -> Result<Vec<Bill>> {
+    fn bills_matching(&mut self, mark: &[u8], keep: impl Fn(&Bill) -> bool) -> Result<Vec<Bill>> {
         let mut found = Vec::new();
-        for e in self.bills.iter()? {
+        for e in self.bills.t()?.iter()? {
             let (_, v) = e?;
             let bytes = v.value();
             if !mark.is_empty() && !bytes.windows(mark.len()).any(|w| w == mark) {
@@ -163,8 +166,10 @@ pub(super) fn tariff_set(
             _ => {}
         }
     }
-    let replaced = ctx.tariffs.get(tariff.id.as_str())?.is_some();
-    ctx.tariffs.insert(tariff.id.as_str(), encode(&tariff).as_slice())?;
+    let replaced = ctx.tariffs.t()?.get(tariff.id.as_str())?.is_some();
+    ctx.tariffs
+        .t()?
+        .insert(tariff.id.as_str(), encode(&tariff).as_slice())?;
     let assignment = match assign {
         Some(a) => {
             let id = ctx.meta.get("next_assignment")?.map_or(1, |v| v.value());
@@ -177,7 +182,7 @@ pub(super) fn tariff_set(
                 until: a.until,
                 created_at: t,
             };
-            ctx.assignments.insert(id, encode(&asg).as_slice())?;
+            ctx.assignments.t()?.insert(id, encode(&asg).as_slice())?;
             Some(asg)
         }
         None => None,
@@ -218,7 +223,7 @@ pub(super) fn meter_key(ctx: &mut Ctx, charger: &str, key: MeterKey) -> Result<A
             key.source
         );
         keys.push(key.clone());
-        ctx.meter_keys.insert(charger, encode(&keys).as_slice())?;
+        ctx.meter_keys.t()?.insert(charger, encode(&keys).as_slice())?;
         // Sessions that could not be verified for want of a key.
         let waiting = ctx.bills_matching(b"\"needs_key\":true", |b| b.charger == charger && b.eichrecht.needs_key)?;
         for id in waiting.into_iter().map(|b| b.session) {
@@ -244,6 +249,7 @@ pub(super) fn meter_key(ctx: &mut Ctx, charger: &str, key: MeterKey) -> Result<A
 pub(super) fn tariff_unassign(ctx: &mut Ctx, id: u64, at: DateTime<Utc>) -> Result<AdminResult> {
     let Some(mut a) = ctx
         .assignments
+        .t()?
         .get(id)?
         .map(|v| decode::<Assignment>("tariff_assignments", v.value()))
         .transpose()?
@@ -275,7 +281,7 @@ pub(super) fn tariff_unassign(ctx: &mut Ctx, id: u64, at: DateTime<Utc>) -> Resu
     };
     if changed {
         a.until = Some(at);
-        ctx.assignments.insert(id, encode(&a).as_slice())?;
+        ctx.assignments.t()?.insert(id, encode(&a).as_slice())?;
         let now = ctx.now;
         ctx.event(
             now,
@@ -311,7 +317,7 @@ pub(super) fn tariff_unassign(ctx: &mut Ctx, id: u64, at: DateTime<Utc>) -> Resu
 /// Deletes a tariff unless an assignment in force now or later, or a bill,
 /// refers to it. Assignments that ended stay as history.
 pub(super) fn tariff_remove(ctx: &mut Ctx, id: &str) -> Result<AdminResult> {
-    if ctx.tariffs.get(id)?.is_none() {
+    if ctx.tariffs.t()?.get(id)?.is_none() {
         return Ok(AdminResult::NotFound(format!("no tariff {id}")));
     }
     let now = ctx.now;
@@ -348,7 +354,7 @@ pub(super) fn tariff_remove(ctx: &mut Ctx, id: &str) -> Result<AdminResult> {
             list.join(", ")
         )));
     }
-    ctx.tariffs.remove(id)?;
+    ctx.tariffs.t()?.remove(id)?;
     ctx.event(now, None, "tariff", format!("tariff {id} removed"))?;
     Ok(AdminResult::Json(json!({
         "id": id,
@@ -369,7 +375,12 @@ pub(super) fn reprice(ctx: &mut Ctx, id: u64) -> Result<AdminResult> {
             "session {id} is still in progress; it is priced when it ends"
         )));
     }
-    let old: Option<Bill> = ctx.bills.get(id)?.map(|v| decode("bills", v.value())).transpose()?;
+    let old: Option<Bill> = ctx
+        .bills
+        .t()?
+        .get(id)?
+        .map(|v| decode("bills", v.value()))
+        .transpose()?;
     let new = ctx.bill_of(&s)?;
     let unchanged = old.as_ref().is_some_and(|o| {
         Bill {
@@ -403,8 +414,8 @@ pub(super) fn reprice(ctx: &mut Ctx, id: u64) -> Result<AdminResult> {
         new.summary()
     );
     s.notes.push(note.clone());
-    ctx.sessions.insert(s.id, encode(&s).as_slice())?;
-    ctx.bills.insert(s.id, encode(&new).as_slice())?;
+    ctx.sessions.t()?.insert(s.id, encode(&s).as_slice())?;
+    ctx.bills.t()?.insert(s.id, encode(&new).as_slice())?;
     ctx.event(
         now,
         Some(&s.charger),

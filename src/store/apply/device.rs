@@ -90,7 +90,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: DeviceOp, t: DateTime<Utc>) -> Result<Adm
             ctx.meta.insert("next_request_id", id + 1)?;
             let request_id = i64::try_from(id).unwrap_or(i64::MAX);
             let st = ReportStatus::new(request_id, &what, t);
-            put(&mut ctx.reports, &report_key(&charger, kind), &st)?;
+            put(ctx.reports.t()?, &report_key(&charger, kind), &st)?;
             AdminResult::Json(json!({"request_id": request_id}))
         }
         DeviceOp::ReportAnswered {
@@ -100,10 +100,10 @@ pub(super) fn admin(ctx: &mut Ctx, op: DeviceOp, t: DateTime<Utc>) -> Result<Adm
             answer,
         } => {
             let key = report_key(&charger, kind);
-            if let Some(mut st) = get::<ReportStatus>(&ctx.reports, &key)?.filter(|s| s.request_id == request_id) {
+            if let Some(mut st) = get::<ReportStatus>(ctx.reports.t()?, &key)?.filter(|s| s.request_id == request_id) {
                 st.answer = Some(answer);
                 st.updated_at = t;
-                put(&mut ctx.reports, &key, &st)?;
+                put(ctx.reports.t()?, &key, &st)?;
             }
             AdminResult::Done
         }
@@ -117,21 +117,21 @@ pub(super) fn admin(ctx: &mut Ctx, op: DeviceOp, t: DateTime<Utc>) -> Result<Adm
             }
             if let Some(rid) = request_id {
                 let key = report_key(&charger, ReportKind::Device);
-                let mut st = get::<ReportStatus>(&ctx.reports, &key)?
+                let mut st = get::<ReportStatus>(ctx.reports.t()?, &key)?
                     .filter(|s| s.request_id == rid)
                     .unwrap_or_else(|| ReportStatus::new(rid, "GetConfiguration", t));
                 st.answer = Some("Accepted".into());
                 st.add_part(0, false, values.len(), t);
-                put(&mut ctx.reports, &key, &st)?;
+                put(ctx.reports.t()?, &key, &st)?;
             }
             AdminResult::Done
         }
         DeviceOp::MonitorSet { charger, monitor } => {
-            put(&mut ctx.monitors, &monitor_key(&charger, monitor.id), &monitor)?;
+            put(ctx.monitors.t()?, &monitor_key(&charger, monitor.id), &monitor)?;
             AdminResult::Done
         }
         DeviceOp::MonitorCleared { charger, id } => {
-            ctx.monitors.remove(monitor_key(&charger, id).as_str())?;
+            ctx.monitors.t()?.remove(monitor_key(&charger, id).as_str())?;
             AdminResult::Done
         }
     })
@@ -162,13 +162,13 @@ fn store_variable(
         reported_at: t,
         request_id,
     };
-    put(&mut ctx.device_model, &format!("{charger}\u{1f}{}", v.key()), &row)
+    put(ctx.device_model.t()?, &format!("{charger}\u{1f}{}", v.key()), &row)
 }
 
 /// A 2.0.1 charger whose device model may have changed since it was last
 /// reported: new to us, or booting with another vendor, model or firmware.
 pub(super) fn inventory_due(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     ch: &Charger,
     vendor: &str,
     model: &str,
@@ -180,7 +180,7 @@ pub(super) fn inventory_due(
     let changed = ch.vendor.as_deref() != Some(vendor)
         || ch.model.as_deref() != Some(model)
         || ch.firmware.as_deref() != firmware;
-    let reported = get::<ReportStatus>(&ctx.reports, &report_key(&ch.id, ReportKind::Device))?.is_some();
+    let reported = get::<ReportStatus>(ctx.reports.t()?, &report_key(&ch.id, ReportKind::Device))?.is_some();
     Ok(changed || !reported)
 }
 
@@ -196,14 +196,14 @@ fn note_part(
 ) -> Result<bool> {
     let (request_id, seq_no, tbc, items) = part;
     let key = report_key(charger, kind);
-    let mut st = match get::<ReportStatus>(&ctx.reports, &key)? {
+    let mut st = match get::<ReportStatus>(ctx.reports.t()?, &key)? {
         Some(s) if s.request_id > request_id => return Ok(false),
         Some(s) if s.request_id == request_id => s,
         _ => ReportStatus::new(request_id, "sent by the charger", t),
     };
     let first = st.parts.is_empty();
     st.add_part(seq_no, tbc, items, t);
-    put(&mut ctx.reports, &key, &st)?;
+    put(ctx.reports.t()?, &key, &st)?;
     Ok(first)
 }
 
@@ -240,15 +240,16 @@ pub(super) fn monitoring_report(
         let (from, to) = charger_range(charger);
         let old: Vec<String> = ctx
             .monitors
+            .t()?
             .range(from.as_str()..to.as_str())?
             .map(|e| e.map(|(k, _)| k.value().to_string()))
             .collect::<std::result::Result<_, _>>()?;
         for k in old {
-            ctx.monitors.remove(k.as_str())?;
+            ctx.monitors.t()?.remove(k.as_str())?;
         }
     }
     for m in &part.items {
-        put(&mut ctx.monitors, &monitor_key(charger, m.id), m)?;
+        put(ctx.monitors.t()?, &monitor_key(charger, m.id), m)?;
     }
     Ok(())
 }
@@ -258,14 +259,14 @@ pub(super) fn monitoring_report(
 pub(super) fn events(ctx: &mut Ctx, charger: &str, events: Vec<DeviceEvent>) -> Result<()> {
     for e in events {
         let severity = match e.monitor {
-            Some(id) => get::<Monitor>(&ctx.monitors, &monitor_key(charger, id))?.map(|m| m.severity),
+            Some(id) => get::<Monitor>(ctx.monitors.t()?, &monitor_key(charger, id))?.map(|m| m.severity),
             None => None,
         };
         let vkey = format!("{charger}\u{1f}{}\u{1f}Actual", e.at.key());
-        if let Some(mut row) = get::<StoredVariable>(&ctx.device_model, &vkey)? {
+        if let Some(mut row) = get::<StoredVariable>(ctx.device_model.t()?, &vkey)? {
             row.var.value = Some(e.value.clone());
             row.reported_at = e.t;
-            put(&mut ctx.device_model, &vkey, &row)?;
+            put(ctx.device_model.t()?, &vkey, &row)?;
         }
         let subject = e.at.name();
         let mut detail = format!("{subject} = {}: {} ({}", e.value, e.trigger, e.notification);
@@ -294,7 +295,7 @@ pub(super) fn events(ctx: &mut Ctx, charger: &str, events: Vec<DeviceEvent>) -> 
             }),
         };
         let seq = ctx.seq();
-        ctx.events.insert(seq, encode(&ev).as_slice())?;
+        ctx.events.t()?.insert(seq, encode(&ev).as_slice())?;
     }
     Ok(())
 }
@@ -323,7 +324,7 @@ pub(super) fn limit(ctx: &mut Ctx, l: ExternalLimit) -> Result<()> {
             ""
         }
     );
-    put(&mut ctx.charging_limits, &limit_key(&l.charger, l.evse, &l.source), &l)?;
+    put(ctx.charging_limits.t()?, &limit_key(&l.charger, l.evse, &l.source), &l)?;
     ctx.event(now, Some(&l.charger), "charging_limit", detail)
 }
 
@@ -336,7 +337,7 @@ pub(super) fn limit_cleared(
 ) -> Result<()> {
     let (from, to) = charger_range(charger);
     let mut gone = Vec::new();
-    for e in ctx.charging_limits.range(from.as_str()..to.as_str())? {
+    for e in ctx.charging_limits.t()?.range(from.as_str()..to.as_str())? {
         let (k, v) = e?;
         let l: ExternalLimit = decode("charging_limits", v.value())?;
         if l.source == source && evse.is_none_or(|e| e == l.evse) {
@@ -344,7 +345,7 @@ pub(super) fn limit_cleared(
         }
     }
     for k in &gone {
-        ctx.charging_limits.remove(k.as_str())?;
+        ctx.charging_limits.t()?.remove(k.as_str())?;
     }
     let place = evse.map_or_else(|| "every EVSE".to_string(), |e| format!("EVSE {e}"));
     ctx.event(
@@ -357,13 +358,13 @@ pub(super) fn limit_cleared(
 
 /// The car's info at an EVSE for the session open there now: what was
 /// kept for another session is dropped.
-fn ev_info_for(ctx: &Ctx, charger: &str, evse: u32) -> Result<(EvInfo, Option<u64>)> {
+fn ev_info_for(ctx: &mut Ctx, charger: &str, evse: u32) -> Result<(EvInfo, Option<u64>)> {
     let open = ctx
         .active_on(charger)
         .into_iter()
         .find(|(_, e)| *e == evse)
         .map(|o| o.0);
-    let info = get::<EvInfo>(&ctx.ev_info, &evse_key(charger, evse))?
+    let info = get::<EvInfo>(ctx.ev_info.t()?, &evse_key(charger, evse))?
         .filter(|i| i.session == open)
         .unwrap_or_default();
     Ok((EvInfo { session: open, ..info }, open))
@@ -385,7 +386,7 @@ pub(super) fn needs(ctx: &mut Ctx, charger: &str, evse: u32, needs: EvNeeds, t: 
         ),
     };
     info.needs = Some(needs);
-    put(&mut ctx.ev_info, &evse_key(charger, evse), &info)?;
+    put(ctx.ev_info.t()?, &evse_key(charger, evse), &info)?;
     ctx.event(t, Some(charger), "ev_charging_needs", detail)
 }
 
@@ -409,7 +410,7 @@ fn apply_needs(s: &mut Session, n: &EvNeeds) {
 /// cars may do so before the transaction starts) takes those needs.
 pub(super) fn adopt_needs(ctx: &mut Ctx, s: &mut Session, now: DateTime<Utc>) -> Result<()> {
     let key = evse_key(&s.charger, s.evse);
-    let Some(mut info) = get::<EvInfo>(&ctx.ev_info, &key)? else {
+    let Some(mut info) = get::<EvInfo>(ctx.ev_info.t()?, &key)? else {
         return Ok(());
     };
     let fresh = info
@@ -424,12 +425,12 @@ pub(super) fn adopt_needs(ctx: &mut Ctx, s: &mut Session, now: DateTime<Utc>) ->
         s.notes.push(format!("{now}: target from the car's charging needs"));
     }
     info.session = Some(s.id);
-    put(&mut ctx.ev_info, &key, &info)
+    put(ctx.ev_info.t()?, &key, &info)
 }
 
 pub(super) fn ev_schedule(ctx: &mut Ctx, charger: &str, evse: u32, schedule: Schedule, t: DateTime<Utc>) -> Result<()> {
     let (mut info, _) = ev_info_for(ctx, charger, evse)?;
     info.schedule = Some(schedule);
     info.schedule_at = Some(t);
-    put(&mut ctx.ev_info, &evse_key(charger, evse), &info)
+    put(ctx.ev_info.t()?, &evse_key(charger, evse), &info)
 }

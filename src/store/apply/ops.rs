@@ -3,7 +3,7 @@
 //! chargers confirmed, the availability an operator asked for, and the
 //! display messages a charger reported. The rules are `domain::ops`.
 
-use super::{AdminResult, Ctx, Result, decode, encode};
+use super::{AdminResult, Ctx, Lazy, Result, decode, encode};
 use crate::domain::ops::{
     self, AvailabilityState, DisplayMessage, DisplayReport, LocalList, RequestedAvailability, Reservation,
     ReservationStatus,
@@ -11,26 +11,26 @@ use crate::domain::ops::{
 use crate::domain::{Charger, ConnectorStatus};
 use crate::store::tables::*;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde_json::json;
 
 /// The tables of this module, opened with the transaction.
 pub(in crate::store) struct Tables<'t> {
-    reservations: Table<'t, u64, &'static [u8]>,
-    open_reservations: Table<'t, u64, &'static str>,
-    local_lists: Table<'t, &'static str, &'static [u8]>,
-    availability: Table<'t, &'static str, &'static [u8]>,
-    display: Table<'t, &'static str, &'static [u8]>,
+    reservations: Lazy<'t, u64, &'static [u8]>,
+    open_reservations: Lazy<'t, u64, &'static str>,
+    local_lists: Lazy<'t, &'static str, &'static [u8]>,
+    availability: Lazy<'t, &'static str, &'static [u8]>,
+    display: Lazy<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
     pub fn open(w: &'t WriteTransaction) -> Result<Self> {
         Ok(Tables {
-            reservations: w.open_table(RESERVATIONS)?,
-            open_reservations: w.open_table(OPEN_RESERVATIONS)?,
-            local_lists: w.open_table(LOCAL_LISTS)?,
-            availability: w.open_table(AVAILABILITY)?,
-            display: w.open_table(DISPLAY_MESSAGES)?,
+            reservations: Lazy::new(w, RESERVATIONS),
+            open_reservations: Lazy::new(w, OPEN_RESERVATIONS),
+            local_lists: Lazy::new(w, LOCAL_LISTS),
+            availability: Lazy::new(w, AVAILABILITY),
+            display: Lazy::new(w, DISPLAY_MESSAGES),
         })
     }
 }
@@ -66,28 +66,29 @@ pub enum OpsOp {
 }
 
 impl Ctx<'_> {
-    fn reservation(&self, id: u64) -> Result<Option<Reservation>> {
+    fn reservation(&mut self, id: u64) -> Result<Option<Reservation>> {
         self.ops
             .reservations
+            .t()?
             .get(id)?
             .map(|v| decode("reservations", v.value()))
             .transpose()
     }
 
     fn put_reservation(&mut self, r: &Reservation) -> Result<()> {
-        self.ops.reservations.insert(r.id, encode(r).as_slice())?;
+        self.ops.reservations.t()?.insert(r.id, encode(r).as_slice())?;
         if r.status.open() {
-            self.ops.open_reservations.insert(r.id, r.charger.as_str())?;
+            self.ops.open_reservations.t()?.insert(r.id, r.charger.as_str())?;
         } else {
-            self.ops.open_reservations.remove(r.id)?;
+            self.ops.open_reservations.t()?.remove(r.id)?;
         }
         Ok(())
     }
 
     /// Open reservations, of one charger when given.
-    fn open_reservations(&self, charger: Option<&str>) -> Result<Vec<Reservation>> {
+    fn open_reservations(&mut self, charger: Option<&str>) -> Result<Vec<Reservation>> {
         let mut ids = Vec::new();
-        for e in self.ops.open_reservations.iter()? {
+        for e in self.ops.open_reservations.t()?.iter()? {
             let (id, ch) = e?;
             if charger.is_none_or(|c| c == ch.value()) {
                 ids.push(id.value());
@@ -105,7 +106,7 @@ impl Ctx<'_> {
     /// The reservation that keeps `uid` off `evse` (any connector when
     /// `None`) of `ch` at `t`, if one does.
     pub(super) fn reserved_for_other(
-        &self,
+        &mut self,
         ch: &Charger,
         uid: &str,
         evse: Option<u32>,
@@ -163,10 +164,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn requested(&self, charger: &str) -> Result<Vec<RequestedAvailability>> {
+    fn requested(&mut self, charger: &str) -> Result<Vec<RequestedAvailability>> {
         Ok(self
             .ops
             .availability
+            .t()?
             .get(charger)?
             .map(|v| decode("availability", v.value()))
             .transpose()?
@@ -176,9 +178,10 @@ impl Ctx<'_> {
 
 /// What the bill just written for a completed session charges (incl. VAT),
 /// for the charger's display; `None` when no tariff priced it.
-pub(super) fn final_cost(ctx: &Ctx, session: u64) -> Result<Option<rust_decimal::Decimal>> {
+pub(super) fn final_cost(ctx: &mut Ctx, session: u64) -> Result<Option<rust_decimal::Decimal>> {
     let bill: Option<crate::billing::Bill> = ctx
         .bills
+        .t()?
         .get(session)?
         .map(|v| decode("bills", v.value()))
         .transpose()?;
@@ -219,7 +222,10 @@ pub(super) fn note_status(
         }
     }
     if changed {
-        ctx.ops.availability.insert(ch.id.as_str(), encode(&list).as_slice())?;
+        ctx.ops
+            .availability
+            .t()?
+            .insert(ch.id.as_str(), encode(&list).as_slice())?;
     }
     Ok(())
 }
@@ -276,6 +282,7 @@ pub(super) fn display_messages(
     let old: Option<DisplayReport> = ctx
         .ops
         .display
+        .t()?
         .get(charger)?
         .map(|v| decode("display_messages", v.value()))
         .transpose()?;
@@ -291,7 +298,7 @@ pub(super) fn display_messages(
     report.messages.extend(messages);
     report.complete = !more_to_come;
     report.at = t;
-    ctx.ops.display.insert(charger, encode(&report).as_slice())?;
+    ctx.ops.display.t()?.insert(charger, encode(&report).as_slice())?;
     Ok(())
 }
 
@@ -373,6 +380,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: OpsOp, t: DateTime<Utc>) -> Result<AdminR
         OpsOp::LocalList(list) => {
             ctx.ops
                 .local_lists
+                .t()?
                 .insert(list.charger.as_str(), encode(&*list).as_slice())?;
             AdminResult::Done
         }
@@ -399,6 +407,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: OpsOp, t: DateTime<Utc>) -> Result<AdminR
             list.sort_by_key(|r| r.evse);
             ctx.ops
                 .availability
+                .t()?
                 .insert(charger.as_str(), encode(&list).as_slice())?;
             AdminResult::Json(json!(list))
         }
