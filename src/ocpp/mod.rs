@@ -6,6 +6,7 @@ mod device;
 pub mod frame;
 pub mod json;
 pub mod listener;
+pub mod pnc;
 pub mod registry;
 pub mod schema;
 pub mod security;

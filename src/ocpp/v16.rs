@@ -313,6 +313,8 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             p
         }
         Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
+        // Plug & Charge messages are 2.0.1 actions; 1.6 never decodes them.
+        Reply::EvCertificate(_) | Reply::CertificateStatus(_) | Reply::ContractAuth { .. } => json!({}),
     }
 }
 
