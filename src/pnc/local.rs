@@ -114,10 +114,12 @@ impl Authority {
         })
     }
 
-    fn signer(&self) -> Signer<'_> {
+    fn signer<'a>(&'a self, above: &[&'a Authority]) -> Signer<'a> {
+        let mut certs = vec![self.der.as_slice()];
+        certs.extend(above.iter().map(|a| a.der.as_slice()));
         Signer {
             key: self.issuer.key(),
-            cert_der: &self.der,
+            certs,
         }
     }
 
@@ -302,7 +304,7 @@ impl LocalPki {
                 Ok(None) => Status::Unknown,
                 Err(e) => return SourceAnswer::failed("InternalError", e.to_string()),
             };
-            (status, self.ocsp.signer())
+            (status, self.ocsp.signer(&[&self.mo_sub_ca]))
         } else if self.mo_root.issued(req) {
             let sub = super::verify::serial_hex(&self.mo_sub_ca.der).unwrap_or_default();
             let status = if norm_serial(&sub) == norm_serial(&req.serial_number) {
@@ -310,7 +312,7 @@ impl LocalPki {
             } else {
                 Status::Unknown
             };
-            (status, self.mo_root.signer())
+            (status, self.mo_root.signer(&[]))
         } else {
             return SourceAnswer::failed(
                 "UnknownIssuer",

@@ -100,11 +100,12 @@ fn gtime(t: DateTime<Utc>) -> Result<OcspGeneralizedTime, OcspError> {
         .map_err(|e| OcspError::Der(e.to_string()))
 }
 
-/// Who signs: a P-256 key with its certificate (included in the response
-/// so a charger can check a delegated responder).
+/// Who signs: a P-256 key with its certificate and the CAs above it up to
+/// (not including) the root, all included in the response so a charger
+/// can check a delegated responder.
 pub struct Signer<'a> {
     pub key: &'a rcgen::KeyPair,
-    pub cert_der: &'a [u8],
+    pub certs: Vec<&'a [u8]>,
 }
 
 /// A signed, successful OCSPResponse (DER) for one certificate.
@@ -115,7 +116,13 @@ pub fn respond(
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, OcspError> {
     let der = |e: der::Error| OcspError::Der(e.to_string());
-    let signer_cert = x509_cert::Certificate::from_der(signer.cert_der).map_err(der)?;
+    let certs = signer
+        .certs
+        .iter()
+        .map(|c| x509_cert::Certificate::from_der(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(der)?;
+    let signer_cert = certs.first().ok_or(OcspError::Sign("no signer certificate".into()))?;
     let cert_status = match status {
         Status::Good => CertStatus::good(),
         Status::Unknown => CertStatus::unknown(),
@@ -150,7 +157,7 @@ pub fn respond(
             parameters: None,
         },
         signature: BitString::from_bytes(&sig).map_err(der)?,
-        certs: Some(vec![signer_cert]),
+        certs: Some(certs),
     };
     OcspResponse::successful(basic).map_err(der)?.to_der().map_err(der)
 }
@@ -169,12 +176,15 @@ pub fn read(der_bytes: &[u8], req: &OcspRequestData, trusted: &[Vec<u8>]) -> Res
     let tbs_der = basic.tbs_response_data.to_der().map_err(der)?;
     let sig = basic.signature.as_bytes().ok_or(OcspError::Signature)?;
     let alg = basic.signature_algorithm.oid;
+    // A carried certificate counts once a trusted one (or one already
+    // admitted) signed it: a responder under a sub-CA under the root.
     let mut signers: Vec<Vec<u8>> = trusted.to_vec();
-    for c in basic.certs.iter().flatten() {
-        let Ok(c_der) = c.to_der() else { continue };
-        if trusted.iter().any(|t| super::verify::signed_by(&c_der, t)) {
-            signers.push(c_der);
-        }
+    let mut carried: Vec<Vec<u8>> = basic.certs.iter().flatten().filter_map(|c| c.to_der().ok()).collect();
+    while let Some(i) = carried
+        .iter()
+        .position(|c| signers.iter().any(|t| super::verify::signed_by(c, t)))
+    {
+        signers.push(carried.swap_remove(i));
     }
     if !signers.iter().any(|s| verify_with(s, alg, &tbs_der, sig)) {
         return Err(OcspError::Signature);
