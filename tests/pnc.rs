@@ -406,3 +406,80 @@ async fn the_http_source_gets_the_request_and_its_answer_is_relayed() {
     // Nothing was issued locally.
     assert_eq!(srv.cli_json(&["pnc", "status"]).await["issued"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_iso15118_car_gets_a_contract_and_charges_with_plug_and_charge() {
+    use voltyard::sim::{Options, Scenario, Simulation};
+    let srv = TestServer::start_with(|c| c.unknown_chargers = voltyard::server::UnknownChargers::Accept).await;
+    for n in 1..=3 {
+        let emaid = voltyard::sim::pnc_emaid(&format!("T{n:04}"));
+        srv.ok(&["token", "add", &emaid, "--kind", "contract"]).await;
+    }
+    let text = r#"
+[site]
+id = "pnc"
+name = "PnC site"
+
+[[chargers]]
+prefix = "P"
+count = 1
+protocol = "2.0.1"
+meter_interval_s = 1
+
+[[tokens]]
+prefix = "T"
+count = 3
+
+[[cars]]
+name = "PnC car"
+battery_kwh = 50
+ac_max_current = 16
+ac_phases = 3
+dc_max_kw = 100
+iso15118 = true
+
+[arrivals]
+first_within_s = 1
+gap_s = [1, 2]
+dwell_s = [3, 4]
+soc_percent = [20, 30]
+unknown_token_percent = 0
+"#;
+    let sim = Simulation::start(Options {
+        url: format!("ws://{}/ocpp", srv.addr),
+        scenario: Scenario::parse(text, "pnc scenario", false).unwrap(),
+        seed: 3,
+        validate: true,
+        connect_rate: 100,
+        call_timeout: std::time::Duration::from_secs(10),
+    });
+    let mut done = false;
+    for _ in 0..120 {
+        let list = srv.cli_json(&["session", "list"]).await;
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["status"] == "completed" && s["token"].as_str().is_some_and(|t| t.starts_with("ZZVYD")))
+        {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let summary = sim.stop().await;
+    assert!(done, "no Plug & Charge session completed: {summary:?}");
+    assert_eq!(summary.schema_violations, 0, "{:?}", summary.errors);
+    assert_eq!(summary.call_errors_received, 0, "{:?}", summary.errors);
+    assert_eq!(summary.auth_rejected, 0, "{:?}", summary);
+    // The contract was issued by the local source and is on record.
+    let st = srv.cli_json(&["pnc", "status"]).await;
+    assert!(st["issued"].as_u64().unwrap() >= 1, "{st}");
+    assert!(
+        st["certificates"][0]["emaid"]
+            .as_str()
+            .unwrap()
+            .starts_with("ZZVYDT000"),
+        "{st}"
+    );
+}
