@@ -483,3 +483,42 @@ unknown_token_percent = 0
         "{st}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_program_source_answers_from_its_stdin_without_a_shell_in_between() {
+    let roots = tempfile::NamedTempFile::new().unwrap();
+    let (root, _) = ca("an MO root", None);
+    std::fs::write(roots.path(), root.pem()).unwrap();
+    let roots_path = roots.path().to_path_buf();
+    // The program sees the request as JSON on stdin and answers on stdout.
+    let script = r#"read req; case "$req" in
+  *GetCertificateStatus*) echo '{"status":"Failed","reasonCode":"NoOCSPHere","additionalInfo":"test"}';;
+  *'"exiRequest":"ping"'*) echo '{"status":"Accepted","exiResponse":"pong"}';;
+  *) exit 3;;
+esac"#;
+    let srv = TestServer::start_with(move |c| {
+        c.pnc.source = voltyard::config::PncSource::Program;
+        c.pnc.command = vec!["/bin/sh".into(), "-c".into(), script.into()];
+        c.pnc.mo_roots = vec![roots_path];
+    })
+    .await;
+    let mut cp = charger(&srv, "PNC-4").await;
+    assert_eq!(install(&mut cp, "ping").await["exiResponse"], "pong");
+    let r = install(&mut cp, "other").await;
+    assert_eq!(r["statusInfo"]["reasonCode"], "SourceUnavailable", "{r}");
+    assert!(
+        r["statusInfo"]["additionalInfo"].as_str().unwrap().contains("exited"),
+        "{r}"
+    );
+    let hd = json!({"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
+                    "serialNumber": "01", "responderURL": "http://ocsp.invalid"});
+    let r = cp
+        .call("GetCertificateStatus", json!({"ocspRequestData": hd}))
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "Failed");
+    assert_eq!(r["statusInfo"]["reasonCode"], "NoOCSPHere");
+    // Authorize with hash data only: no OCSP status from the source, no acceptance.
+    let r = authorize(&mut cp, EMAID, json!({"iso15118CertificateHashData": [hd]})).await;
+    assert_eq!(r["certificateStatus"], "NoCertificateAvailable", "{r}");
+}
