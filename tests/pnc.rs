@@ -522,3 +522,54 @@ esac"#;
     let r = authorize(&mut cp, EMAID, json!({"iso15118CertificateHashData": [hd]})).await;
     assert_eq!(r["certificateStatus"], "NoCertificateAvailable", "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ocpp16_chargers_do_plug_and_charge_through_the_whitepapers_data_transfer() {
+    const VENDOR: &str = "org.openchargealliance.iso15118pnc";
+    let srv = TestServer::start().await;
+    srv.ok(&["charger", "add", "PNC16"]).await;
+    let mut cp = srv.cp("PNC16", "ocpp1.6").await;
+    assert_eq!(cp.boot16().await["status"], "Accepted");
+    let dt = |message: &str, data: Value| json!({"vendorId": VENDOR, "messageId": message, "data": data.to_string()});
+    let req = json!({"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                     "exiRequest": exi_request(Some(EMAID))});
+    let r = cp.call("DataTransfer", dt("Get15118EVCertificate", req)).await.unwrap();
+    assert_eq!(r["status"], "Accepted", "{r}");
+    let inner: Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["status"], "Accepted", "{inner}");
+    let res: test_exi::Response = test_exi::decode(inner["exiResponse"].as_str().unwrap()).unwrap();
+    srv.ok(&["token", "add", EMAID, "--kind", "contract"]).await;
+    let auth = json!({"idToken": {"idToken": EMAID, "type": "eMAID"}, "certificate": res.contract_certificate_chain});
+    let r = cp.call("DataTransfer", dt("Authorize", auth)).await.unwrap();
+    let inner: Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["idTokenInfo"]["status"], "Accepted", "{inner}");
+    assert_eq!(inner["certificateStatus"], "Accepted");
+    let hd = hash_of(&ders(&res.contract_certificate_chain));
+    let r = cp
+        .call(
+            "DataTransfer",
+            dt("GetCertificateStatus", json!({"ocspRequestData": hd})),
+        )
+        .await
+        .unwrap();
+    let inner: Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["status"], "Accepted", "{inner}");
+    // Broken data is a precise CALLERROR; other messages of the vendor go to the hook.
+    let e = cp
+        .call(
+            "DataTransfer",
+            json!({"vendorId": VENDOR, "messageId": "Authorize", "data": "{"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.0, "TypeConstraintViolation", "{e:?}");
+    assert!(e.1.contains("not JSON"), "{e:?}");
+    let r = cp
+        .call(
+            "DataTransfer",
+            json!({"vendorId": VENDOR, "messageId": "SignCertificate", "data": "{}"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "UnknownVendorId");
+}

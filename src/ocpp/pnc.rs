@@ -3,11 +3,67 @@
 //! Authorize's contract certificate before the store sees the message,
 //! so what the charger hears is stored first. And the answers' JSON.
 
+use super::Rejection;
+use super::frame::ErrorCode;
 use crate::domain::message::Inbound;
-use crate::domain::pnc::{CertVerdict, SourceAnswer};
+use crate::domain::pnc::{CertVerdict, ContractData, OcspRequestData, SourceAnswer};
 use crate::pnc::EvCertRequest;
 use crate::server::Shared;
 use serde_json::{Value, json};
+
+/// The vendorId of OCPP 1.6 Plug & Charge (OCA whitepaper "Using ISO 15118
+/// Plug & Charge with OCPP 1.6"): the 2.0.1 messages carried in
+/// DataTransfer, `messageId` the action, `data` the request as JSON text.
+pub const PNC_VENDOR: &str = "org.openchargealliance.iso15118pnc";
+
+/// A 1.6 DataTransfer of the Plug & Charge vendor as the 2.0.1 message it
+/// carries; `None` for the messages voltyard does not take over (they go
+/// to the vendor hook like any DataTransfer).
+pub fn decode_v16(message_id: Option<&str>, data: Option<&str>) -> Option<Result<Inbound, Rejection>> {
+    let action = message_id?;
+    if !matches!(action, "Get15118EVCertificate" | "GetCertificateStatus" | "Authorize") {
+        return None;
+    }
+    let bad = |why: String| Rejection::new(ErrorCode::TypeConstraintViolation, format!("data ({action}): {why}"));
+    let parse = || -> Result<Inbound, Rejection> {
+        let v: Value = serde_json::from_str(data.unwrap_or("")).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("{k} (a string) is required")))
+        };
+        Ok(match action {
+            "Get15118EVCertificate" => Inbound::EvCertificate {
+                schema_version: text("iso15118SchemaVersion")?,
+                action: text("action")?,
+                exi_request: text("exiRequest")?,
+            },
+            "GetCertificateStatus" => Inbound::CertificateStatus {
+                request: serde_json::from_value::<OcspRequestData>(
+                    v.get("ocspRequestData").cloned().unwrap_or_default(),
+                )
+                .map_err(|e| bad(format!("ocspRequestData: {e}")))?,
+            },
+            _ => Inbound::ContractAuthorize {
+                token: v
+                    .pointer("/idToken/idToken")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("idToken.idToken is required".into()))?
+                    .to_string(),
+                data: ContractData {
+                    certificate: v.get("certificate").and_then(Value::as_str).map(str::to_string),
+                    hash_data: match v.get("iso15118CertificateHashData") {
+                        None => Vec::new(),
+                        Some(h) => serde_json::from_value(h.clone())
+                            .map_err(|e| bad(format!("iso15118CertificateHashData: {e}")))?,
+                    },
+                },
+            },
+        })
+    };
+    Some(parse())
+}
 
 /// OCPP 2.0.1 StatusInfoType limits.
 const REASON_MAX: usize = 20;
