@@ -73,6 +73,48 @@ pub struct ServerConfig {
     /// The file holding the control token; default `<data-dir>/control.token`,
     /// made on first start. Refused when group or others may read it.
     pub control_token_file: Option<PathBuf>,
+    /// ISO 15118 Plug & Charge: where contract certificates come from.
+    pub pnc: PncConfig,
+}
+
+/// `[pnc]` (see docs/plug-and-charge.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PncConfig {
+    pub source: PncSource,
+    /// For `http`: where requests are POSTed (`http://host:port/path`).
+    pub url: Option<String>,
+    /// For `program`: the program and its arguments (no shell).
+    pub command: Vec<String>,
+    /// How long `http` and `program` may take to answer.
+    pub timeout_ms: u64,
+    /// For `http` and `program`: MO root certificates (PEM) contract
+    /// certificates must chain to and OCSP responses be signed under.
+    pub mo_roots: Vec<PathBuf>,
+    /// Validity of contract certificates the local source issues.
+    pub contract_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PncSource {
+    /// The built-in test PKI in `<data-dir>/pnc/`.
+    Local,
+    Http,
+    Program,
+}
+
+impl Default for PncConfig {
+    fn default() -> Self {
+        PncConfig {
+            source: PncSource::Local,
+            url: None,
+            command: Vec::new(),
+            timeout_ms: 5_000,
+            mo_roots: Vec::new(),
+            contract_days: 730,
+        }
+    }
 }
 
 /// The HTTP side of the OCPP port: firmware downloads and log uploads.
@@ -205,6 +247,7 @@ impl Default for ServerConfig {
             cert_expiry_warn_days: 30,
             control_listen: None,
             control_token_file: None,
+            pnc: PncConfig::default(),
         }
     }
 }
@@ -280,6 +323,7 @@ impl ServerConfig {
         if !(1..=3650).contains(&self.cert_days) {
             return bad("cert_days", "must be between 1 and 3650");
         }
+        self.check_pnc()?;
         let d = &self.dlm;
         if d.tick_ms < 100 || d.min_gap_ms == 0 {
             return bad("dlm.tick_ms", "tick_ms must be at least 100 and min_gap_ms at least 1");
@@ -326,6 +370,40 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+
+    fn check_pnc(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
+        let p = &self.pnc;
+        if !(1..=60_000).contains(&p.timeout_ms) {
+            return bad("pnc.timeout_ms", "must be 1..60000");
+        }
+        if !(1..=3650).contains(&p.contract_days) {
+            return bad("pnc.contract_days", "must be between 1 and 3650");
+        }
+        match p.source {
+            PncSource::Http if !p.url.as_deref().is_some_and(|u| u.starts_with("http://")) => {
+                bad("pnc.url", "source = \"http\" needs url = \"http://host:port/path\"")
+            }
+            PncSource::Program if p.command.is_empty() => bad(
+                "pnc.command",
+                "source = \"program\" needs command = [\"/path/to/program\", …]",
+            ),
+            PncSource::Http | PncSource::Program if p.mo_roots.is_empty() => bad(
+                "pnc.mo_roots",
+                "an http or program source needs the MO root certificates (PEM files) to check contract certificates against",
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn pnc_dir(&self) -> PathBuf {
+        self.data_dir.join("pnc")
     }
 
     pub fn ping_interval(&self) -> Duration {

@@ -12,6 +12,7 @@ pub mod hook;
 pub mod loadctl;
 pub mod ocmf;
 pub mod ocpp;
+pub mod pnc;
 pub mod security;
 pub mod server;
 pub mod sim;

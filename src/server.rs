@@ -30,6 +30,8 @@ pub struct Shared {
     pub ca: std::sync::Mutex<Option<Arc<crate::security::ca::Ca>>>,
     /// Woken when a certificate was issued, so expiry alerts need not wait for the hourly check.
     pub certs_changed: tokio::sync::Notify,
+    /// The Plug & Charge contract-certificate source, made on first use.
+    pub pnc: crate::pnc::Slot,
 }
 
 impl Shared {
@@ -102,6 +104,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         tls,
         ca: Default::default(),
         certs_changed: Default::default(),
+        pnc: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(listener::serve(tcp, shared.clone())),

@@ -589,6 +589,9 @@ async fn the_simulator_reports_in_parts_fires_monitors_tells_its_needs_and_its_l
     .await;
     for n in 1..=2 {
         srv.ok(&["token", "add", &format!("T{n:04}")]).await;
+        // The ISO 15118 car does Plug & Charge with its driver's contract id.
+        let emaid = voltyard::sim::pnc_emaid(&format!("T{n:04}"));
+        srv.ok(&["token", "add", &emaid, "--kind", "contract"]).await;
     }
     let sim = voltyard::sim::Simulation::start(voltyard::sim::Options {
         url: format!("ws://{}/ocpp", srv.addr),

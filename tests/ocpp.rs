@@ -145,12 +145,7 @@ async fn schema_violations_are_classified_per_version() {
     );
     assert_eq!(err(cp.call("Heartbeat", json!({"x": 1})).await), "FormatViolation");
     assert_eq!(
-        err(cp
-            .call(
-                "GetCertificateStatus",
-                json!({"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://ocsp"}})
-            )
-            .await),
+        err(cp.call("Reset", json!({"type": "Immediate"})).await),
         "NotSupported"
     );
     assert!(

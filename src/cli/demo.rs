@@ -163,10 +163,21 @@ async fn provision(client: &mut Client, s: &Scenario, seed: u64) -> anyhow::Resu
         })
         .await
         .context("setting the demo tariff")?;
-    for (uid, kind, group) in crate::sim::tokens(s) {
+    // ISO 15118 cars on 2.0.1 chargers present their driver's contract id
+    // (Plug & Charge) instead of the card.
+    let contracts: Vec<_> = if s.cars.iter().any(|c| c.iso15118) {
+        crate::sim::tokens(s)
+            .into_iter()
+            .map(|(uid, _, group)| (crate::sim::pnc_emaid(&uid), SimTokenKind::Contract, group))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (uid, kind, group) in crate::sim::tokens(s).into_iter().chain(contracts) {
         let kind = match kind {
             SimTokenKind::Rfid => TokenKind::Rfid,
             SimTokenKind::Vehicle => TokenKind::Vehicle,
+            SimTokenKind::Contract => TokenKind::Contract,
         };
         let token = client
             .call(Request::TokenAdd(TokenAdd {

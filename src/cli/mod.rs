@@ -11,6 +11,7 @@ mod dlm;
 pub mod dlm_plan;
 mod meter;
 mod output;
+mod pnc;
 mod price;
 mod receipt;
 mod reservation;
@@ -88,6 +89,12 @@ enum Cmd {
     /// Reservations: hold a connector for a token until it expires.
     #[command(subcommand)]
     Reservation(reservation::ReservationCmd),
+    /// ISO 15118 Plug & Charge: the contract-certificate source and the local test PKI.
+    #[command(subcommand)]
+    Pnc(pnc::PncCmd),
+    /// Certificates the server's PKI issued: revoke a contract certificate.
+    #[command(subcommand)]
+    Cert(pnc::CertCmd),
     /// Circuits: the grid connection and boards chargers hang off, with per-phase limits.
     #[command(subcommand)]
     Circuit(circuit::CircuitCmd),
@@ -351,6 +358,8 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Session(c) => session::run(ctx, c).await,
         Cmd::Site(c) => site::run(ctx, c).await,
         Cmd::Reservation(c) => reservation::run(ctx, c).await,
+        Cmd::Pnc(c) => pnc::run(ctx, c).await,
+        Cmd::Cert(c) => pnc::cert(ctx, c).await,
         Cmd::Circuit(c) => circuit::run(ctx, c).await,
         Cmd::Meter(c) => meter::run(ctx, c).await,
         Cmd::Price(c) => price::run(ctx, c).await,

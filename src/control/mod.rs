@@ -10,6 +10,7 @@ pub mod local_list;
 pub mod meter_keys;
 mod ops;
 pub mod ops_tasks;
+mod pnc;
 pub mod proto;
 pub mod remote;
 mod security;

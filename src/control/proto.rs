@@ -66,6 +66,20 @@ pub enum Request {
     },
     /// The built-in CA's certificate (PEM), for chargers to trust.
     CaCertificate,
+    /// Plug & Charge: the configured contract-certificate source, the local
+    /// test PKI's roots and the contract certificates it issued.
+    PncStatus,
+    /// Issue a contract certificate (and key) for an eMAID from the local PnC CA.
+    PncIssue {
+        emaid: String,
+    },
+    /// Revoke a contract certificate the local PnC CA issued: OCSP answers
+    /// revoked (reason cessationOfOperation when `cancelled`).
+    CertRevoke {
+        serial: String,
+        #[serde(default)]
+        cancelled: bool,
+    },
     /// The OCPP security profile (0–3) a charger must connect with.
     ChargerSetProfile {
         id: String,

@@ -346,6 +346,9 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         Request::ChargerCertRenew { id } => super::security::cert_renew(shared, &id).await,
         Request::CertIssued { charger } => Ok(json!(store.issued_certs(charger.as_deref()).map_err(internal)?)),
         Request::CaCertificate => super::security::ca_certificate(shared),
+        Request::PncStatus => super::pnc::status(shared),
+        Request::PncIssue { emaid } => super::pnc::issue(shared, &emaid).await,
+        Request::CertRevoke { serial, cancelled } => super::pnc::revoke(shared, serial, cancelled).await,
         Request::ChargerCommand { id, command: cmd } => {
             super::ops::check_trigger(shared, &id, &cmd)?;
             let r = command(shared, &id, cmd.clone()).await?;

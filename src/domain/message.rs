@@ -105,6 +105,38 @@ pub enum Inbound {
     },
     /// A vendor's DataTransfer, with the answer its hook gave.
     DataTransfer(DataTransfer),
+    /// ISO 15118 Get15118EVCertificate (2.0.1): the EV's request, opaque.
+    EvCertificate {
+        schema_version: String,
+        /// Install or Update.
+        action: String,
+        exi_request: String,
+    },
+    /// An EvCertificate after the contract-certificate source answered
+    /// (the connection fills this in); `issued` is stored before the reply.
+    EvCertificateAnswered {
+        answer: super::pnc::SourceAnswer,
+        issued: Option<super::pnc::ContractCert>,
+    },
+    /// GetCertificateStatus: an OCSP check the charger asks the CSMS for.
+    CertificateStatus {
+        request: super::pnc::OcspRequestData,
+    },
+    /// A CertificateStatus after the source answered.
+    CertificateStatusAnswered {
+        answer: super::pnc::SourceAnswer,
+    },
+    /// Authorize with a contract certificate or its hash data (ISO 15118).
+    ContractAuthorize {
+        token: String,
+        data: super::pnc::ContractData,
+    },
+    /// A ContractAuthorize after its certificate was checked: the token is
+    /// then authorized like any other, or refused with the verdict.
+    ContractChecked {
+        token: String,
+        verdict: Result<(), (super::pnc::CertVerdict, String)>,
+    },
 }
 
 /// A DataTransfer from a charger.
@@ -181,6 +213,16 @@ pub enum Reply {
     /// `{"status": "Accepted"}` or `"Rejected"`.
     Status {
         accepted: bool,
+    },
+    /// Get15118EVCertificate: the exiResponse, or Failed with a reason.
+    EvCertificate(super::pnc::SourceAnswer),
+    /// GetCertificateStatus: the OCSP response (base64), or Failed.
+    CertificateStatus(super::pnc::SourceAnswer),
+    /// Authorize with a contract certificate: the token's status (`None`:
+    /// Invalid, the certificate was refused) and the certificate's.
+    ContractAuth {
+        status: Option<AuthStatus>,
+        certificate: super::pnc::CertVerdict,
     },
 }
 

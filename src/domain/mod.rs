@@ -13,6 +13,7 @@ pub mod meter;
 pub mod model;
 pub mod ops;
 pub mod password;
+pub mod pnc;
 pub mod session;
 pub mod transfer;
 

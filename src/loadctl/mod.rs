@@ -164,7 +164,13 @@ pub fn observe(charger: &str, inbound: &Inbound, now: DateTime<Utc>) -> Option<O
         | Inbound::LogStatus { .. }
         | Inbound::DataTransfer(_)
         | Inbound::SignCertificate { .. }
-        | Inbound::CertificateRequest { .. } => {}
+        | Inbound::CertificateRequest { .. }
+        | Inbound::EvCertificate { .. }
+        | Inbound::EvCertificateAnswered { .. }
+        | Inbound::CertificateStatus { .. }
+        | Inbound::CertificateStatusAnswered { .. }
+        | Inbound::ContractAuthorize { .. }
+        | Inbound::ContractChecked { .. } => {}
     }
     (boot || !signals.is_empty()).then_some(Observation { signals, boot })
 }

@@ -308,6 +308,7 @@ async fn handle_text(
     if let Inbound::DataTransfer(dt) = &mut inbound {
         dt.answer = crate::hook::answer(&shared.config.data_transfer, charger, dt).await;
     }
+    let inbound = super::pnc::prepare(shared, charger, inbound).await;
     let (inbound, signed) = crate::security::pki::prepare(shared, charger, inbound);
     let observed = crate::loadctl::observe(charger, &inbound, now);
     if inbound.carries_signed_data() {

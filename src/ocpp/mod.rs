@@ -6,6 +6,7 @@ mod device;
 pub mod frame;
 pub mod json;
 pub mod listener;
+pub mod pnc;
 pub mod registry;
 pub mod schema;
 pub mod security;
@@ -350,13 +351,20 @@ mod tests {
             ErrorCode::NotSupported
         );
         assert_eq!(
-            code(
-                Protocol::V201,
-                "GetCertificateStatus",
-                r#"{"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://x"}}"#
-            ),
+            code(Protocol::V201, "Reset", r#"{"type": "Immediate"}"#),
             ErrorCode::NotSupported
         );
+        // Plug & Charge messages are supported now (docs/plug-and-charge.md).
+        let status = r#"{"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b", "serialNumber": "c", "responderURL": "http://x"}}"#;
+        assert!(matches!(
+            decode_call(
+                Protocol::V201,
+                "GetCertificateStatus",
+                &Json::parse(status).unwrap(),
+                now
+            ),
+            Ok(Inbound::CertificateStatus { .. })
+        ));
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
         let e = decode_call(Protocol::V16, "MeterValues", &Json::from_value(&mv), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);

@@ -218,6 +218,11 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
         }
         "DataTransfer" => {
             let m: DataTransfer = typed(payload)?;
+            if m.vendor_id == super::pnc::PNC_VENDOR
+                && let Some(pnc) = super::pnc::decode_v16(m.message_id.as_deref(), m.data.as_deref())
+            {
+                return pnc.map(Decoded::Inbound);
+            }
             Inbound::DataTransfer(crate::domain::message::DataTransfer {
                 vendor_id: m.vendor_id,
                 message_id: m.message_id,
@@ -313,6 +318,10 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             p
         }
         Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
+        // Plug & Charge over 1.6: the 2.0.1 answer as the DataTransfer's data.
+        Reply::EvCertificate(_) | Reply::CertificateStatus(_) | Reply::ContractAuth { .. } => {
+            json!({"status": "Accepted", "data": super::v201::encode_reply(action, reply).to_string()})
+        }
     }
 }
 

@@ -38,6 +38,24 @@ struct IdToken {
 #[serde(rename_all = "camelCase")]
 struct Authorize {
     id_token: IdToken,
+    certificate: Option<String>,
+    #[serde(rename = "iso15118CertificateHashData", default)]
+    hash_data: Vec<crate::domain::pnc::OcspRequestData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Get15118EvCertificate {
+    #[serde(rename = "iso15118SchemaVersion")]
+    schema_version: String,
+    action: String,
+    exi_request: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetCertificateStatus {
+    ocsp_request_data: crate::domain::pnc::OcspRequestData,
 }
 
 #[derive(Deserialize)]
@@ -176,9 +194,6 @@ const NOTICES: &[&str] = &[
     "ReportChargingProfiles",
 ];
 
-/// Known charger-initiated actions that need the PKI (not built yet).
-const UNSUPPORTED: &[&str] = &["Get15118EVCertificate", "GetCertificateStatus"];
-
 pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) -> Result<Decoded, Rejection> {
     if let Some(inbound) = super::device::decode(action, payload, now)? {
         return Ok(Decoded::Inbound(inbound));
@@ -195,8 +210,32 @@ pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) 
             }
         }
         "Heartbeat" => Inbound::Heartbeat,
-        "Authorize" => Inbound::Authorize {
-            token: typed::<Authorize>(payload)?.id_token.id_token,
+        "Authorize" => {
+            let m: Authorize = typed(payload)?;
+            if m.certificate.is_none() && m.hash_data.is_empty() {
+                Inbound::Authorize {
+                    token: m.id_token.id_token,
+                }
+            } else {
+                Inbound::ContractAuthorize {
+                    token: m.id_token.id_token,
+                    data: crate::domain::pnc::ContractData {
+                        certificate: m.certificate,
+                        hash_data: m.hash_data,
+                    },
+                }
+            }
+        }
+        "Get15118EVCertificate" => {
+            let m: Get15118EvCertificate = typed(payload)?;
+            Inbound::EvCertificate {
+                schema_version: m.schema_version,
+                action: m.action,
+                exi_request: m.exi_request,
+            }
+        }
+        "GetCertificateStatus" => Inbound::CertificateStatus {
+            request: typed::<GetCertificateStatus>(payload)?.ocsp_request_data,
         },
         "StatusNotification" => {
             let m: StatusNotification = typed(payload)?;
@@ -306,7 +345,6 @@ pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) 
             kind: a.to_string(),
             detail: payload.to_value().to_string(),
         },
-        a if UNSUPPORTED.contains(&a) => return Ok(Decoded::Unsupported),
         _ => return Ok(Decoded::NotOurs),
     };
     Ok(Decoded::Inbound(inbound))
@@ -391,6 +429,12 @@ pub fn encode_reply(action: &str, reply: &Reply) -> Value {
             _ => json!({}),
         },
         Reply::Status { accepted } => json!({"status": if *accepted { "Accepted" } else { "Rejected" }}),
+        Reply::EvCertificate(a) => super::pnc::answer(a, "exiResponse", true),
+        Reply::CertificateStatus(a) => super::pnc::answer(a, "ocspResult", false),
+        Reply::ContractAuth { status, certificate } => json!({
+            "idTokenInfo": {"status": status.map_or("Invalid", auth)},
+            "certificateStatus": certificate.as_str(),
+        }),
     }
 }
 

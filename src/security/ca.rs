@@ -189,7 +189,7 @@ fn first<'a>(mut it: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAn
 }
 
 /// A positive 128-bit random serial: (hex, rcgen's form).
-fn random_serial() -> Result<(String, SerialNumber), CaError> {
+pub(crate) fn random_serial() -> Result<(String, SerialNumber), CaError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| CaError::Random(e.to_string()))?;
     b[0] &= 0x7f;
@@ -197,11 +197,11 @@ fn random_serial() -> Result<(String, SerialNumber), CaError> {
     Ok((data_encoding::HEXLOWER.encode(&b), SerialNumber::from_slice(&b)))
 }
 
-fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
+pub(crate) fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);

@@ -26,8 +26,21 @@ pub struct Clock {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Purpose {
     Boot,
-    Authorize { conn: usize },
-    Start { conn: usize, local: u64 },
+    Authorize {
+        conn: usize,
+    },
+    /// Get15118EVCertificate for the car at this connector.
+    PncInstall {
+        conn: usize,
+    },
+    /// GetCertificateStatus of that car's contract certificate.
+    PncStatus {
+        conn: usize,
+    },
+    Start {
+        conn: usize,
+        local: u64,
+    },
     Plain,
 }
 
@@ -114,6 +127,8 @@ pub(super) struct Plugged {
     pub tx: Option<Tx>,
     /// The driver/server ended the session but the car is still plugged in.
     pub(super) finished: bool,
+    /// Started by the CSMS (RequestStartTransaction): its token, not Plug & Charge.
+    pub(super) remote: bool,
 }
 
 pub(super) struct Conn {
@@ -151,6 +166,8 @@ pub struct Charger {
     pub(super) next_heartbeat: Instant,
     pub(super) tx_counter: u64,
     pub(super) auth_cache: HashSet<String>,
+    /// eMAID → contract certificate chain (PEM) installed for ISO 15118 cars.
+    pub(super) contracts: std::collections::HashMap<String, String>,
     /// 1.6: ended transactions whose queued messages still need their id.
     pub(super) finished_tx_ids: Vec<Tx>,
     /// A Reset was accepted: reboot at this instant, with this stop reason.
@@ -252,6 +269,7 @@ impl Charger {
             next_heartbeat: clock.now,
             tx_counter: 0,
             auth_cache: HashSet::new(),
+            contracts: Default::default(),
             finished_tx_ids: Vec::new(),
             reset_at: None,
             reboot_by: None,
@@ -418,7 +436,7 @@ impl Charger {
     pub fn on_disconnect(&mut self, outstanding: Option<Out>) {
         self.online = false;
         if let Some(o) = outstanding {
-            if let Purpose::Authorize { conn } = o.purpose
+            if let Purpose::Authorize { conn } | Purpose::PncInstall { conn } | Purpose::PncStatus { conn } = o.purpose
                 && let Some(p) = self.conns[conn].plugged.as_mut()
             {
                 p.auth = Auth::Waiting;
@@ -506,6 +524,8 @@ impl Charger {
                     self.stop_tx(conn, "DeAuthorized", "Deauthorized", clock);
                 }
             }
+            Purpose::PncInstall { conn } => self.pnc_installed(conn, p, clock),
+            Purpose::PncStatus { conn } => self.pnc_checked(conn, p, clock),
             Purpose::Plain => {}
         }
     }
@@ -514,7 +534,9 @@ impl Charger {
     pub fn on_failure(&mut self, purpose: Purpose, clock: Clock) {
         match purpose {
             Purpose::Boot => self.boot_retry_at = Some(clock.now + Duration::from_secs(30)),
-            Purpose::Authorize { conn } => self.authorized(conn, false, clock),
+            Purpose::Authorize { conn } | Purpose::PncInstall { conn } | Purpose::PncStatus { conn } => {
+                self.authorized(conn, false, clock)
+            }
             _ => {}
         }
     }
@@ -638,7 +660,10 @@ impl Charger {
         if arriving && let Some((_, visit)) = conn.next.take() {
             self.plug_in(i, visit, None, clock);
         }
-        if self.conns[i].plugged.as_ref().is_some_and(|p| p.auth == Auth::Waiting) && self.online {
+        if self.conns[i].plugged.as_ref().is_some_and(|p| p.auth == Auth::Waiting)
+            && self.online
+            && !self.pnc_authorize(i, clock)
+        {
             self.ask_authorization(i);
         }
     }

@@ -17,6 +17,7 @@ mod link;
 mod ocmf;
 mod ops;
 mod plan;
+mod pnc;
 mod profiles;
 mod reports;
 pub mod scenario;
@@ -27,6 +28,7 @@ mod transfer;
 mod visit;
 
 pub use plan::{ChargerPlan, Plan, Visits, tokens};
+pub use pnc::emaid as pnc_emaid;
 pub use scenario::Scenario;
 pub use security::Credentials;
 pub use stats::{Stats, Summary};

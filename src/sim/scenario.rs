@@ -169,6 +169,8 @@ pub enum TokenKind {
     Rfid,
     /// AutoCharge: the car's id (`VID:` + MAC) is the token.
     Vehicle,
+    /// An ISO 15118 contract id (eMAID), what Plug & Charge cars present.
+    Contract,
 }
 
 /// Tokens the cars present: `{prefix}{0001..count}`.

@@ -19,6 +19,7 @@ pub(super) fn token_type(kind: TokenKind) -> &'static str {
     match kind {
         TokenKind::Rfid => "ISO14443",
         TokenKind::Vehicle => "MacAddress",
+        TokenKind::Contract => "eMAID",
     }
 }
 
@@ -33,6 +34,7 @@ impl Charger {
             visit.token = token.clone();
             visit.token_kind = TokenKind::Rfid;
         }
+        let is_remote = remote.is_some();
         let remote_id = remote.and_then(|(_, id)| id);
         self.conns[i].plugged = Some(Plugged {
             visit,
@@ -41,6 +43,7 @@ impl Charger {
             auth: if remote_auth { Auth::Accepted } else { Auth::Waiting },
             tx: None,
             finished: false,
+            remote: is_remote,
         });
         if remote_auth {
             self.start_tx(i, remote_id, clock);

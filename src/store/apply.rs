@@ -10,7 +10,9 @@ mod transfer;
 
 pub use transfer::TransferOp;
 mod device;
+mod pnc;
 mod security;
+pub use pnc::PncOp;
 pub use security::SecurityOp;
 
 use super::tables::*;
@@ -118,6 +120,8 @@ pub enum AdminOp {
     /// Device model and monitoring bookkeeping (see `DeviceOp`).
     Device(DeviceOp),
     Security(SecurityOp),
+    /// Contract certificates of the local Plug & Charge CA.
+    Pnc(PncOp),
 }
 
 /// Who a tariff is for, and when.
@@ -631,6 +635,12 @@ pub(super) fn inbound(
             reply(Reply::Heartbeat { now: t })
         }
         _ if !accepted => Ok(Err(security(&ch))),
+        m @ (Inbound::EvCertificate { .. }
+        | Inbound::EvCertificateAnswered { .. }
+        | Inbound::CertificateStatus { .. }
+        | Inbound::CertificateStatusAnswered { .. }
+        | Inbound::ContractAuthorize { .. }
+        | Inbound::ContractChecked { .. }) => reply(ctx.pnc_inbound(&ch, m, t)?),
         Inbound::Authorize { token } => {
             let mut status = ctx.authorize(&ch, &token, t, None)?;
             if status == AuthStatus::Accepted && ctx.reserved_for_other(&ch, &token, None, t)?.is_some() {
@@ -1081,6 +1091,7 @@ pub(super) fn admin(ctx: &mut Ctx, op: AdminOp, t: DateTime<Utc>) -> Result<Admi
         AdminOp::Transfer(op) => transfer::admin(ctx, op, t)?,
         AdminOp::Device(op) => device::admin(ctx, op, t)?,
         AdminOp::Security(op) => ctx.security(op)?,
+        AdminOp::Pnc(op) => pnc::admin(ctx, op, t)?,
     })
 }
 

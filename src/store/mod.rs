@@ -9,12 +9,14 @@ mod device;
 mod journal;
 mod migrate;
 mod ops;
+mod pnc;
 mod tables;
 mod writer;
 
 mod transfers;
 pub use apply::{
-    AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, OpsOp, ReportKind, SecurityOp, TariffAssign, TransferOp,
+    AdminOp, AdminResult, DeviceOp, InboundOutcome, LoadOp, OpsOp, PncOp, ReportKind, SecurityOp, TariffAssign,
+    TransferOp,
 };
 pub use writer::{Answer, Applied, Store};
 

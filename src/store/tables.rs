@@ -70,3 +70,6 @@ pub const CHARGING_LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub const EV_INFO: TableDefinition<&str, &[u8]> = TableDefinition::new("ev_info");
 /// serial (hex) → `domain::cert::IssuedCert`: what the built-in CA issued.
 pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+/// serial (normalised hex) → `domain::pnc::ContractCert`: what the local
+/// Plug & Charge CA issued, with its revocation.
+pub const CONTRACT_CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contract_certs");

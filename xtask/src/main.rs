@@ -102,6 +102,7 @@ fn interop() -> Result<()> {
         "tests/interop/firmware_interop.py",
         "tests/interop/device_model_interop.py",
         "tests/interop/security_interop.py",
+        "tests/interop/pnc_interop.py",
     ] {
         run(Command::new("python3").arg(script).arg("--bin").arg(&bin))?;
     }
