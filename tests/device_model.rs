@@ -477,6 +477,42 @@ async fn an_external_limit_bounds_the_charger_in_dlm_status_until_cleared() {
         c.get("cap").is_none() && !c.is_null()
     })
     .await;
+
+    // A limit the charger never clears is lifted by the operator: only the
+    // source named, then every one.
+    for source in ["EMS", "SO"] {
+        let limit = json!({"evseId": 1, "chargingLimit": {"chargingLimitSource": source},
+                           "chargingSchedule": [{"id": 1, "chargingRateUnit": "A",
+                                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8}]}]});
+        cp.call("NotifyChargingLimit", limit).await.unwrap();
+    }
+    eventually(&srv, "DM4", "bounded again", |c| c["cap"]["current"] == 8.0).await;
+    let lifted = srv.cli_json(&["dlm", "clear-limit", "DM4", "--source", "CSO"]).await;
+    assert_eq!(lifted["cleared"], 0, "no limit of that source");
+    let lifted = srv
+        .cli_json(&["dlm", "clear-limit", "DM4", "--evse", "1", "--source", "EMS"])
+        .await;
+    assert_eq!(lifted["cleared"], 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dlm_entry(&srv, "DM4").await["cap"]["current"], 8.0, "SO still limits");
+    let lifted = srv.cli_json(&["dlm", "clear-limit", "DM4"]).await;
+    assert_eq!(lifted["cleared"], 1);
+    eventually(&srv, "DM4", "the operator lifted every bound", |c| {
+        c.get("cap").is_none() && !c.is_null()
+    })
+    .await;
+    let unknown = srv.cli(&["dlm", "clear-limit", "NOPE"]).await;
+    common::assert_exit(&unknown, 1, "an unknown charger");
+    let events = srv.cli_json(&["events"]).await;
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "charging_limit_cleared"
+                && e["detail"].as_str().unwrap_or("").contains("the operator lifted")),
+        "{events}"
+    );
 }
 
 #[tokio::test]

@@ -15,6 +15,46 @@ pub enum DlmCmd {
 
 Input and output schema: docs/dlm.md. Exit status 2 when a line is not a valid site state.")]
     Plan(super::dlm_plan::PlanArgs),
+    /// Lift limits an energy manager or grid operator set through a charger (NotifyChargingLimit) that the charger never cleared.
+    #[command(after_help = "Examples:
+  voltyard dlm clear-limit CP-1                 # every external limit of CP-1
+  voltyard dlm clear-limit CP-1 --evse 2 --source EMS
+
+`dlm status` shows such a limit as the EVSE's cap. Load management plans
+without it at once; the charger's own energy manager may set it again.")]
+    ClearLimit(ClearLimitArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ClearLimitArgs {
+    /// The charger whose limits to lift.
+    pub charger: String,
+    /// Only this EVSE's limits (default: every EVSE).
+    #[arg(long)]
+    pub evse: Option<u32>,
+    /// Only the limits of this source, as the charger named it: EMS, SO, CSO, Other (default: every source).
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+pub async fn clear_limit(ctx: &Ctx, a: &ClearLimitArgs) -> Result<(), ClientError> {
+    let v = ctx
+        .call(Request::DlmClearLimit {
+            charger: a.charger.clone(),
+            evse: a.evse,
+            source: a.source.clone(),
+        })
+        .await?;
+    if ctx.json {
+        output::json(&v);
+    } else {
+        println!(
+            "{}: {} external limit(s) lifted",
+            a.charger,
+            v["cleared"].as_u64().unwrap_or(0)
+        );
+    }
+    Ok(())
 }
 
 pub async fn status(ctx: &Ctx) -> Result<(), ClientError> {

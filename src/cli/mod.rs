@@ -364,6 +364,7 @@ async fn run(ctx: &Ctx, cmd: Cmd) -> Result<(), ClientError> {
         Cmd::Meter(c) => meter::run(ctx, c).await,
         Cmd::Price(c) => price::run(ctx, c).await,
         Cmd::Dlm(dlm::DlmCmd::Status) => dlm::status(ctx).await,
+        Cmd::Dlm(dlm::DlmCmd::ClearLimit(a)) => dlm::clear_limit(ctx, &a).await,
         Cmd::Tariff(c) => tariff::run(ctx, c).await,
         Cmd::Receipt(a) => receipt::run(ctx, a).await,
         Cmd::Status => {

@@ -185,6 +185,14 @@ pub enum Request {
         priority: Option<i32>,
     },
     DlmStatus,
+    /// Lift limits another source set on a charger (NotifyChargingLimit)
+    /// that the charger never cleared: all of them, or one EVSE's, or one
+    /// source's. Answers `{"cleared": n}`.
+    DlmClearLimit {
+        charger: String,
+        evse: Option<u32>,
+        source: Option<String>,
+    },
     /// Store an OCPI tariff (validated; its id is the OCPI `id`) and
     /// optionally assign it to a site, a charger or a token group.
     TariffSet {

@@ -492,6 +492,15 @@ async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Value, ApiError> {
         }
         Request::PriceList { site } => Ok(json!(store.prices(&site).map_err(internal)?)),
         Request::DlmStatus => Ok(json!(shared.load.view())),
+        Request::DlmClearLimit { charger, evse, source } => {
+            if store.charger(&charger).map_err(internal)?.is_none() {
+                return Err(ApiError::new(ErrorKind::NotFound, format!("no charger {charger}")));
+            }
+            let op = crate::store::DeviceOp::LimitsLifted { charger, evse, source };
+            let r = admin(shared, AdminOp::Device(op)).await;
+            shared.load.signal(Signal::Changed { charger: None });
+            r
+        }
         Request::MeterPush { circuit, current, at } => {
             circuit::check_amps_signed("current", &current).map_err(|e| invalid(&e.field, e.reason))?;
             let Some(c) = store

@@ -81,6 +81,13 @@ pub enum DeviceOp {
         charger: String,
         id: i64,
     },
+    /// The operator lifts external limits the charger never cleared (all,
+    /// or one EVSE's, or one source's); answers `{"cleared": n}`.
+    LimitsLifted {
+        charger: String,
+        evse: Option<u32>,
+        source: Option<String>,
+    },
 }
 
 pub(super) fn admin(ctx: &mut Ctx, op: DeviceOp, t: DateTime<Utc>) -> Result<AdminResult> {
@@ -133,6 +140,14 @@ pub(super) fn admin(ctx: &mut Ctx, op: DeviceOp, t: DateTime<Utc>) -> Result<Adm
         DeviceOp::MonitorCleared { charger, id } => {
             ctx.monitors.t()?.remove(monitor_key(&charger, id).as_str())?;
             AdminResult::Done
+        }
+        DeviceOp::LimitsLifted { charger, evse, source } => {
+            let n = remove_limits(ctx, &charger, evse, source.as_deref())?;
+            let place = evse.map_or_else(|| "every EVSE".to_string(), |e| format!("EVSE {e}"));
+            let whose = source.map_or_else(|| "every source".to_string(), |s| format!("source {s}"));
+            let detail = format!("{place}: the operator lifted the limits of {whose} ({n} cleared)");
+            ctx.event(t, Some(&charger), "charging_limit_cleared", detail)?;
+            AdminResult::Json(json!({"cleared": n}))
         }
     })
 }
@@ -335,25 +350,32 @@ pub(super) fn limit_cleared(
     source: &str,
     t: DateTime<Utc>,
 ) -> Result<()> {
+    let n = remove_limits(ctx, charger, evse, Some(source))?;
+    let place = evse.map_or_else(|| "every EVSE".to_string(), |e| format!("EVSE {e}"));
+    ctx.event(
+        t,
+        Some(charger),
+        "charging_limit_cleared",
+        format!("{place}: {source} lifted its limit ({n} cleared)"),
+    )
+}
+
+/// Remove a charger's external limits at `evse` (all EVSEs when `None`)
+/// from `source` (every source when `None`); returns how many.
+fn remove_limits(ctx: &mut Ctx, charger: &str, evse: Option<u32>, source: Option<&str>) -> Result<usize> {
     let (from, to) = charger_range(charger);
     let mut gone = Vec::new();
     for e in ctx.charging_limits.t()?.range(from.as_str()..to.as_str())? {
         let (k, v) = e?;
         let l: ExternalLimit = decode("charging_limits", v.value())?;
-        if l.source == source && evse.is_none_or(|e| e == l.evse) {
+        if source.is_none_or(|s| s == l.source) && evse.is_none_or(|e| e == l.evse) {
             gone.push(k.value().to_string());
         }
     }
     for k in &gone {
         ctx.charging_limits.t()?.remove(k.as_str())?;
     }
-    let place = evse.map_or_else(|| "every EVSE".to_string(), |e| format!("EVSE {e}"));
-    ctx.event(
-        t,
-        Some(charger),
-        "charging_limit_cleared",
-        format!("{place}: {source} lifted its limit ({} cleared)", gone.len()),
-    )
+    Ok(gone.len())
 }
 
 /// The car's info at an EVSE for the session open there now: what was
