@@ -82,8 +82,16 @@ pub struct ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PncConfig {
     pub source: PncSource,
-    /// For `http`: where requests are POSTed (`http://host:port/path`).
+    /// For `http`: where requests are POSTed (`http://host:port/path` or
+    /// `https://…`).
     pub url: Option<String>,
+    /// For an `https` url: CA certificates (PEM) the server's certificate
+    /// must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// For an `https` url whose server wants a client certificate: the
+    /// chain and key (PEM) voltyard shows.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     /// For `program`: the program and its arguments (no shell).
     pub command: Vec<String>,
     /// How long `http` and `program` may take to answer.
@@ -109,6 +117,9 @@ impl Default for PncConfig {
         PncConfig {
             source: PncSource::Local,
             url: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             command: Vec::new(),
             timeout_ms: 5_000,
             mo_roots: Vec::new(),
@@ -387,8 +398,22 @@ impl ServerConfig {
             return bad("pnc.contract_days", "must be between 1 and 3650");
         }
         match p.source {
-            PncSource::Http if !p.url.as_deref().is_some_and(|u| u.starts_with("http://")) => {
-                bad("pnc.url", "source = \"http\" needs url = \"http://host:port/path\"")
+            PncSource::Http
+                if !p
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) =>
+            {
+                bad("pnc.url", "source = \"http\" needs url = \"http(s)://host:port/path\"")
+            }
+            PncSource::Http if p.url.as_deref().is_some_and(|u| u.starts_with("https://")) && p.ca_file.is_none() => {
+                bad(
+                    "pnc.ca_file",
+                    "an https url needs ca_file (PEM) to check the server against",
+                )
+            }
+            PncSource::Http if p.client_cert.is_some() != p.client_key.is_some() => {
+                bad("pnc.client_cert", "client_cert and client_key go together")
             }
             PncSource::Program if p.command.is_empty() => bad(
                 "pnc.command",

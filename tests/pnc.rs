@@ -315,56 +315,84 @@ fn leaf_pem(emaid: &str, issuer: &Issuer<'_, KeyPair>, from: chrono::Duration, u
 
 /// A one-shot loopback HTTP server: answers each POST with `answer(body)`.
 async fn http_source(answer: fn(&Value) -> Option<Value>) -> (String, tokio::task::JoinHandle<Vec<Value>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    pki_source(answer, None).await
+}
+
+/// A source answering two requests, over TLS with `tls`, then gone.
+async fn pki_source(
+    answer: fn(&Value) -> Option<Value>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (String, tokio::task::JoinHandle<Vec<Value>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/pnc", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/pnc", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
         let mut seen = Vec::new();
         for _ in 0..2 {
-            let Ok(Ok((mut s, _))) = tokio::time::timeout(WAIT, listener.accept()).await else {
+            let Ok(Ok((s, _))) = tokio::time::timeout(WAIT, listener.accept()).await else {
                 break;
             };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= i + 4 + len {
-                        break serde_json::from_slice::<Value>(&buf[i + 4..i + 4 + len]).ok();
-                    }
-                }
+            let served = match &tls {
+                None => serve_one(s, answer).await,
+                Some(acceptor) => match acceptor.accept(s).await {
+                    Ok(s) => serve_one(s, answer).await,
+                    Err(_) => None,
+                },
             };
-            let Some(body) = body else { break };
-            seen.push(body.clone());
-            let Some(reply) = answer(&body) else {
-                // Never answer: the source's timeout must hold.
-                tokio::time::sleep(WAIT).await;
-                continue;
-            };
-            let reply = reply.to_string();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                reply.len()
-            );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(reply.as_bytes()).await;
+            match served {
+                Some(body) => seen.push(body),
+                None => break,
+            }
         }
         seen
     });
     (url, task)
+}
+
+/// Read one JSON request and answer it (or stay silent); the request.
+async fn serve_one<S>(mut s: S, answer: fn(&Value) -> Option<Value>) -> Option<Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let body = loop {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(i) = text.find("\r\n\r\n") {
+            let len: usize = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= i + 4 + len {
+                break serde_json::from_slice::<Value>(&buf[i + 4..i + 4 + len]).ok();
+            }
+        }
+    };
+    let body = body?;
+    let Some(reply) = answer(&body) else {
+        // Never answer: the source's timeout must hold.
+        tokio::time::sleep(WAIT).await;
+        return Some(body);
+    };
+    let reply = reply.to_string();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        reply.len()
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(reply.as_bytes()).await;
+    let _ = s.shutdown().await;
+    Some(body)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -405,6 +433,74 @@ async fn the_http_source_gets_the_request_and_its_answer_is_relayed() {
     assert_eq!(r["statusInfo"]["reasonCode"], "SourceUnavailable", "{r}");
     // Nothing was issued locally.
     assert_eq!(srv.cli_json(&["pnc", "status"]).await["issued"], 0);
+}
+
+/// A TLS server certificate for 127.0.0.1 from a fresh CA: (acceptor, CA PEM).
+fn tls_for_loopback() -> (tokio_rustls::TlsAcceptor, String) {
+    let (ca_cert, issuer) = ca("a PKI gateway's CA", None);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        ca_cert.pem(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_source_is_checked_against_its_ca_file() {
+    let answer = |req: &Value| Some(json!({"status": "Accepted", "exiResponse": format!("tls-{}", req["exiRequest"])}));
+    let (acceptor, ca_pem) = tls_for_loopback();
+    let (url, seen) = pki_source(answer, Some(acceptor)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = ca("an MO root", None);
+    std::fs::write(dir.path().join("mo.pem"), root.pem()).unwrap();
+    std::fs::write(dir.path().join("gateway-ca.pem"), ca_pem).unwrap();
+    let (other, _) = ca("somebody else's CA", None);
+    std::fs::write(dir.path().join("other-ca.pem"), other.pem()).unwrap();
+    let start = |url: String, ca_file: &str| {
+        let d = dir.path().to_path_buf();
+        let ca_file = d.join(ca_file);
+        TestServer::start_with(move |c| {
+            c.pnc.source = voltyard::config::PncSource::Http;
+            c.pnc.url = Some(url);
+            c.pnc.mo_roots = vec![d.join("mo.pem")];
+            c.pnc.ca_file = Some(ca_file);
+            c.pnc.timeout_ms = 2_000;
+        })
+    };
+
+    let srv = start(url.clone(), "gateway-ca.pem").await;
+    let mut cp = charger(&srv, "PNC-TLS").await;
+    let r = install(&mut cp, "over-tls").await;
+    assert_eq!(r["status"], "Accepted", "{r}");
+    assert_eq!(r["exiResponse"], "tls-\"over-tls\"");
+    drop(cp);
+    drop(srv);
+
+    // A server whose certificate does not chain to ca_file is not asked.
+    let srv = start(url, "other-ca.pem").await;
+    let mut cp = charger(&srv, "PNC-TLS").await;
+    let r = install(&mut cp, "to-an-impostor").await;
+    assert_eq!(r["status"], "Failed", "{r}");
+    assert_eq!(r["statusInfo"]["reasonCode"], "SourceUnavailable");
+    assert!(
+        r["statusInfo"]["additionalInfo"].as_str().unwrap_or("").contains("TLS"),
+        "{r}"
+    );
+    let seen = seen.await.unwrap();
+    assert_eq!(seen.len(), 1, "the impostor check happens before any request is sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

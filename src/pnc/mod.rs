@@ -164,7 +164,13 @@ impl Slot {
         }
         let timeout = std::time::Duration::from_millis(p.timeout_ms);
         let r = match p.source {
-            PncSource::Http => remote::Remote::http(p.url.as_deref().unwrap_or_default(), timeout, roots)?,
+            PncSource::Http => {
+                let tls = p.ca_file.as_deref().map(|ca_file| remote::TlsFiles {
+                    ca_file,
+                    client: p.client_cert.as_deref().zip(p.client_key.as_deref()),
+                });
+                remote::Remote::http(p.url.as_deref().unwrap_or_default(), timeout, roots, tls)?
+            }
             _ => remote::Remote::program(p.command.clone(), timeout, roots),
         };
         let r = std::sync::Arc::new(r);

@@ -1,4 +1,4 @@
-//! Contract-certificate sources outside the server: an HTTP service
+//! Contract-certificate sources outside the server: an HTTP(S) service
 //! (`source = "http"`, JSON POSTed to `url`) or a program run without a
 //! shell (`source = "program"`, JSON on stdin, JSON on stdout), both
 //! bounded by `timeout_ms`. Both get the same request and give the same
@@ -17,8 +17,13 @@ use crate::domain::pnc::{OcspRequestData, SourceAnswer};
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -27,12 +32,61 @@ use tokio::io::AsyncWriteExt;
 const MAX_ANSWER: usize = 256 * 1024;
 
 pub enum Via {
-    /// `http://host:port/path`.
+    /// `http://host:port/path` or `https://…`.
     Http {
         authority: String,
         path: String,
+        tls: Option<Tls>,
     },
     Program(Vec<String>),
+}
+
+/// An `https` source: its server is checked against `ca_file` (no
+/// system roots are bundled into the static binary), and voltyard shows
+/// `client_cert` when one is configured (PKI gateways often want mTLS).
+pub struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+/// The files an `https` source needs.
+pub struct TlsFiles<'a> {
+    pub ca_file: &'a Path,
+    pub client: Option<(&'a Path, &'a Path)>,
+}
+
+impl Tls {
+    fn new(host: &str, files: &TlsFiles<'_>) -> Result<Tls, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let bad = |path: &Path, e: String| format!("{}: {e}", path.display());
+        for cert in CertificateDer::pem_file_iter(files.ca_file).map_err(|e| bad(files.ca_file, e.to_string()))? {
+            let cert = cert.map_err(|e| bad(files.ca_file, e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(files.ca_file, e.to_string()))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match files.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| bad(cert, e.to_string()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(cert, e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad(cert, e.to_string()))?
+            }
+        };
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("host {host:?}: {e}"))?;
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
 }
 
 pub struct Remote {
@@ -42,10 +96,18 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn http(url: &str, timeout: Duration, trusted: Vec<Vec<u8>>) -> Result<Remote, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?} must start with http://"))?;
+    /// `tls` is needed for an `https://` url and ignored for `http://`.
+    pub fn http(
+        url: &str,
+        timeout: Duration,
+        trusted: Vec<Vec<u8>>,
+        tls: Option<TlsFiles<'_>>,
+    ) -> Result<Remote, String> {
+        let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(format!("{url:?} must start with http:// or https://")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -53,10 +115,16 @@ impl Remote {
         if authority.is_empty() {
             return Err(format!("{url:?} names no host"));
         }
+        let tls = match (secure, tls) {
+            (false, _) => None,
+            (true, None) => return Err(format!("{url:?} needs a CA file to check the server against")),
+            (true, Some(files)) => Some(Tls::new(host_of(authority), &files)?),
+        };
         Ok(Remote {
             via: Via::Http {
                 authority: authority.into(),
                 path: path.into(),
+                tls,
             },
             timeout,
             trusted,
@@ -74,7 +142,7 @@ impl Remote {
     async fn ask(&self, input: Value, field: &str) -> SourceAnswer {
         let out = tokio::time::timeout(self.timeout, async {
             match &self.via {
-                Via::Http { authority, path } => post(authority, path, &input).await,
+                Via::Http { authority, path, tls } => post(authority, path, tls.as_ref(), &input).await,
                 Via::Program(cmd) => run(cmd, &input).await,
             }
         })
@@ -112,16 +180,42 @@ fn parse(bytes: &[u8], field: &str) -> SourceAnswer {
     }
 }
 
-async fn post(authority: &str, path: &str, input: &Value) -> Result<Vec<u8>, String> {
-    let host = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+/// The host of `host[:port]` (an IPv6 literal keeps its brackets off).
+fn host_of(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host.trim_start_matches('[').trim_end_matches(']'),
+        _ => authority.trim_start_matches('[').trim_end_matches(']'),
+    }
+}
+
+async fn post(authority: &str, path: &str, tls: Option<&Tls>, input: &Value) -> Result<Vec<u8>, String> {
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+    let host = match (has_port, tls) {
+        (true, _) => authority.to_string(),
+        (false, None) => format!("{authority}:80"),
+        (false, Some(_)) => format!("{authority}:443"),
     };
     let tcp = tokio::net::TcpStream::connect(&host)
         .await
         .map_err(|e| format!("connect {host}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+    match tls {
+        None => exchange(TokioIo::new(tcp), authority, path, input).await,
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS with {host}: {e}"))?;
+            exchange(TokioIo::new(stream), authority, path, input).await
+        }
+    }
+}
+
+async fn exchange<T>(io: T, authority: &str, path: &str, input: &Value) -> Result<Vec<u8>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
