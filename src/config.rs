@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub idle_timeout_s: u64,
     /// Largest OCPP message processed; larger ones get a CALLERROR.
     pub max_message_bytes: usize,
+    /// The database's page cache (redb's default, 1 GiB, filled up under a
+    /// sustained load and stayed resident).
+    pub store_cache_mib: usize,
     /// How long a charger may take to answer one of our CALLs.
     pub call_timeout_s: u64,
     pub handshake_timeout_s: u64,
@@ -238,6 +241,7 @@ impl Default for ServerConfig {
             ping_interval_s: 30,
             idle_timeout_s: 90,
             max_message_bytes: 64 * 1024,
+            store_cache_mib: 128,
             call_timeout_s: 60,
             handshake_timeout_s: 10,
             backlog: 4096,
@@ -299,6 +303,9 @@ impl ServerConfig {
         }
         if self.max_message_bytes < 1024 {
             return bad("max_message_bytes", "must be at least 1024");
+        }
+        if !(1..=1 << 20).contains(&self.store_cache_mib) {
+            return bad("store_cache_mib", "must be between 1 and 1048576");
         }
         if self.call_timeout_s == 0 {
             return bad("call_timeout_s", "must be at least 1");

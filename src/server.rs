@@ -83,7 +83,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         heartbeat_interval: config.heartbeat_interval_s,
         admission: config.admission,
     };
-    let store = Store::open_with(&config.db_path(), boot)
+    let store = Store::open_with(&config.db_path(), boot, config.store_cache_mib << 20)
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let addr = tcp.local_addr()?;
     let (tls, tls_tcp) = tls_setup(&config)?;

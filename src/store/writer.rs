@@ -70,18 +70,17 @@ impl Store {
     /// Open (or create) the database and start the writer thread, with
     /// the default boot answers (`open_with` for the server's own).
     pub fn open(path: &Path) -> Result<Store> {
-        Self::open_with(
-            path,
-            BootPolicy {
-                heartbeat_interval: 300,
-                admission: Default::default(),
-            },
-        )
+        let boot = BootPolicy {
+            heartbeat_interval: 300,
+            admission: Default::default(),
+        };
+        Self::open_with(path, boot, 128 << 20)
     }
 
-    /// `boot`: the interval given to accepted chargers and admission control.
-    pub fn open_with(path: &Path, boot: BootPolicy) -> Result<Store> {
-        let db = Database::create(path)?;
+    /// `boot`: the interval given to accepted chargers and admission
+    /// control; `cache_bytes`: redb's page cache.
+    pub fn open_with(path: &Path, boot: BootPolicy, cache_bytes: usize) -> Result<Store> {
+        let db = redb::Builder::new().set_cache_size(cache_bytes).create(path)?;
         migrate::run(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(8192);
