@@ -21,20 +21,13 @@ server log's tail and `N passed, 1 failed`, exit 1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
 import hashlib
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any, NoReturn
 
 import websockets
 from cryptography import x509
@@ -45,101 +38,11 @@ from cryptography.x509.oid import NameOID
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 
-TIMEOUT = 20.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ocpp_py_interop import TIMEOUT, Checks, Cli, run_main  # noqa: E402
+
 EMAID = "DE-VYD-C00000042-3"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Checks:
-    def __init__(self, verbose: bool):
-        self.passed = 0
-        self.verbose = verbose
-
-    def check(self, name: str, condition: bool, detail: str = "") -> None:
-        if not condition:
-            self.fail(name, detail or "condition is false")
-        self.passed += 1
-        if self.verbose:
-            print(f"ok {self.passed:3} {name}", flush=True)
-
-    def equal(self, name: str, actual: Any, expected: Any) -> None:
-        self.check(name, actual == expected, f"expected {expected!r}, got {actual!r}")
-
-    def fail(self, name: str, detail: str) -> NoReturn:
-        raise CheckFailed(f"{name}: {detail}")
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, binary: Path, work: Path):
-        self.binary, self.work = binary, work
-        self.data = work / "data"
-        self.port = free_port()
-        self.log = work / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cfg = self.work / "voltyard.toml"
-        cfg.write_text(
-            f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.data}"\n'
-        )
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(self.binary), "serve", "--config", str(cfg)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise CheckFailed(f"server exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
-                if (self.data / "control.sock").exists():
-                    return
-            time.sleep(0.1)
-        raise CheckFailed("server not ready within 15 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
-        return "(no log)"
-
-
-async def cli(server: Server, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(server.binary), "--data-dir", str(server.data), *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def cli_ok(checks: Checks, server: Server, *args: str) -> str:
-    code, out, err = await cli(server, *args)
-    checks.equal(f"`voltyard {' '.join(args)}` exit code ({err.strip()})", code, 0)
-    return out
-
-
-# ---------------------------------------------------------------- charge points
 
 
 def csr_pem() -> str:
@@ -204,9 +107,9 @@ async def ocsp_status(checks: Checks, cp, hd: dict, responder_issuer: x509.Certi
     return resp.certificate_status
 
 
-async def scenario(checks: Checks, server: Server) -> None:
-    url = f"ws://127.0.0.1:{server.port}"
-    await cli_ok(checks, server, "charger", "add", "PNC201")
+async def scenario(cli: Cli, port: int, checks: Checks, _workdir: Path) -> None:
+    url = f"ws://127.0.0.1:{port}"
+    await cli.ok("charger", "add", "PNC201")
     async with charge_point("PNC201", url) as cp:
         boot = await cp.call(
             call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
@@ -222,7 +125,7 @@ async def scenario(checks: Checks, server: Server) -> None:
         chain = x509.load_pem_x509_certificates(doc["contractCertificateChain"].encode())
         leaf, sub = chain[0], chain[1]
         checks.equal("the contract certificate names the eMAID", leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, EMAID)
-        status = json.loads(await cli_ok(checks, server, "pnc", "status", "--json"))
+        status = json.loads(await cli.ok("pnc", "status", "--json"))
         mo_root = x509.load_pem_x509_certificate(status["mo_root_pem"].encode())
         checks.check("the contract certificate is signed by the MO sub-CA", verify_signed_by(leaf, sub))
         checks.check("the MO sub-CA is signed by the MO root", verify_signed_by(sub, mo_root))
@@ -230,7 +133,7 @@ async def scenario(checks: Checks, server: Server) -> None:
         checks.check("contract key usages (digitalSignature, keyAgreement)", ku.digital_signature and ku.key_agreement)
         checks.equal("pnc status lists it", status["certificates"][0]["serial"], format(leaf.serial_number, "x"))
 
-        await cli_ok(checks, server, "token", "add", EMAID, "--kind", "contract")
+        await cli.ok("token", "add", EMAID, "--kind", "contract")
         pem = doc["contractCertificateChain"]
         res = await cp.call(call201.Authorize(id_token={"idToken": EMAID, "type": "eMAID"}, certificate=pem))
         checks.equal("Authorize with the chain: token", res.id_token_info["status"], "Accepted")
@@ -242,7 +145,7 @@ async def scenario(checks: Checks, server: Server) -> None:
         checks.equal("Authorize with hash data", res.certificate_status, "Accepted")
         checks.equal("OCSP: good", await ocsp_status(checks, cp, hd, sub), ocsp.OCSPCertStatus.GOOD)
 
-        await cli_ok(checks, server, "cert", "revoke", format(leaf.serial_number, "x"))
+        await cli.ok("cert", "revoke", format(leaf.serial_number, "x"))
         checks.equal("OCSP: revoked", await ocsp_status(checks, cp, hd, sub), ocsp.OCSPCertStatus.REVOKED)
         res = await cp.call(call201.Authorize(id_token={"idToken": EMAID, "type": "eMAID"}, certificate=pem))
         checks.equal("Authorize after revocation: certificate", res.certificate_status, "CertificateRevoked")
@@ -258,26 +161,7 @@ async def scenario(checks: Checks, server: Server) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin", type=Path, required=True)
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    checks = Checks(args.verbose)
-    work = Path(tempfile.mkdtemp(prefix="voltyard-pnc-interop-"))
-    server = Server(args.bin.resolve(), work)
-    try:
-        server.start()
-        asyncio.run(scenario(checks, server))
-    except Exception as e:  # noqa: BLE001 - any failure ends the run with the log
-        print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
-        print(server.tail(), file=sys.stderr)
-        server.stop()
-        print(f"{checks.passed} passed, 1 failed")
-        return 1
-    server.stop()
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"{checks.passed} passed, 0 failed")
-    return 0
+    return run_main(scenario, prefix="voltyard-pnc-interop-")
 
 
 if __name__ == "__main__":
