@@ -51,6 +51,15 @@ pub async fn answer(hooks: &BTreeMap<String, VendorHook>, charger: &str, dt: &Da
 }
 
 async fn run(command: &[String], input: &Value, timeout: Duration) -> Result<DataTransferAnswer, String> {
+    let stdout = run_program(command, input, timeout, MAX_OUTPUT).await?;
+    parse(&stdout).map_err(|e| format!("{}: {e}", command.first().map_or("", String::as_str)))
+}
+
+/// Run `command` (no shell) with `input` as JSON on its stdin; its stdout,
+/// when it exits 0 within `timeout` having written at most `max` bytes.
+/// The program is killed at the timeout. Also the Plug & Charge `program`
+/// source's way out.
+pub async fn run_program(command: &[String], input: &Value, timeout: Duration, max: usize) -> Result<Vec<u8>, String> {
     let (program, args) = command.split_first().ok_or("no program configured")?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -75,10 +84,10 @@ async fn run(command: &[String], input: &Value, timeout: Duration) -> Result<Dat
     if !out.status.success() {
         return Err(format!("{program} exited with {}", out.status));
     }
-    if out.stdout.len() > MAX_OUTPUT {
-        return Err(format!("{program} wrote more than {MAX_OUTPUT} bytes"));
+    if out.stdout.len() > max {
+        return Err(format!("{program} wrote more than {max} bytes"));
     }
-    parse(&out.stdout).map_err(|e| format!("{program}: {e}"))
+    Ok(out.stdout)
 }
 
 fn parse(stdout: &[u8]) -> Result<DataTransferAnswer, String> {

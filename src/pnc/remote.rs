@@ -22,10 +22,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// Largest answer read from a source (an exiResponse is at most 5,600
 /// characters in OCPP 2.0.1; OCPP 2.1 allows more).
@@ -143,7 +141,7 @@ impl Remote {
         let out = tokio::time::timeout(self.timeout, async {
             match &self.via {
                 Via::Http { authority, path, tls } => post(authority, path, tls.as_ref(), &input).await,
-                Via::Program(cmd) => run(cmd, &input).await,
+                Via::Program(cmd) => crate::hook::run_program(cmd, &input, self.timeout, MAX_ANSWER).await,
             }
         })
         .await;
@@ -235,30 +233,6 @@ where
         return Err(format!("HTTP {status}"));
     }
     Ok(body.to_vec())
-}
-
-async fn run(command: &[String], input: &Value) -> Result<Vec<u8>, String> {
-    let (program, args) = command.split_first().ok_or("no program configured")?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("no stdin")?;
-    // A program that does not read its input must not block us.
-    let _ = stdin.write_all(input.to_string().as_bytes()).await;
-    drop(stdin);
-    let out = child.wait_with_output().await.map_err(|e| format!("{program}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{program} exited with {}", out.status));
-    }
-    if out.stdout.len() > MAX_ANSWER {
-        return Err(format!("{program} wrote more than {MAX_ANSWER} bytes"));
-    }
-    Ok(out.stdout)
 }
 
 impl ContractSource for Remote {
