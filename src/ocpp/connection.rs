@@ -61,6 +61,9 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Awaits that are rare or large (journaling a call, throttling, the
+    // close, the disconnect) are boxed: every idle charger's task would
+    // otherwise hold room for the largest of them (decision 70).
     let cfg = &shared.config;
     let Registration {
         generation,
