@@ -360,7 +360,11 @@ impl Loop {
     fn reload(&mut self) {
         let store = &self.shared.store;
         let loaded = (|| -> crate::store::Result<()> {
-            self.world.chargers = store.circuit_chargers()?.into_iter().map(|c| (c.id.clone(), c)).collect();
+            self.world.chargers = store
+                .circuit_chargers()?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect();
             self.world.circuits = store.circuits()?;
             self.world.sessions = store.active_sessions()?;
             self.world.limits = store.charging_limits()?;

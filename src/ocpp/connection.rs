@@ -97,7 +97,12 @@ async fn serve<S>(
                         Some(p) => frame::call(&id, action, &p),
                         None => text.clone(),
                     };
-                    Box::pin(shared.store.record_frame(&charger, Direction::Out, journaled, Utc::now())).await;
+                    Box::pin(
+                        shared
+                            .store
+                            .record_frame(&charger, Direction::Out, journaled, Utc::now()),
+                    )
+                    .await;
                     if sink.send(Message::text(text)).await.is_err() {
                         let _ = req.reply.send(Err(CallError::Closed));
                         close_reason = "send failed";
@@ -389,7 +394,10 @@ fn evidence_call(shared: Arc<Shared>, cmd: Command, session: u64) -> CallRequest
                 .await;
         }
     });
-    CallRequest { cmd: Box::new(cmd), reply }
+    CallRequest {
+        cmd: Box::new(cmd),
+        reply,
+    }
 }
 
 fn complete(pending: &mut Option<Pending>, id: &str, proto: Protocol, result: Result<Value, CallError>) {

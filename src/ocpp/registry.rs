@@ -132,10 +132,15 @@ impl Registry {
             return Err(CallError::NotConnected(id.to_string()));
         };
         let (reply, rx) = oneshot::channel();
-        sender.try_send(CallRequest { cmd: Box::new(cmd), reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CallError::Busy(id.to_string()),
-            mpsc::error::TrySendError::Closed(_) => CallError::NotConnected(id.to_string()),
-        })?;
+        sender
+            .try_send(CallRequest {
+                cmd: Box::new(cmd),
+                reply,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CallError::Busy(id.to_string()),
+                mpsc::error::TrySendError::Closed(_) => CallError::NotConnected(id.to_string()),
+            })?;
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(CallError::Closed),

@@ -61,5 +61,8 @@ pub fn deliver(shared: Arc<Shared>, charger: &str, cmd: Command) -> CallRequest 
         };
         super::auth::record(&shared, &charger, "security", detail).await;
     });
-    CallRequest { cmd: Box::new(cmd), reply }
+    CallRequest {
+        cmd: Box::new(cmd),
+        reply,
+    }
 }
