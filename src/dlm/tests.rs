@@ -861,6 +861,20 @@ fn told(id: &str, target_wh: i64, departure_s: i64) -> Option<SessionState> {
 }
 
 #[test]
+fn a_session_that_needs_its_full_power_weighs_more_than_its_need() {
+    // 38.8 A usable; single-phase cars. S needs its full 32 A for the hour it stays, L needs 8 A on
+    // average over 8 hours. In proportion to the need alone (32 : 8) S would get 31.0 A and L 7.7 A;
+    // weighted by urgency as well (32 × 1 : 8 × 0.5), S gets all it can take and L has hours left.
+    let root = circuit("grid", None, 40.0);
+    let short = charger("S", "grid", 1, 32.0, told("s", 7_360, 3600));
+    let long = charger("L", "grid", 1, 32.0, told("l", 14_720, 8 * 3600));
+    let out = Controller::new(quick())
+        .step(&site(0, vec![root], vec![short, long]))
+        .unwrap();
+    assert_eq!((cur(&out, "S"), cur(&out, "L")), (32.0, 6.8));
+}
+
+#[test]
 fn short_stay_gets_more_than_an_all_day_car() {
     let root = circuit("grid", None, 24.0); // 23.28 A usable
     // Both need 10 kWh: A in 9 hours (1.6 A on average), B in one (14.5 A).
