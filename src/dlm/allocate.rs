@@ -174,7 +174,7 @@ impl Net<'_> {
     /// A pass that comes out infeasible is repaired by one plain pass under its shares as ceilings
     /// (feasible by construction); passes stop when nothing changes (at most `passes`, plus the
     /// repair).
-    pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64], passes: usize) {
+    pub fn fill(&mut self, demands: &[Demand], members: &[usize], alloc: &mut [f64], passes: usize, fw: &mut FillWork) {
         if members.is_empty() {
             return;
         }
@@ -183,70 +183,92 @@ impl Net<'_> {
             let d = &demands[i];
             self.add(d.node, &d.w, -d.lo);
         }
-        let mut up = vec![0.0; demands.len()];
-        let mut lam_prev = vec![[f64::INFINITY; DIMS]; nodes];
-        let mut anc = vec![[f64::INFINITY; DIMS]; nodes];
-        let mut at: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-        let mut scratch = Scratch::default();
-        let mut best: Option<Vec<f64>> = None;
+        fw.up.clear();
+        fw.up.resize(demands.len(), 0.0);
+        fw.lam_prev.clear();
+        fw.lam_prev.resize(nodes, [f64::INFINITY; DIMS]);
+        fw.anc.clear();
+        fw.anc.resize(nodes, [f64::INFINITY; DIMS]);
+        fw.at.iter_mut().for_each(Vec::clear);
+        fw.at.resize_with(nodes.max(fw.at.len()), Vec::new);
+        let mut have_best = false;
         // Set when a pass came out infeasible: one plain pass under these ceilings repairs it.
-        let mut ceiling: Option<Vec<f64>> = None;
+        let mut repair = false;
         for pass in 0..passes.max(1) {
-            let plain = pass == 0 || ceiling.is_some();
+            let plain = pass == 0 || repair;
+            let anc = &mut fw.anc;
             if plain {
                 anc.iter_mut().for_each(|a| *a = [f64::INFINITY; DIMS]);
             } else {
                 for &n in self.order {
                     anc[n] = match self.parent[n] {
-                        Some(p) => std::array::from_fn(|d| anc[p][d].min(lam_prev[p][d])),
+                        Some(p) => std::array::from_fn(|d| anc[p][d].min(fw.lam_prev[p][d])),
                         None => [f64::INFINITY; DIMS],
                     };
                 }
             }
-            let mut lam = vec![[f64::INFINITY; DIMS]; nodes];
+            fw.lam.clear();
+            fw.lam.resize(nodes, [f64::INFINITY; DIMS]);
             for (k, &i) in members.iter().enumerate() {
                 let d = &demands[i];
-                let ceil = ceiling.as_ref().map_or(f64::INFINITY, |c| c[k]);
-                up[i] = d.hi.min(ceil).max(d.lo);
-                at[d.node].push(i);
+                let ceil = if repair { fw.result[k] } else { f64::INFINITY };
+                fw.up[i] = d.hi.min(ceil).max(d.lo);
+                fw.at[d.node].push(i);
             }
             for &n in self.order.iter().rev() {
-                if at[n].is_empty() {
+                if fw.at[n].is_empty() {
                     continue;
                 }
-                let items = std::mem::take(&mut at[n]);
-                self.solve_node(n, &items, demands, &mut up, &anc[n], &mut lam[n], &mut scratch);
+                let items = std::mem::take(&mut fw.at[n]);
+                self.solve_node(
+                    n,
+                    &items,
+                    demands,
+                    &mut fw.up,
+                    &fw.anc[n],
+                    &mut fw.lam[n],
+                    &mut fw.scratch,
+                );
                 match self.parent[n] {
-                    Some(p) if at[p].is_empty() => at[p] = items,
-                    Some(p) => at[p].extend_from_slice(&items),
-                    None => {}
+                    Some(p) => {
+                        fw.at[p].extend_from_slice(&items);
+                        // Keep the buffer for the next pass.
+                        let mut items = items;
+                        items.clear();
+                        fw.at[n] = items;
+                    }
+                    None => {
+                        let mut items = items;
+                        items.clear();
+                        fw.at[n] = items;
+                    }
                 }
             }
-            let result: Vec<f64> = members.iter().map(|&i| up[i]).collect();
-            if ceiling.is_some() {
+            fw.result.clear();
+            fw.result.extend(members.iter().map(|&i| fw.up[i]));
+            if repair {
                 // A plain pass is feasible by construction.
-                best = Some(result);
+                std::mem::swap(&mut fw.best, &mut fw.result);
                 break;
             }
-            if let Some(prev) = &best {
-                if !self.feasible(demands, members, &result) {
-                    ceiling = Some(result);
+            if have_best {
+                if !self.feasible(demands, members, &fw.result) {
+                    repair = true;
                     continue;
                 }
-                let same = prev.iter().zip(&result).all(|(a, b)| (a - b).abs() <= EPS);
-                best = Some(result);
+                let same = fw.best.iter().zip(&fw.result).all(|(a, b)| (a - b).abs() <= EPS);
+                std::mem::swap(&mut fw.best, &mut fw.result);
                 if same {
                     break;
                 }
             } else {
-                best = Some(result);
+                std::mem::swap(&mut fw.best, &mut fw.result);
+                have_best = true;
             }
-            lam_prev = lam;
+            std::mem::swap(&mut fw.lam_prev, &mut fw.lam);
         }
-        if let Some(result) = best {
-            for (k, &i) in members.iter().enumerate() {
-                alloc[i] = result[k];
-            }
+        for (k, &i) in members.iter().enumerate() {
+            alloc[i] = fw.best[k];
         }
         for &i in members {
             let d = &demands[i];
@@ -311,49 +333,119 @@ impl Net<'_> {
         if !any {
             return;
         }
+        // One sweep over the breakpoints, upwards: Σ w·clamp(L·share, lo, eff) is piecewise linear
+        // in the water level L on every dimension; the first live dimension to reach its room binds
+        // at that level and freezes the demands loading it, which then stop rising everywhere.
         s.pts.clear();
+        s.slope.clear();
+        s.state.clear();
+        let mut f = [0.0; DIMS];
         for (k, &i) in items.iter().enumerate() {
             let d = &demands[i];
+            for dim in 0..DIMS {
+                f[dim] += d.w[dim] * d.lo;
+            }
+            s.slope.push(d.w.map(|w| w * d.share));
+            s.state.push(if s.eff[k] > d.lo { State::Below } else { State::Fixed });
             if s.eff[k] > d.lo {
-                s.pts.push((d.lo / d.share, k as u32, false));
-                s.pts.push((s.eff[k] / d.share, k as u32, true));
+                s.pts.push((total_order(d.lo / d.share), (k as u32) << 1));
+                s.pts.push((total_order(s.eff[k] / d.share), ((k as u32) << 1) | 1));
             }
         }
-        // The order of `total_cmp`, computed once per point as an integer key
-        // rather than at every comparison: this sort runs at every binding
-        // node over all the demands below it.
-        s.pts.sort_unstable_by_key(|p| (total_order(p.0), p.2));
-        s.frozen.clear();
-        s.frozen.resize(items.len(), false);
-        let mut level = f64::NEG_INFINITY;
+        s.pts.sort_unstable();
+        let room: [f64; DIMS] = std::array::from_fn(|d| cap[d] - base[d]);
+        let mut slope = [0.0; DIMS];
+        let mut cur = f64::NEG_INFINITY;
+        let mut next = 0;
         loop {
-            let mut best: Option<(f64, usize)> = None;
+            let v = s.pts.get(next).map_or(f64::INFINITY, |p| from_total_order(p.0));
+            // The live dimension that reaches its room first, before the next breakpoint.
+            let mut bind: Option<(f64, usize)> = None;
             for d in 0..DIMS {
                 if !live[d] {
                     continue;
                 }
-                let l = level_at(d, cap[d] - base[d], level, items, demands, s);
-                if best.is_none_or(|(b, _)| l < b) {
-                    best = Some((l, d));
+                let l = if f[d] > room[d] + EPS {
+                    cur
+                } else if slope[d] > 0.0 && v.is_finite() && f[d] + slope[d] * (v - cur) >= room[d] {
+                    cur + (room[d] - f[d]) / slope[d]
+                } else {
+                    continue;
+                };
+                if bind.is_none_or(|(b, _)| l < b) {
+                    bind = Some((l, d));
                 }
             }
-            let Some((l, dim)) = best else { break };
-            if l == f64::INFINITY {
-                break;
-            }
-            live[dim] = false;
-            lam[dim] = l;
-            for (k, &i) in items.iter().enumerate() {
-                let d = &demands[i];
-                if !s.frozen[k] && d.w[dim] > 0.0 {
-                    s.frozen[k] = true;
+            if let Some((l, dim)) = bind {
+                advance(&mut f, &slope, &mut cur, l);
+                live[dim] = false;
+                lam[dim] = l;
+                for (k, &i) in items.iter().enumerate() {
+                    let d = &demands[i];
+                    if s.state[k] == State::Frozen || d.w[dim] == 0.0 {
+                        continue;
+                    }
+                    if s.state[k] == State::Rising {
+                        for e in 0..DIMS {
+                            slope[e] -= s.slope[k][e];
+                        }
+                    }
+                    s.state[k] = State::Frozen;
                     s.eff[k] = s.eff[k].min(d.share * l).max(d.lo);
                     up[i] = up[i].min(d.share * l).max(d.lo);
                 }
+                if !live.contains(&true) {
+                    return;
+                }
+                continue;
             }
-            level = l;
+            let Some(&(_, tag)) = s.pts.get(next) else { return };
+            next += 1;
+            advance(&mut f, &slope, &mut cur, v);
+            let k = (tag >> 1) as usize;
+            let upper = tag & 1 == 1;
+            match (s.state[k], upper) {
+                (State::Below, false) => {
+                    s.state[k] = State::Rising;
+                    for e in 0..DIMS {
+                        slope[e] += s.slope[k][e];
+                    }
+                }
+                (State::Rising, true) => {
+                    s.state[k] = State::Fixed;
+                    for e in 0..DIMS {
+                        slope[e] -= s.slope[k][e];
+                    }
+                }
+                _ => {}
+            }
         }
     }
+}
+
+/// Moves the sweep from `cur` up to `to` (from −∞ nothing rises yet: every slope is 0).
+fn advance(f: &mut [f64; DIMS], slope: &[f64; DIMS], cur: &mut f64, to: f64) {
+    if to > *cur {
+        for d in 0..DIMS {
+            if slope[d] != 0.0 {
+                f[d] += slope[d] * (to - *cur);
+            }
+        }
+        *cur = to;
+    }
+}
+
+/// Where a demand stands in the sweep of one node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// At its `lo`, below its first breakpoint.
+    Below,
+    /// Rising with the water level.
+    Rising,
+    /// At its ceiling (or never able to rise).
+    Fixed,
+    /// Stopped by a constraint of this node.
+    Frozen,
 }
 
 /// A key whose integer order is `f64::total_cmp`'s order.
@@ -362,60 +454,32 @@ fn total_order(x: f64) -> i64 {
     bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
-/// The highest water level `L >= from` at which Σ w·clamp(L·share, lo, eff) over `items` stays within
-/// `room` on dimension `d` (frozen items count as fixed at their `eff`).
-fn level_at(d: usize, room: f64, from: f64, items: &[usize], demands: &[Demand], s: &Scratch) -> f64 {
-    let mut f = 0.0;
-    let mut slope = 0.0;
-    for (k, &i) in items.iter().enumerate() {
-        let dm = &demands[i];
-        let w = dm.w[d];
-        if w == 0.0 {
-            continue;
-        }
-        let e = s.eff[k];
-        if s.frozen[k] {
-            f += w * e;
-        } else {
-            f += w * (dm.share * from).max(dm.lo).min(e.max(dm.lo));
-            if dm.lo / dm.share <= from && from < e / dm.share {
-                slope += w * dm.share;
-            }
-        }
-    }
-    if f > room + EPS {
-        return from;
-    }
-    let start = s.pts.partition_point(|p| p.0 <= from);
-    let mut cur = from;
-    for &(v, k, upper) in &s.pts[start..] {
-        let k = k as usize;
-        let dm = &demands[items[k]];
-        let w = dm.w[d] * dm.share;
-        if w == 0.0 || s.frozen[k] {
-            continue;
-        }
-        if slope > 0.0 {
-            let fv = f + slope * (v - cur);
-            if fv >= room {
-                return cur + (room - f) / slope;
-            }
-            f = fv;
-        }
-        cur = v;
-        if upper {
-            slope -= w;
-        } else {
-            slope += w;
-        }
-    }
-    f64::INFINITY
+/// The inverse of [`total_order`].
+fn from_total_order(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
 }
 
-#[derive(Default)]
+/// Buffers of [`Net::fill`], kept from call to call.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FillWork {
+    up: Vec<f64>,
+    lam: Vec<[f64; DIMS]>,
+    lam_prev: Vec<[f64; DIMS]>,
+    anc: Vec<[f64; DIMS]>,
+    /// Per node, the demands below it during the bottom-up sweep.
+    at: Vec<Vec<usize>>,
+    result: Vec<f64>,
+    best: Vec<f64>,
+    scratch: Scratch,
+}
+
+#[derive(Debug, Clone, Default)]
 struct Scratch {
-    pts: Vec<(f64, u32, bool)>,
-    frozen: Vec<bool>,
+    /// Breakpoints: (`total_order` of the level, item index << 1 | 1 for an upper one).
+    pts: Vec<(i64, u32)>,
+    /// Each item's slope (w × share) per dimension while it rises.
+    slope: Vec<[f64; DIMS]>,
+    state: Vec<State>,
     eff: Vec<f64>,
 }
 

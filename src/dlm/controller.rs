@@ -1,6 +1,6 @@
 //! The stateful controller: one [`Controller::step`] per site state, remembering what it sent.
 
-use super::allocate::{DIMS, Demand, Net, load_vector, weights};
+use super::allocate::{DIMS, Demand, FillWork, Net, load_vector, weights};
 use super::model::{
     Allocation, ChargerState, CircuitState, DlmError, Limit, LimitState, NodeLoad, PriceSlot, SessionState, Settings,
     SiteState, Supply,
@@ -17,6 +17,8 @@ const FILL_PASSES: usize = 5;
 /// The smallest share a session gets (A): one that needs almost nothing still rises with the others
 /// once every other need is met.
 const MIN_SHARE: f64 = 0.1;
+/// The most a session's urgency multiplies its weight by (see `urgency_share`).
+const URGENCY_WEIGHT_MAX: f64 = 2.0;
 /// A node with less than this left (A, any dimension) after a step was full: a session below it
 /// is not deferred for price at the next step, since the capacity it would leave now is wanted now.
 const FULL_WITHIN_A: f64 = 1.0;
@@ -179,6 +181,10 @@ pub struct Controller {
     /// Circuit ids of the last step, in input order, and which of them were full after it.
     circuit_ids: Vec<String>,
     full: Vec<bool>,
+    /// Each charger's place in the order of charger ids (last step's chargers, in input order).
+    rank: Vec<u32>,
+    /// Each charger's circuit position at the last step.
+    charger_circuit: Vec<usize>,
     work: Work,
 }
 
@@ -196,6 +202,7 @@ struct Work {
     admitted: Vec<bool>,
     held: Vec<bool>,
     alloc: Vec<f64>,
+    fill: FillWork,
 }
 
 /// How a charger takes part in this step.
@@ -290,7 +297,16 @@ impl Controller {
         // Usually the same chargers come in the same order: then the memory lines up as it is.
         let aligned =
             self.ids.len() == state.chargers.len() && self.ids.iter().zip(&state.chargers).all(|(a, c)| *a == c.id);
-        let idx = tree::index(state, aligned)?;
+        let idx = tree::index(state, aligned, &self.charger_circuit)?;
+        if !aligned {
+            // Charger ids in order, as ranks: the tie-breaks below compare integers, not strings.
+            let mut by_id: Vec<usize> = (0..state.chargers.len()).collect();
+            by_id.sort_unstable_by(|&a, &b| state.chargers[a].id.cmp(&state.chargers[b].id));
+            self.rank = vec![0; by_id.len()];
+            for (r, &i) in by_id.iter().enumerate() {
+                self.rank[i] = r as u32;
+            }
+        }
         let s = self.settings.clone();
         let now = state.time;
         let nc = state.circuits.len();
@@ -407,7 +423,7 @@ impl Controller {
             };
             for_each_tier(&w.tiers, &mut w.members, |members| {
                 // One pass: a feasible estimate is enough to order the turns.
-                fluid_net.fill(&w.demands, members, &mut w.fluid, 1);
+                fluid_net.fill(&w.demands, members, &mut w.fluid, 1, &mut w.fill);
             });
             for (d, l) in w.demands.iter_mut().zip(lo) {
                 d.lo = l;
@@ -459,12 +475,9 @@ impl Controller {
         w.order.clear();
         w.order.extend(0..nd);
         {
-            let (keys, owner) = (&w.keys, &w.owner);
-            w.order.sort_unstable_by(|&a, &b| {
-                keys[a]
-                    .cmp(&keys[b])
-                    .then_with(|| state.chargers[owner[a]].id.cmp(&state.chargers[owner[b]].id))
-            });
+            let (keys, owner, rank) = (&w.keys, &w.owner, &self.rank);
+            w.order
+                .sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then_with(|| rank[owner[a]].cmp(&rank[owner[b]])));
         }
         w.admitted.clear();
         w.admitted.resize(nd, false);
@@ -494,7 +507,7 @@ impl Controller {
             w.tiers.retain(|&(_, d)| admitted[d]);
         }
         for_each_tier(&w.tiers, &mut w.members, |members| {
-            net.fill(&w.demands, members, &mut w.alloc, FILL_PASSES);
+            net.fill(&w.demands, members, &mut w.alloc, FILL_PASSES, &mut w.fill);
         });
         if all_fit {
             for (d, &i) in w.owner.iter().enumerate() {
@@ -514,12 +527,13 @@ impl Controller {
         }
         self.work = w;
 
-        let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target);
+        let out = Self::emit(state, &idx, &s, &own, &preps, &mut memos, &target, &self.rank);
 
         // Remember.
         if !aligned {
             self.ids = state.chargers.iter().map(|c| c.id.clone()).collect();
         }
+        self.charger_circuit = idx.charger_circuit;
         self.memo = memos;
         Ok(out)
     }
@@ -820,7 +834,7 @@ impl Controller {
         // is the current it needs on average until departure.
         let phases_used = prep.mask.iter().filter(|&&b| b).count() as f64;
         let plan = plan(sess, sm, now, phases_used * s.volts, full_hi, prices, s);
-        prep.share = plan.required_a.map_or(f64::INFINITY, |r| r.min(hi).max(MIN_SHARE));
+        prep.share = plan.required_a.map_or(f64::INFINITY, |r| urgency_share(r, full_hi));
         if plan.required_a.is_none() {
             prep.untold_kwh = Some(sess.energy_wh.max(0) as f64 / 1000.0);
         }
@@ -865,6 +879,7 @@ impl Controller {
         preps: &[Prep],
         memos: &mut [Option<Memo>],
         target: &[f64],
+        rank: &[u32],
     ) -> Allocation {
         let now = state.time;
         let nc = state.circuits.len();
@@ -967,12 +982,7 @@ impl Controller {
         // Increases: highest tier first, at most one per charger per interval, at least the deadband
         // (a resume from 0 always counts), and only where they fit next to pending decreases.
         let mut ups: Vec<usize> = (0..n).filter(|&i| rising[i]).collect();
-        ups.sort_by(|&a, &b| {
-            preps[b]
-                .tier
-                .cmp(&preps[a].tier)
-                .then_with(|| state.chargers[a].id.cmp(&state.chargers[b].id))
-        });
+        ups.sort_by(|&a, &b| preps[b].tier.cmp(&preps[a].tier).then_with(|| rank[a].cmp(&rank[b])));
         for i in ups {
             let Some(m) = memos[i].as_ref() else { continue };
             let x = target[i];
@@ -1154,6 +1164,23 @@ fn fits_delta(net: &Net<'_>, node: usize, delta: &[f64; DIMS], raised: &[f64; DI
         cur = net.parent[c];
     }
     true
+}
+
+/// The weight of a session that told its need: the current it needs on average until departure
+/// (`required_a`), times the square root of the fraction of its ceiling that is (at most 2, reached
+/// at four times its ceiling). Weights in proportion to the need alone give every session the same
+/// fraction of its need *now*; but an all-day car has hours left to catch up while a short visit
+/// that needs its full power cannot, and ends with far less of its need (bench, seed 1: short
+/// visits 0.47–0.53 of their need, all-day cars 0.79–0.83). The extra weight of the urgent ones
+/// evens that out. Shares are capped at the step's highest ceiling afterwards (a session past its
+/// departure needs infinitely much).
+fn urgency_share(required_a: f64, ceiling_a: f64) -> f64 {
+    let urgency = if ceiling_a > 0.0 {
+        required_a / ceiling_a
+    } else {
+        f64::INFINITY
+    };
+    (required_a * urgency.sqrt().min(URGENCY_WEIGHT_MAX)).max(MIN_SHARE)
 }
 
 /// What a session's target and departure say about it.

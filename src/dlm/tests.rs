@@ -167,6 +167,47 @@ fn water_filling_is_max_min_fair() {
 }
 
 #[test]
+fn a_charger_moved_to_another_circuit_is_held_by_its_new_one() {
+    // The previous step's circuit of each charger is only a hint: a charger rewired to another
+    // board must be counted there at once.
+    let circuits = || {
+        vec![
+            circuit("grid", None, 63.0),
+            circuit("boardA", Some("grid"), 16.0),
+            circuit("boardB", Some("grid"), 63.0),
+        ]
+    };
+    let mut ctl = Controller::new(quick());
+    let on = |board: &str| {
+        vec![
+            charger("A1", "boardA", 3, 32.0, sess("1", [0.0; 3])),
+            charger("X", board, 3, 32.0, sess("2", [0.0; 3])),
+        ]
+    };
+    let out = ctl.step(&site(0, circuits(), on("boardB"))).unwrap();
+    assert_eq!(cur(&out, "X"), 32.0);
+    let out = ctl.step(&site(5, circuits(), on("boardA"))).unwrap();
+    assert_eq!(cur(&out, "X"), 7.7); // 15.5 / 2 rounded down, shared with A1
+    assert_eq!(cur(&out, "A1"), 7.7);
+}
+
+#[test]
+fn turns_are_given_in_charger_id_order_whatever_the_input_order() {
+    // Three equal cars, room for two at their minimum (12.5 A): the tie is broken by charger id, also when
+    // the chargers come in another order than on the step before.
+    let grid = || vec![circuit("grid", None, 13.0)];
+    let cars = |ids: [&str; 3]| ids.map(|id| charger(id, "grid", 1, 16.0, sess(id, [0.0; 3]))).to_vec();
+    let mut ctl = Controller::new(quick());
+    let out = ctl.step(&site(0, grid(), cars(["C", "B", "A"]))).unwrap();
+    assert_eq!([cur(&out, "A"), cur(&out, "B"), cur(&out, "C")], [6.2, 6.2, 0.0]);
+    let mut fresh = Controller::new(quick());
+    let out = fresh.step(&site(0, grid(), cars(["B", "C", "A"]))).unwrap();
+    assert_eq!([cur(&out, "A"), cur(&out, "B"), cur(&out, "C")], [6.2, 6.2, 0.0]);
+    let out = fresh.step(&site(1, grid(), cars(["C", "A", "B"]))).unwrap();
+    assert_eq!([cur(&out, "A"), cur(&out, "B"), cur(&out, "C")], [6.2, 6.2, 0.0]);
+}
+
+#[test]
 fn every_node_of_the_tree_holds() {
     let circuits = vec![
         circuit("grid", None, 63.0),
@@ -817,6 +858,20 @@ fn told(id: &str, target_wh: i64, departure_s: i64) -> Option<SessionState> {
         x.departure = Some(at(departure_s));
     }
     s
+}
+
+#[test]
+fn a_session_that_needs_its_full_power_weighs_more_than_its_need() {
+    // 38.8 A usable; single-phase cars. S needs its full 32 A for the hour it stays, L needs 8 A on
+    // average over 8 hours. In proportion to the need alone (32 : 8) S would get 31.0 A and L 7.7 A;
+    // weighted by urgency as well (32 × 1 : 8 × 0.5), S gets all it can take and L has hours left.
+    let root = circuit("grid", None, 40.0);
+    let short = charger("S", "grid", 1, 32.0, told("s", 7_360, 3600));
+    let long = charger("L", "grid", 1, 32.0, told("l", 14_720, 8 * 3600));
+    let out = Controller::new(quick())
+        .step(&site(0, vec![root], vec![short, long]))
+        .unwrap();
+    assert_eq!((cur(&out, "S"), cur(&out, "L")), (32.0, 6.8));
 }
 
 #[test]

@@ -31,8 +31,10 @@ fn non_negative(field: impl FnOnce() -> String, v: f64) -> Result<(), DlmError> 
 }
 
 /// Validates every field the optimiser relies on and builds the index. `ids_known_unique`: the
-/// charger ids are those of a state already checked (skips the duplicate check).
-pub(crate) fn index(state: &SiteState, ids_known_unique: bool) -> Result<Indexed, DlmError> {
+/// charger ids are those of a state already checked (skips the duplicate check). `hint`: each
+/// charger's circuit position in the previous state, tried before the lookup by id (chargers rarely
+/// move, and a string compare is cheaper than hashing at every step).
+pub(crate) fn index(state: &SiteState, ids_known_unique: bool, hint: &[usize]) -> Result<Indexed, DlmError> {
     let n = state.circuits.len();
     let mut pos: HashMap<&str, usize> = HashMap::with_capacity(n);
     for (i, c) in state.circuits.iter().enumerate() {
@@ -110,8 +112,12 @@ pub(crate) fn index(state: &SiteState, ids_known_unique: bool) -> Result<Indexed
                 id: ch.id.clone(),
             });
         }
-        match pos.get(ch.circuit.as_str()) {
-            Some(&c) => charger_circuit.push(c),
+        let hinted = hint
+            .get(i)
+            .copied()
+            .filter(|&c| state.circuits.get(c).is_some_and(|circ| circ.id == ch.circuit));
+        match hinted.or_else(|| pos.get(ch.circuit.as_str()).copied()) {
+            Some(c) => charger_circuit.push(c),
             None => {
                 return Err(DlmError::UnknownCircuit {
                     field: format!("chargers[{i}].circuit"),
