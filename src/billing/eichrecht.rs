@@ -16,7 +16,7 @@ const END: &str = "Transaction.End";
 /// signedMeterValue).
 fn extract(s: &Sample) -> Option<Result<SignedMeterData, ExtractError>> {
     let signed = s.signed.as_ref()?;
-    let context = Some(s.context.as_str());
+    let context = Some(s.context.as_ref());
     Some(
         if signed.encoding_method.is_some() || signed.signing_method.is_some() || signed.public_key.is_some() {
             let smv = json!({

@@ -1,22 +1,24 @@
 //! Meter value normalisation: any measurand, unit, multiplier, phase and
 //! context becomes a `Sample` in integer milli-units of a base unit.
 
-use super::model::{Sample, SignedMeter};
+use super::model::{Label, Sample, SignedMeter};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use std::borrow::Cow;
 use std::str::FromStr;
 
 pub const ENERGY_IMPORT: &str = "Energy.Active.Import.Register";
 
-/// A sampled value as either OCPP version delivers it, before normalisation.
+/// A sampled value as either OCPP version delivers it, before
+/// normalisation, borrowing from the message it came in.
 #[derive(Debug, Clone)]
-pub struct RawSample {
-    pub value: String,
-    pub measurand: Option<String>,
-    pub phase: Option<String>,
-    pub context: Option<String>,
-    pub location: Option<String>,
-    pub unit: Option<String>,
+pub struct RawSample<'a> {
+    pub value: Cow<'a, str>,
+    pub measurand: Option<&'a str>,
+    pub phase: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub location: Option<&'a str>,
+    pub unit: Option<&'a str>,
     /// 2.0.1 `unitOfMeasure.multiplier` (power of ten).
     pub multiplier: i32,
     /// 1.6 `format == SignedData`: `value` is the signed blob itself.
@@ -34,9 +36,9 @@ pub struct SampleError {
 /// Normalise one sampled value. `index` names the value in error messages
 /// (built only when there is one: a message carries dozens of values).
 pub fn normalise(t: DateTime<Utc>, s: RawSample, index: impl Fn() -> String) -> Result<Sample, SampleError> {
-    let measurand = s.measurand.unwrap_or_else(|| ENERGY_IMPORT.to_string());
-    let unit_in = s.unit.unwrap_or_else(|| default_unit(&measurand).to_string());
-    let (unit, scale) = base_unit(&unit_in);
+    let measurand = s.measurand.unwrap_or(ENERGY_IMPORT);
+    let unit_in = s.unit.unwrap_or_else(|| default_unit(measurand));
+    let (unit, scale) = base_unit(unit_in);
     let value_milli = if s.value_is_signed {
         0
     } else {
@@ -59,7 +61,7 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: impl Fn() -> String) -> 
     };
     let signed = if s.value_is_signed {
         Some(SignedMeter {
-            data: s.value,
+            data: s.value.into_owned(),
             signing_method: None,
             encoding_method: None,
             public_key: None,
@@ -69,15 +71,97 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: impl Fn() -> String) -> 
     };
     Ok(Sample {
         t,
-        measurand,
-        phase: s.phase,
-        context: s.context.unwrap_or_else(|| "Sample.Periodic".into()),
-        location: s.location.unwrap_or_else(|| "Outlet".into()),
-        unit: unit.to_string(),
+        measurand: label(measurand),
+        phase: s.phase.map(label),
+        context: label(s.context.unwrap_or("Sample.Periodic")),
+        location: label(s.location.unwrap_or("Outlet")),
+        unit: label(unit),
         value_milli,
         signed,
     })
 }
+
+/// Every word the OCPP schemas allow in a sampled value's measurand,
+/// phase, context, location and unit. A message carries dozens of these;
+/// pointing at one of them costs nothing where a copy costs an allocation.
+macro_rules! labels {
+    ($($word:literal),* $(,)?) => {
+        fn label(s: &str) -> Label {
+            match s {
+                $($word => Cow::Borrowed($word),)*
+                other => Cow::Owned(other.to_string()),
+            }
+        }
+    };
+}
+
+labels!(
+    "Current.Export",
+    "Current.Import",
+    "Current.Offered",
+    "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register",
+    "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register",
+    "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval",
+    "Energy.Active.Net",
+    "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval",
+    "Energy.Reactive.Net",
+    "Energy.Apparent.Net",
+    "Energy.Apparent.Import",
+    "Energy.Apparent.Export",
+    "Frequency",
+    "Power.Active.Export",
+    "Power.Active.Import",
+    "Power.Factor",
+    "Power.Offered",
+    "Power.Reactive.Export",
+    "Power.Reactive.Import",
+    "SoC",
+    "Voltage",
+    "Temperature",
+    "RPM",
+    "L1",
+    "L2",
+    "L3",
+    "N",
+    "L1-N",
+    "L2-N",
+    "L3-N",
+    "L1-L2",
+    "L2-L3",
+    "L3-L1",
+    "Interruption.Begin",
+    "Interruption.End",
+    "Other",
+    "Sample.Clock",
+    "Sample.Periodic",
+    "Transaction.Begin",
+    "Transaction.End",
+    "Trigger",
+    "Body",
+    "Cable",
+    "EV",
+    "Inlet",
+    "Outlet",
+    "Wh",
+    "varh",
+    "W",
+    "VA",
+    "var",
+    "A",
+    "V",
+    "K",
+    "Celcius",
+    "Celsius",
+    "Fahrenheit",
+    "Percent",
+    "Hertz",
+    "Hz",
+    "",
+);
 
 fn parse_number(s: &str) -> Option<Decimal> {
     let s = s.trim();
@@ -144,14 +228,14 @@ pub fn energy_register_wh(samples: &[Sample]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn raw(value: &str, measurand: Option<&str>, unit: Option<&str>, mult: i32) -> RawSample {
+    fn raw<'a>(value: &'a str, measurand: Option<&'a str>, unit: Option<&'a str>, mult: i32) -> RawSample<'a> {
         RawSample {
             value: value.into(),
-            measurand: measurand.map(Into::into),
+            measurand,
             phase: None,
             context: None,
             location: None,
-            unit: unit.map(Into::into),
+            unit,
             multiplier: mult,
             value_is_signed: false,
             signed: None,
@@ -159,14 +243,26 @@ mod tests {
     }
 
     #[test]
+    fn known_words_point_at_the_program_and_a_vendor_word_is_kept() {
+        let mut r = raw("1", Some("Current.Import"), None, 0);
+        r.phase = Some("L2");
+        r.location = Some("Outlet-Rear");
+        let s = normalise(Utc::now(), r, || "v".into()).unwrap();
+        assert!(matches!(s.measurand, Cow::Borrowed("Current.Import")));
+        assert!(matches!(s.phase, Some(Cow::Borrowed("L2"))));
+        assert!(matches!(s.context, Cow::Borrowed("Sample.Periodic")));
+        assert!(matches!(&s.location, Cow::Owned(l) if l == "Outlet-Rear"));
+    }
+
+    #[test]
     fn units_and_multipliers_normalise_to_milli_base_units() {
         let t = Utc::now();
         let s = normalise(t, raw("12.3456", None, Some("kWh"), 0), || "v".into()).unwrap();
-        assert_eq!((s.unit.as_str(), s.value_milli), ("Wh", 12_345_600));
+        assert_eq!((s.unit.as_ref(), s.value_milli), ("Wh", 12_345_600));
         let s = normalise(t, raw("7.4", Some("Power.Active.Import"), Some("kW"), 0), || "v".into()).unwrap();
-        assert_eq!((s.unit.as_str(), s.value_milli), ("W", 7_400_000));
+        assert_eq!((s.unit.as_ref(), s.value_milli), ("W", 7_400_000));
         let s = normalise(t, raw("16", Some("Current.Import"), None, 0), || "v".into()).unwrap();
-        assert_eq!((s.unit.as_str(), s.value_milli), ("A", 16_000));
+        assert_eq!((s.unit.as_ref(), s.value_milli), ("A", 16_000));
         let s = normalise(t, raw("15", None, Some("Wh"), 3), || "v".into()).unwrap();
         assert_eq!(s.value_milli, 15_000_000, "2.0.1 multiplier 3 means kWh");
         let s = normalise(t, raw("1.5e3", None, None, 0), || "v".into()).unwrap();

@@ -390,14 +390,18 @@ pub enum AuthStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub t: DateTime<Utc>,
-    pub measurand: String,
-    pub phase: Option<String>,
-    pub context: String,
-    pub location: String,
-    pub unit: String,
+    pub measurand: Label,
+    pub phase: Option<Label>,
+    pub context: Label,
+    pub location: Label,
+    pub unit: Label,
     pub value_milli: i64,
     pub signed: Option<SignedMeter>,
 }
+
+/// One of the words OCPP spells a sampled value with: the known ones are
+/// borrowed from the program, anything else a charger invents is owned.
+pub type Label = std::borrow::Cow<'static, str>;
 
 /// Signed meter data as the charger sent it (OCMF or another format).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -208,7 +208,7 @@ fn reading(samples: &[Sample], now: DateTime<Utc>) -> Option<Reading> {
     for s in samples.iter().filter(|s| s.t == t) {
         // Normalised to A and W, in thousandths.
         let value = s.value_milli as f64 / 1000.0;
-        match s.measurand.as_str() {
+        match s.measurand.as_ref() {
             "Current.Import" => match s.phase.as_deref().and_then(|p| p.get(..2)) {
                 Some("L1") => current[0] = Some(value),
                 Some("L2") => current[1] = Some(value),
@@ -601,8 +601,8 @@ mod tests {
     fn sample(measurand: &str, phase: Option<&str>, milli: i64, sec: u32) -> Sample {
         Sample {
             t: format!("2026-11-23T10:00:{sec:02}Z").parse().unwrap(),
-            measurand: measurand.into(),
-            phase: phase.map(str::to_string),
+            measurand: measurand.to_string().into(),
+            phase: phase.map(|p| p.to_string().into()),
             context: "Sample.Periodic".into(),
             location: "Outlet".into(),
             unit: "A".into(),

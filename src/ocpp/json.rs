@@ -216,7 +216,8 @@ impl<'de> Deserializer<'de> for &'de Json<'_> {
             Json::Num(Num::U(u)) => visitor.visit_u64(*u),
             Json::Num(Num::I(i)) => visitor.visit_i64(*i),
             Json::Num(Num::F(x)) => visitor.visit_f64(*x),
-            Json::Str(s) => visitor.visit_str(s),
+            // The tree outlives the typed value, so its strings lend.
+            Json::Str(s) => visitor.visit_borrowed_str(s),
             Json::Arr(items) => visitor.visit_seq(Items(items.iter())),
             Json::Obj(entries) => visitor.visit_map(Entries {
                 iter: entries.iter(),
@@ -291,7 +292,7 @@ impl<'de> MapAccess<'de> for Entries<'de, '_> {
             return Ok(None);
         };
         self.value = Some(v);
-        seed.deserialize(de::value::StrDeserializer::<serde_json::Error>::new(k))
+        seed.deserialize(de::value::BorrowedStrDeserializer::<serde_json::Error>::new(k))
             .map(Some)
     }
 

@@ -192,7 +192,7 @@ pub fn decode_result(proto: Protocol, cmd: &Command, payload: &Value) -> Command
 }
 
 /// A payload that passed its schema into its typed form.
-fn typed<T: serde::de::DeserializeOwned>(payload: &Json) -> Result<T, Rejection> {
+fn typed<'a, T: serde::Deserialize<'a>>(payload: &'a Json) -> Result<T, Rejection> {
     T::deserialize(payload).map_err(|e| Rejection::formation(&e.to_string()))
 }
 
@@ -203,20 +203,20 @@ fn time(s: &str, field: &str) -> Result<DateTime<Utc>, Rejection> {
 /// `meterValue` as both versions shape it; the sampled values differ.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValue<S> {
-    timestamp: String,
+struct MeterValue<'a, S> {
+    timestamp: &'a str,
     sampled_value: Vec<S>,
 }
 
 /// Normalise every sampled value, naming the exact field of any bad one.
-fn samples<S>(
-    values: Vec<MeterValue<S>>,
+fn samples<'a, S>(
+    values: Vec<MeterValue<'a, S>>,
     field: &str,
-    to_raw: impl Fn(S) -> crate::domain::meter::RawSample,
+    to_raw: impl Fn(S) -> crate::domain::meter::RawSample<'a>,
 ) -> Result<Vec<crate::domain::Sample>, Rejection> {
     let mut out = Vec::new();
     for (i, mv) in values.into_iter().enumerate() {
-        let t = parse_time(&mv.timestamp)
+        let t = parse_time(mv.timestamp)
             .ok_or_else(|| Rejection::property(&format!("{field}[{i}].timestamp"), "is not an RFC 3339 date-time"))?;
         for (j, raw) in mv.sampled_value.into_iter().enumerate() {
             let name = || format!("{field}[{i}].sampledValue[{j}]");

@@ -51,34 +51,36 @@ struct StartTransaction {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StopTransaction {
+struct StopTransaction<'a> {
     id_tag: Option<String>,
     meter_stop: i64,
     timestamp: String,
     transaction_id: i64,
     reason: Option<String>,
     #[serde(default)]
-    transaction_data: Vec<MeterValue<SampledValue>>,
+    #[serde(borrow)]
+    transaction_data: Vec<MeterValue<'a, SampledValue<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValues {
+struct MeterValues<'a> {
     connector_id: u32,
     transaction_id: Option<i64>,
-    meter_value: Vec<MeterValue<SampledValue>>,
+    #[serde(borrow)]
+    meter_value: Vec<MeterValue<'a, SampledValue<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SampledValue {
-    value: String,
-    context: Option<String>,
-    format: Option<String>,
-    measurand: Option<String>,
-    phase: Option<String>,
-    location: Option<String>,
-    unit: Option<String>,
+struct SampledValue<'a> {
+    value: &'a str,
+    context: Option<&'a str>,
+    format: Option<&'a str>,
+    measurand: Option<&'a str>,
+    phase: Option<&'a str>,
+    location: Option<&'a str>,
+    unit: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -255,9 +257,9 @@ pub fn decode(action: &str, payload: &Json, now: DateTime<Utc>) -> Result<Decode
 
 /// One sampled value in the shape every version normalises.
 fn raw_sample(sv: SampledValue) -> RawSample {
-    let value_is_signed = sv.format.as_deref() == Some("SignedData");
+    let value_is_signed = sv.format == Some("SignedData");
     RawSample {
-        value: sv.value,
+        value: sv.value.into(),
         measurand: sv.measurand,
         phase: sv.phase,
         context: sv.context,

@@ -69,21 +69,23 @@ struct StatusNotification {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValues {
+struct MeterValues<'a> {
     evse_id: u32,
-    meter_value: Vec<MeterValue<SampledValue>>,
+    #[serde(borrow)]
+    meter_value: Vec<MeterValue<'a, SampledValue<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SampledValue {
+struct SampledValue<'a> {
     value: serde_json::Number,
-    context: Option<String>,
-    measurand: Option<String>,
-    phase: Option<String>,
-    location: Option<String>,
+    context: Option<&'a str>,
+    measurand: Option<&'a str>,
+    phase: Option<&'a str>,
+    location: Option<&'a str>,
     signed_meter_value: Option<SignedMeterValue>,
-    unit_of_measure: Option<UnitOfMeasure>,
+    #[serde(borrow)]
+    unit_of_measure: Option<UnitOfMeasure<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -97,15 +99,15 @@ struct SignedMeterValue {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UnitOfMeasure {
-    unit: Option<String>,
+struct UnitOfMeasure<'a> {
+    unit: Option<&'a str>,
     #[serde(default)]
     multiplier: i32,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TransactionEvent {
+struct TransactionEvent<'a> {
     event_type: String,
     timestamp: String,
     trigger_reason: String,
@@ -116,7 +118,8 @@ struct TransactionEvent {
     id_token: Option<IdToken>,
     evse: Option<Evse>,
     #[serde(default)]
-    meter_value: Vec<MeterValue<SampledValue>>,
+    #[serde(borrow)]
+    meter_value: Vec<MeterValue<'a, SampledValue<'a>>>,
     reservation_id: Option<i64>,
 }
 
@@ -354,7 +357,7 @@ pub fn decode(action: &str, payload: &Json, now: chrono::DateTime<chrono::Utc>) 
 fn raw_sample(sv: SampledValue) -> RawSample {
     let (unit, multiplier) = sv.unit_of_measure.map_or((None, 0), |u| (u.unit, u.multiplier));
     RawSample {
-        value: sv.value.to_string(),
+        value: sv.value.to_string().into(),
         measurand: sv.measurand,
         phase: sv.phase,
         context: sv.context,

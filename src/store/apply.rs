@@ -31,6 +31,7 @@ use crate::ocpp::frame::ErrorCode;
 use chrono::{DateTime, Utc};
 use redb::{Key, ReadableTable, Table, TableDefinition, Value, WriteTransaction};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What the connection sends back, and what it should ask the charger next.
 #[derive(Debug)]
@@ -180,8 +181,9 @@ pub enum AdminResult {
 #[derive(Default)]
 pub(super) struct Cache {
     /// Every message reads its charger's row; decoding it each time cost
-    /// more than the rest of a MeterValues.
-    chargers: HashMap<String, Charger>,
+    /// more than the rest of a MeterValues. Shared, so that a message that
+    /// only reads the row (most of them) does not copy its strings.
+    chargers: HashMap<String, Arc<Charger>>,
     /// Each charger's newest journal row (`frames_head`). Two frames a
     /// message each read and wrote the head row; now a transaction writes
     /// a charger's head once, in `Ctx::finish`.
@@ -394,13 +396,18 @@ impl<'t> Ctx<'t> {
     }
 
     fn charger(&mut self, id: &str) -> Result<Option<Charger>> {
+        Ok(self.shared_charger(id)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// The cached row itself; `Arc::make_mut` copies it for a change.
+    fn shared_charger(&mut self, id: &str) -> Result<Option<Arc<Charger>>> {
         if let Some(c) = self.cache.chargers.get(id) {
             return Ok(Some(c.clone()));
         }
-        let found: Option<Charger> = self
+        let found: Option<Arc<Charger>> = self
             .chargers
             .get(id)?
-            .map(|v| decode("chargers", v.value()))
+            .map(|v| decode("chargers", v.value()).map(Arc::new))
             .transpose()?;
         if let Some(c) = &found {
             self.cache.chargers.insert(id.to_string(), c.clone());
@@ -410,7 +417,7 @@ impl<'t> Ctx<'t> {
 
     fn put_charger(&mut self, c: &Charger) -> Result<()> {
         self.chargers.insert(c.id.as_str(), encode(c).as_slice())?;
-        self.cache.chargers.insert(c.id.clone(), c.clone());
+        self.cache.chargers.insert(c.id.clone(), Arc::new(c.clone()));
         Ok(())
     }
 
@@ -549,7 +556,7 @@ pub(super) fn inbound(
     boot: &BootPolicy,
 ) -> Result<std::result::Result<InboundOutcome, Rejection>> {
     ctx.now = t;
-    let Some(mut ch) = ctx.charger(charger_id)? else {
+    let Some(mut ch) = ctx.shared_charger(charger_id)? else {
         return Ok(Err(Rejection::new(
             ErrorCode::SecurityError,
             format!("charger {charger_id} is not registered"),
@@ -596,12 +603,13 @@ pub(super) fn inbound(
                 });
             }
             let inventory_due = accepted && device::inventory_due(ctx, &ch, &vendor, &model, firmware.as_deref())?;
-            ch.vendor = Some(vendor);
-            ch.model = Some(model);
-            ch.serial = serial;
-            ch.firmware = firmware;
-            ch.last_boot = Some(t);
-            ch.last_seen = Some(t);
+            let c = Arc::make_mut(&mut ch);
+            c.vendor = Some(vendor);
+            c.model = Some(model);
+            c.serial = serial;
+            c.firmware = firmware;
+            c.last_boot = Some(t);
+            c.last_seen = Some(t);
             ctx.put_charger(&ch)?;
             let mut followups = Vec::new();
             if accepted {
@@ -630,7 +638,7 @@ pub(super) fn inbound(
             }))
         }
         Inbound::Heartbeat => {
-            ch.last_seen = Some(t);
+            Arc::make_mut(&mut ch).last_seen = Some(t);
             ctx.put_charger(&ch)?;
             reply(Reply::Heartbeat { now: t })
         }
@@ -656,7 +664,8 @@ pub(super) fn inbound(
             info,
             t: at,
         } => {
-            let c = ch.connector_mut(evse, connector);
+            let changed = Arc::make_mut(&mut ch);
+            let c = changed.connector_mut(evse, connector);
             // Offline replays can arrive out of order: keep the newest.
             if at >= c.updated_at {
                 c.status = status;
@@ -664,7 +673,7 @@ pub(super) fn inbound(
                 c.info = info;
                 c.updated_at = at;
             }
-            ch.last_seen = Some(t);
+            changed.last_seen = Some(t);
             ctx.put_charger(&ch)?;
             if let Some(code) = error_code {
                 ctx.event(
