@@ -170,11 +170,15 @@ struct Node {
     /// Every `enum` in the OCPP schemas lists strings; these are in the
     /// schema's order, for messages.
     options: Option<Vec<String>>,
-    /// The same, sorted by [`by_len`] for lookups.
-    sorted_options: Vec<String>,
-    /// Sorted by [`by_len`] of the name.
-    props: Vec<(String, usize)>,
+    /// The same, sorted by [`Name`] for lookups.
+    sorted_options: Vec<(Name, String)>,
+    /// Sorted by [`Name`].
+    props: Vec<Prop>,
     required: Vec<String>,
+    /// Every bit of [`Prop::required`] of the required properties, when
+    /// there are at most 64 (all OCPP schemas): a payload that set them
+    /// all needs no search for a missing one.
+    all_required: Option<u64>,
     closed: bool,
     items: Option<usize>,
     min_items: Option<u64>,
@@ -184,6 +188,67 @@ struct Node {
     minimum: Option<f64>,
     maximum: Option<f64>,
     multiple_of: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Prop {
+    name: Name,
+    text: String,
+    node: usize,
+    /// Its bit among the node's required properties; 0 when optional.
+    required: u64,
+}
+
+/// A name reduced to its length and its first and last eight bytes. For a
+/// name of up to 16 bytes (nearly every OCPP property and enum value) it
+/// is the name itself, so a lookup compares integers where comparing
+/// strings cost a `memcmp` call at every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Name {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Name {
+    fn of(s: &str) -> Name {
+        let b = s.as_bytes();
+        let (head, tail) = match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+            (Some(h), Some(t)) => (u64::from_le_bytes(*h), u64::from_le_bytes(*t)),
+            _ => {
+                let mut short = [0u8; 8];
+                short[..b.len()].copy_from_slice(b);
+                (u64::from_le_bytes(short), 0)
+            }
+        };
+        Name {
+            len: b.len(),
+            head,
+            tail,
+        }
+    }
+
+    fn exact(self) -> bool {
+        self.len <= 16
+    }
+}
+
+/// Binary search in entries sorted by (`Name`, text).
+fn lookup<'e, T>(entries: &'e [T], s: &str, get: impl Fn(&T) -> (Name, &str)) -> Option<&'e T> {
+    let key = Name::of(s);
+    entries
+        .binary_search_by(|e| {
+            let (name, text) = get(e);
+            name.cmp(&key).then_with(|| {
+                if key.exact() {
+                    std::cmp::Ordering::Equal
+                } else {
+                    text.cmp(s)
+                }
+            })
+        })
+        .ok()
+        .map(|i| &entries[i])
 }
 
 /// The nodes of one message schema; node 0 is the root.
@@ -268,17 +333,28 @@ impl Schema {
         };
         if let Some(props) = s.get("properties").and_then(Value::as_object) {
             for (k, sub) in props {
-                let child = self.node(root, sub, depth + 1);
-                n.props.push((k.clone(), child));
+                let node = self.node(root, sub, depth + 1);
+                let required = match n.required.iter().position(|r| r == k) {
+                    Some(i) if i < 64 => 1 << i,
+                    _ => 0,
+                };
+                n.props.push(Prop {
+                    name: Name::of(k),
+                    text: k.clone(),
+                    node,
+                    required,
+                });
             }
-            n.props.sort_by(|a, b| by_len(&a.0, &b.0));
+            n.props.sort_by(|a, b| (a.name, &a.text).cmp(&(b.name, &b.text)));
         }
+        let bits: u64 = n.props.iter().map(|p| p.required).fold(0, |a, b| a | b);
+        n.all_required = (bits.count_ones() as usize == n.required.len()).then_some(bits);
         if let Some(items) = s.get("items") {
             n.items = Some(self.node(root, items, depth + 1));
         }
         if let Some(options) = &n.options {
-            n.sorted_options = options.clone();
-            n.sorted_options.sort_by(|a, b| by_len(a, b));
+            n.sorted_options = options.iter().map(|o| (Name::of(o), o.clone())).collect();
+            n.sorted_options.sort();
         }
         self.nodes[id] = n;
         id
@@ -303,7 +379,7 @@ impl Schema {
         }
         if let Some(options) = &n.options {
             let listed = match val {
-                Json::Str(s) => n.sorted_options.binary_search_by(|o| by_len(o, s)).is_ok(),
+                Json::Str(s) => lookup(&n.sorted_options, s, |(name, text)| (*name, text)).is_some(),
                 _ => false,
             };
             if !listed {
@@ -330,36 +406,34 @@ impl Schema {
         map: &'v [(std::borrow::Cow<'v, str>, Json<'v>)],
         path: &mut Vec<Seg<'v>>,
     ) -> Result<(), Violation> {
-        for r in &n.required {
-            if !map.iter().any(|(k, _)| k == r) {
-                return Err(v(
-                    ViolationKind::Occurrence,
-                    path,
-                    Some(r),
-                    "required property is missing".into(),
-                ));
-            }
-        }
+        // A missing property is reported before anything else wrong here.
+        let mut present = 0u64;
         for (key, value) in map {
-            match n.props.binary_search_by(|(k, _)| by_len(k, key)) {
-                Ok(i) => {
+            let wrong = match lookup(&n.props, key, |p| (p.name, &p.text)) {
+                Some(prop) => {
+                    present |= prop.required;
                     path.push(Seg::Key(key.as_ref()));
-                    let r = self.check(n.props[i].1, value, path);
+                    let r = self.check(prop.node, value, path);
                     path.pop();
-                    r?;
+                    r.err()
                 }
-                Err(_) if n.closed => {
-                    return Err(v(
-                        ViolationKind::Formation,
-                        path,
-                        Some(key),
-                        "property is not defined for this message".into(),
-                    ));
-                }
-                Err(_) => {}
+                None if n.closed => Some(v(
+                    ViolationKind::Formation,
+                    path,
+                    Some(key),
+                    "property is not defined for this message".into(),
+                )),
+                None => None,
+            };
+            if let Some(wrong) = wrong {
+                missing(n, map, path)?;
+                return Err(wrong);
             }
         }
-        Ok(())
+        if n.all_required == Some(present) {
+            return Ok(());
+        }
+        missing(n, map, path)
     }
 
     fn check_array<'v>(&self, n: &Node, items: &'v [Json<'v>], path: &mut Vec<Seg<'v>>) -> Result<(), Violation> {
@@ -395,12 +469,6 @@ impl Schema {
     }
 }
 
-/// Length first: most names in a list differ in length, so a lookup
-/// compares bytes about once instead of at every step.
-fn by_len(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
 fn resolve<'s>(root: &'s Value, schema: &'s Value) -> &'s Value {
     let mut s = schema;
     for _ in 0..8 {
@@ -416,6 +484,20 @@ fn resolve<'s>(root: &'s Value, schema: &'s Value) -> &'s Value {
         }
     }
     s
+}
+
+fn missing(n: &Node, map: &[(std::borrow::Cow<str>, Json)], path: &[Seg]) -> Result<(), Violation> {
+    for r in &n.required {
+        if !map.iter().any(|(k, _)| k == r) {
+            return Err(v(
+                ViolationKind::Occurrence,
+                path,
+                Some(r),
+                "required property is missing".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_string(n: &Node, s: &str, path: &[Seg]) -> Result<(), Violation> {
@@ -529,6 +611,55 @@ mod tests {
         assert_eq!((e.kind, e.path.as_str()), (ViolationKind::Formation, "x"));
         let e = validate(p, "BootNotification", Part::Request, &json!([])).unwrap_err();
         assert_eq!(e.kind, ViolationKind::Formation);
+    }
+
+    #[test]
+    fn long_names_that_share_their_ends_are_told_apart() {
+        // Same length, same first and last eight bytes as two real measurands.
+        let sv = |m: &str| {
+            json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z",
+            "sampledValue": [{"value": "1", "measurand": m}]}]})
+        };
+        for real in ["Energy.Active.Export.Register", "Energy.Active.Import.Register"] {
+            assert!(validate(Protocol::V16, "MeterValues", Part::Request, &sv(real)).is_ok());
+        }
+        let e = validate(
+            Protocol::V16,
+            "MeterValues",
+            Part::Request,
+            &sv("Energy.Active.Xxport.Register"),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "meterValue[0].sampledValue[0].measurand");
+    }
+
+    #[test]
+    fn a_repeated_key_does_not_stand_in_for_a_missing_one() {
+        let text = r#"{"chargePointVendor":"V","chargePointVendor":"V"}"#;
+        let e = validate_json(
+            Protocol::V16,
+            "BootNotification",
+            Part::Request,
+            &Json::parse(text).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.path.as_str()),
+            (ViolationKind::Occurrence, "chargePointModel")
+        );
+        let text = r#"{"chargePointVendor":5}"#;
+        let e = validate_json(
+            Protocol::V16,
+            "BootNotification",
+            Part::Request,
+            &Json::parse(text).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.kind,
+            ViolationKind::Occurrence,
+            "a missing property is reported first"
+        );
     }
 
     #[test]

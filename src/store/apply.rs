@@ -362,24 +362,68 @@ impl<'t> Ctx<'t> {
             dir,
             frame,
         };
-        let txn = self.cache.txn;
-        let head = match self.cache.heads.get_mut(charger) {
-            Some(head) => head,
-            None => {
-                let seq = self.frames_head.get(charger)?.map(|v| v.value()).unwrap_or(0);
-                self.cache
-                    .heads
-                    .entry(entry.charger.clone())
-                    .or_insert(Head { seq, moved_in: 0 })
-            }
+        let head = self.head(charger)?;
+        super::journal::append(&mut self.frames, head, &entry)?;
+        self.move_head(&entry);
+        Ok(entry)
+    }
+
+    /// The sequence number a charger's CALL will be journaled under: taken
+    /// before the CALL is applied, so that it precedes the rows it causes.
+    pub fn call_seq(&mut self) -> u64 {
+        self.seq()
+    }
+
+    /// Journals a charger's CALL (numbered with [`Ctx::call_seq`]) and our
+    /// answer as one row.
+    pub fn journal_exchange(
+        &mut self,
+        charger: &str,
+        seq: u64,
+        call: String,
+        answer: String,
+        t: DateTime<Utc>,
+    ) -> Result<(JournalEntry, JournalEntry)> {
+        let call = JournalEntry {
+            seq,
+            t,
+            charger: charger.to_string(),
+            dir: Direction::In,
+            frame: call,
         };
-        super::journal::append(&mut self.frames, head.seq, &entry)?;
-        head.seq = entry.seq;
+        let answer = JournalEntry {
+            seq: self.seq(),
+            t,
+            charger: charger.to_string(),
+            dir: Direction::Out,
+            frame: answer,
+        };
+        let head = self.head(charger)?;
+        super::journal::append_pair(&mut self.frames, head, &call, &answer)?;
+        self.move_head(&call);
+        Ok((call, answer))
+    }
+
+    /// The charger's newest journal row.
+    fn head(&mut self, charger: &str) -> Result<u64> {
+        if let Some(head) = self.cache.heads.get(charger) {
+            return Ok(head.seq);
+        }
+        let seq = self.frames_head.get(charger)?.map(|v| v.value()).unwrap_or(0);
+        self.cache.heads.insert(charger.to_string(), Head { seq, moved_in: 0 });
+        Ok(seq)
+    }
+
+    fn move_head(&mut self, row: &JournalEntry) {
+        let txn = self.cache.txn;
+        let Some(head) = self.cache.heads.get_mut(&row.charger) else {
+            return;
+        };
+        head.seq = row.seq;
         if head.moved_in != txn {
             head.moved_in = txn;
-            self.moved_heads.push(entry.charger.clone());
+            self.moved_heads.push(row.charger.clone());
         }
-        Ok(entry)
     }
 
     fn event(&mut self, t: DateTime<Utc>, charger: Option<&str>, kind: &str, detail: String) -> Result<()> {

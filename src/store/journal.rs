@@ -1,6 +1,7 @@
-//! The journal of raw OCPP frames. It takes two rows per message under
-//! load (the frame and our answer), so its layout is chosen for the write
-//! path: rows are keyed by the global sequence number, so every insert
+//! The journal of raw OCPP frames. It takes a frame and our answer for
+//! every message under load, so its layout is chosen for the write path:
+//! a charger's CALL and our answer share one row (two inserts cost twice
+//! one; the answer is a few dozen bytes); rows are keyed by the global sequence number, so every insert
 //! appends to the end of the tree and a transaction dirties only the pages
 //! it fills, and a row is a small binary header followed by the frame bytes
 //! exactly as received (no JSON escaping of a JSON frame). A charger's
@@ -15,8 +16,13 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableTable, Table};
 
 const ROW_VERSION: u8 = 1;
+/// A charger's CALL and our answer to it.
+const PAIR_VERSION: u8 = 2;
 /// version, unix millis, direction, prev, charger length.
 const HEADER: usize = 1 + 8 + 1 + 8 + 2;
+/// A pair row's fields after the charger id: the answer's sequence number
+/// and the length of the CALL.
+const PAIR_TAIL: usize = 8 + 4;
 
 /// A row: `[1][t: i64 ms LE][dir: 0 in | 1 out][prev seq: u64 LE, 0 = none]
 /// [charger length: u16 LE][charger][frame]`.
@@ -36,9 +42,25 @@ pub(super) fn encode(t: DateTime<Utc>, dir: Direction, prev: u64, charger: &str,
     row
 }
 
+/// A pair row: `[2][t][0][prev][charger length][charger][answer seq: u64
+/// LE][CALL length: u32 LE][CALL][answer]`, keyed by the CALL's sequence
+/// number. The answer's number is later than any row the CALL caused.
+fn encode_pair(call: &JournalEntry, answer: &JournalEntry, prev: u64) -> Vec<u8> {
+    let mut row = encode(call.t, Direction::In, prev, &call.charger, "");
+    row[0] = PAIR_VERSION;
+    row.reserve(PAIR_TAIL + call.frame.len() + answer.frame.len());
+    row.extend_from_slice(&answer.seq.to_le_bytes());
+    row.extend_from_slice(&u32::try_from(call.frame.len()).unwrap_or(u32::MAX).to_le_bytes());
+    row.extend_from_slice(call.frame.as_bytes());
+    row.extend_from_slice(answer.frame.as_bytes());
+    row
+}
+
 /// A decoded row and the link to the charger's previous one.
 pub(super) struct Row {
     pub entry: JournalEntry,
+    /// Our answer, in a pair row.
+    pub answer: Option<JournalEntry>,
     pub prev: u64,
 }
 
@@ -48,7 +70,7 @@ pub(super) fn decode(seq: u64, row: &[u8]) -> Result<Row> {
         key: seq,
         why: why.to_string(),
     };
-    if row.len() < HEADER || row[0] != ROW_VERSION {
+    if row.len() < HEADER || !matches!(row[0], ROW_VERSION | PAIR_VERSION) {
         return Err(corrupt("unknown row version or short row"));
     }
     let u64_at = |i: usize| {
@@ -69,14 +91,45 @@ pub(super) fn decode(seq: u64, row: &[u8]) -> Result<Row> {
     };
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| corrupt("not UTF-8"));
     let t = DateTime::from_timestamp_millis(millis).ok_or_else(|| corrupt("time out of range"))?;
+    let charger = text(id)?;
+    let rest = &row[HEADER + len..];
+    if row[0] == ROW_VERSION {
+        return Ok(Row {
+            entry: JournalEntry {
+                seq,
+                t,
+                charger,
+                dir,
+                frame: text(rest)?,
+            },
+            answer: None,
+            prev,
+        });
+    }
+    let (Some(answer_seq), Some(call_len)) = (rest.first_chunk::<8>(), rest.get(8..PAIR_TAIL)) else {
+        return Err(corrupt("pair row too short"));
+    };
+    let mut n = [0u8; 4];
+    n.copy_from_slice(call_len);
+    let frames = &rest[PAIR_TAIL..];
+    let Some((call, answer)) = frames.split_at_checked(u32::from_le_bytes(n) as usize) else {
+        return Err(corrupt("CALL runs past the row"));
+    };
     Ok(Row {
         entry: JournalEntry {
             seq,
             t,
-            charger: text(id)?,
-            dir,
-            frame: text(&row[HEADER + len..])?,
+            charger: charger.clone(),
+            dir: Direction::In,
+            frame: text(call)?,
         },
+        answer: Some(JournalEntry {
+            seq: u64::from_le_bytes(*answer_seq),
+            t,
+            charger,
+            dir: Direction::Out,
+            frame: text(answer)?,
+        }),
         prev,
     })
 }
@@ -86,6 +139,17 @@ pub(super) fn decode(seq: u64, row: &[u8]) -> Result<Row> {
 pub(super) fn append(frames: &mut Table<u64, &[u8]>, prev: u64, entry: &JournalEntry) -> Result<()> {
     let row = encode(entry.t, entry.dir, prev, &entry.charger, &entry.frame);
     frames.insert(entry.seq, row.as_slice())?;
+    Ok(())
+}
+
+/// Appends a CALL and our answer as one row keyed by the CALL's number.
+pub(super) fn append_pair(
+    frames: &mut Table<u64, &[u8]>,
+    prev: u64,
+    call: &JournalEntry,
+    answer: &JournalEntry,
+) -> Result<()> {
+    frames.insert(call.seq, encode_pair(call, answer, prev).as_slice())?;
     Ok(())
 }
 
@@ -117,7 +181,11 @@ pub(super) fn read(
             });
         }
         next = row.prev;
-        out.push(row.entry);
+        // Newest first until the reversal below: the answer, then the CALL.
+        out.extend(row.answer);
+        if out.len() < limit {
+            out.push(row.entry);
+        }
     }
     out.reverse();
     Ok(out)
@@ -156,5 +224,55 @@ mod tests {
         let mut long_id = good.clone();
         long_id[18] = 200;
         assert!(decode(1, &long_id).is_err());
+    }
+
+    fn entry(seq: u64, dir: Direction, frame: &str) -> JournalEntry {
+        JournalEntry {
+            seq,
+            t: "2026-11-24T10:00:00.5Z".parse().unwrap(),
+            charger: "CP-ü1".into(),
+            dir,
+            frame: frame.into(),
+        }
+    }
+
+    #[test]
+    fn a_call_and_its_answer_share_a_row_and_come_back_in_order() {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let def = redb::TableDefinition::<u64, &[u8]>::new("frames");
+        let heads_def = redb::TableDefinition::<&str, u64>::new("frames_head");
+        let w = db.begin_write().unwrap();
+        {
+            let mut frames = w.open_table(def).unwrap();
+            let mut heads = w.open_table(heads_def).unwrap();
+            append(&mut frames, 0, &entry(3, Direction::Out, r#"[2,"a","Reset",{}]"#)).unwrap();
+            // The answer's number is after the event rows (5, 6) the CALL caused.
+            let (call, answer) = (
+                entry(4, Direction::In, r#"[2,"b","MeterValues",{"x":"é"}]"#),
+                entry(7, Direction::Out, r#"[3,"b",{}]"#),
+            );
+            append_pair(&mut frames, 3, &call, &answer).unwrap();
+            heads.insert("CP-ü1", 4).unwrap();
+            let all = read(&frames, &heads, "CP-ü1", None, 10).unwrap();
+            assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 7]);
+            assert_eq!(all[1], call);
+            assert_eq!(all[2], answer);
+            let newest = read(&frames, &heads, "CP-ü1", None, 1).unwrap();
+            assert_eq!(newest, [answer.clone()]);
+            let two = read(&frames, &heads, "CP-ü1", None, 2).unwrap();
+            assert_eq!(two, [call, answer]);
+        }
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn a_pair_row_whose_call_runs_past_it_is_reported() {
+        let mut row = encode_pair(&entry(4, Direction::In, "[2]"), &entry(5, Direction::Out, "[3]"), 0);
+        let at = HEADER + "CP-ü1".len() + 8;
+        row[at..at + 4].copy_from_slice(&100u32.to_le_bytes());
+        assert!(matches!(decode(4, &row), Err(StoreError::CorruptRow { .. })));
+        assert!(matches!(decode(4, &row[..at - 3]), Err(StoreError::CorruptRow { .. })));
     }
 }

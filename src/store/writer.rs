@@ -254,11 +254,13 @@ fn commit_batch(
                     answer,
                     ..
                 } => {
-                    journaled.push(ctx.journal(charger, Direction::In, std::mem::take(frame), *t)?);
+                    let seq = ctx.call_seq();
                     let msg = std::mem::replace(msg, Inbound::Heartbeat);
                     let applied = apply::inbound(&mut ctx, charger, msg, *t, boot)?;
                     let text = answer.take().map(|render| render(&applied)).unwrap_or_default();
-                    journaled.push(ctx.journal(charger, Direction::Out, text.clone(), *t)?);
+                    let (call, reply) = ctx.journal_exchange(charger, seq, std::mem::take(frame), text.clone(), *t)?;
+                    journaled.push(call);
+                    journaled.push(reply);
                     Outcome::Inbound(applied, text)
                 }
                 Op::Journal { charger, dir, frame, t } => {
