@@ -174,6 +174,26 @@ async fn oversized_frames_are_refused_without_dropping_the_charger() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_charger_that_keeps_talking_outlives_the_idle_timeout() {
+    let srv = TestServer::start_with(|c| {
+        c.ping_interval_s = 1;
+        c.idle_timeout_s = 2;
+    })
+    .await;
+    accepted_charger(&srv, "TALKS").await;
+    let mut cp = srv.cp("TALKS", "ocpp1.6").await;
+    cp.boot16().await;
+    // Twice the timeout, a frame every 0.6 s: the first deadline passes with
+    // the connection busy and must be moved on, not acted on.
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(cp.call("Heartbeat", json!({})).await.is_ok());
+    }
+    let shown = srv.cli_json(&["charger", "show", "TALKS"]).await;
+    assert_eq!(shown["connected"], true, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_socket_does_not_look_online() {
     let srv = TestServer::start_with(|c| {
         c.ping_interval_s = 1;

@@ -83,7 +83,12 @@ async fn serve<S>(
     let mut next_id: u64 = 0;
     let mut ping = tokio::time::interval(cfg.ping_interval());
     ping.reset();
-    let mut idle_deadline = Instant::now() + cfg.idle_timeout();
+    // One timer for the idle timeout, moved on only when it fires: making
+    // a new one for every frame cost a timer-wheel insert and removal per
+    // message.
+    let mut last_frame = Instant::now();
+    let idle = tokio::time::sleep_until(last_frame + cfg.idle_timeout());
+    tokio::pin!(idle);
     let mut throttle = Throttle::new(cfg.max_messages_per_s, cfg.message_burst, Instant::now());
     let close_reason;
 
@@ -129,7 +134,7 @@ async fn serve<S>(
             msg = stream.next() => {
                 let now = Utc::now();
                 last_seen.store(now.timestamp_millis(), Ordering::Relaxed);
-                idle_deadline = Instant::now() + cfg.idle_timeout();
+                last_frame = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         // Boxed: its state lives only while a frame is handled,
@@ -183,7 +188,12 @@ async fn serve<S>(
                     break;
                 }
             }
-            _ = sleep_until(idle_deadline) => {
+            _ = &mut idle => {
+                let deadline = last_frame + cfg.idle_timeout();
+                if deadline > Instant::now() {
+                    idle.as_mut().reset(deadline);
+                    continue;
+                }
                 tracing::info!(charger, "no frame for {:?}; closing dead connection", cfg.idle_timeout());
                 close_reason = "idle timeout";
                 break;

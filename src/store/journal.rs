@@ -260,7 +260,7 @@ mod tests {
             assert_eq!(all[1], call);
             assert_eq!(all[2], answer);
             let newest = read(&frames, &heads, "CP-ü1", None, 1).unwrap();
-            assert_eq!(newest, [answer.clone()]);
+            assert_eq!(newest, std::slice::from_ref(&answer));
             let two = read(&frames, &heads, "CP-ü1", None, 2).unwrap();
             assert_eq!(two, [call, answer]);
         }
