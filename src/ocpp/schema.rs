@@ -635,26 +635,21 @@ mod tests {
 
     #[test]
     fn a_repeated_key_does_not_stand_in_for_a_missing_one() {
-        let text = r#"{"chargePointVendor":"V","chargePointVendor":"V"}"#;
-        let e = validate_json(
-            Protocol::V16,
-            "BootNotification",
-            Part::Request,
-            &Json::parse(text).unwrap(),
-        )
-        .unwrap_err();
+        let boot = |text: &str| {
+            validate_json(
+                Protocol::V16,
+                "BootNotification",
+                Part::Request,
+                &Json::parse(text).unwrap(),
+            )
+            .unwrap_err()
+        };
+        let e = boot(r#"{"chargePointVendor":"V","chargePointVendor":"V"}"#);
         assert_eq!(
             (e.kind, e.path.as_str()),
             (ViolationKind::Occurrence, "chargePointModel")
         );
-        let text = r#"{"chargePointVendor":5}"#;
-        let e = validate_json(
-            Protocol::V16,
-            "BootNotification",
-            Part::Request,
-            &Json::parse(text).unwrap(),
-        )
-        .unwrap_err();
+        let e = boot(r#"{"chargePointVendor":5}"#);
         assert_eq!(
             e.kind,
             ViolationKind::Occurrence,
