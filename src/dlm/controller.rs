@@ -446,28 +446,28 @@ impl Controller {
             sm.debt_at = now;
         }
 
-        // Admission: priority tier first; then sessions that should charge all the time, those
-        // charging for less than a rotation period (not interrupted yet), those paused for a period
-        // or more, the rest; within each, the service owed (most first); then charger id.
+        // Admission: priority tier first; then sessions paused for a rotation period or more (some
+        // cars do not wake up after a long pause), those that should charge all the time, those
+        // charging for less than a rotation period (not interrupted yet), the rest; within each, the
+        // service owed (most first); then charger id. With the paused ones after those that should
+        // charge all the time, a session with a small share could wait for hours (bench: pauses of
+        // over an hour, and cars that never woke up) while sessions that said nothing took the room.
         let rot = s.rotation_period_s;
         w.keys.clear();
         for d in 0..nd {
             let i = w.owner[d];
             let sm = memos[i].as_ref().and_then(|m| m.session.as_ref());
-            let group = if w.reserve[d] > 0.0 {
-                0
-            } else {
-                match sm {
-                    Some(SessionMemo {
-                        charging_since: Some(since),
-                        ..
-                    }) if secs(*since, now) < rot => 1,
-                    Some(SessionMemo {
-                        paused_since: Some(since),
-                        ..
-                    }) if secs(*since, now) >= rot => 2,
-                    _ => 3,
-                }
+            let group = match sm {
+                Some(SessionMemo {
+                    paused_since: Some(since),
+                    ..
+                }) if secs(*since, now) >= rot => 0,
+                _ if w.reserve[d] > 0.0 => 1,
+                Some(SessionMemo {
+                    charging_since: Some(since),
+                    ..
+                }) if secs(*since, now) < rot => 2,
+                _ => 3,
             };
             let owed = sm.map_or(0.0, |m| m.debt);
             w.keys.push((Reverse(preps[i].tier), group, -(owed * 1000.0) as i64));

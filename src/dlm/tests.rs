@@ -861,6 +861,44 @@ fn told(id: &str, target_wh: i64, departure_s: i64) -> Option<SessionState> {
 }
 
 #[test]
+fn a_car_paused_for_a_rotation_period_goes_before_those_that_should_charge_all_the_time() {
+    // 15.5 A usable: two cars at 6 A, not three. A and B said nothing: their fluid shares (7.7 A)
+    // reach the minimum, so they should charge all the time; C needs 1.6 A on average for 9 hours
+    // and takes turns. Once paused for a rotation period it goes first, whatever the others' shares
+    // (some cars do not wake up after a long pause); before, it waited for as long as A and B stayed.
+    let mut ctl = Controller::new(Settings {
+        rotation_period_s: 600.0,
+        ..quick()
+    });
+    let root = circuit("grid", None, 16.0);
+    let mut paused_for = [0i64; 3];
+    let mut longest = [0i64; 3];
+    let mut last: Option<Allocation> = None;
+    for step in 0..=60 {
+        let draw = |id: &str| last.as_ref().map_or(0.0, |a| cur(a, id));
+        let mut c = told("c", 10_000, 9 * 3600);
+        if let Some(x) = c.as_mut() {
+            x.measured_current = [draw("C"); 3];
+        }
+        let chargers = vec![
+            charger("A", "grid", 3, 32.0, sess("a", [draw("A"); 3])),
+            charger("B", "grid", 3, 32.0, sess("b", [draw("B"); 3])),
+            charger("C", "grid", 3, 32.0, c),
+        ];
+        let out = ctl.step(&site(step * 60, vec![root.clone()], chargers)).unwrap();
+        for (k, id) in ["A", "B", "C"].iter().enumerate() {
+            paused_for[k] = if cur(&out, id) == 0.0 { paused_for[k] + 60 } else { 0 };
+            longest[k] = longest[k].max(paused_for[k]);
+        }
+        last = Some(out);
+    }
+    // Paused at one step, counted from the next: a rotation period, then admitted at once.
+    for (k, id) in ["A", "B", "C"].iter().enumerate() {
+        assert!(longest[k] <= 660, "{id} paused for {} s", longest[k]);
+    }
+}
+
+#[test]
 fn a_session_that_needs_its_full_power_weighs_more_than_its_need() {
     // 38.8 A usable; single-phase cars. S needs its full 32 A for the hour it stays, L needs 8 A on
     // average over 8 hours. In proportion to the need alone (32 : 8) S would get 31.0 A and L 7.7 A;
