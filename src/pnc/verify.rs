@@ -58,12 +58,13 @@ pub fn common_name(cert_der: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Hex of a certificate's serial number (no leading zero bytes).
+/// Hex of a certificate's serial number as OCPP writes it: no leading
+/// zeros, not even half a byte's (`0x0123` is `123`).
 pub fn serial_hex(cert_der: &[u8]) -> Option<String> {
     let (_, c) = X509Certificate::from_der(cert_der).ok()?;
-    let raw = c.raw_serial();
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
-    Some(data_encoding::HEXLOWER.encode(&raw[start..]))
+    Some(crate::domain::pnc::norm_serial(
+        &data_encoding::HEXLOWER.encode(c.raw_serial()),
+    ))
 }
 
 /// OCPP's hash data of `cert_der`, whose issuer is `issuer_der`.
@@ -148,4 +149,24 @@ pub fn check_chain(chain: &[Vec<u8>], roots: &[Vec<u8>], emaid: &str, now: DateT
         current = issuer.clone();
     }
     Err(chain_err(format!("no trusted MO root within {MAX_DEPTH} certificates")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_serial_is_written_without_any_leading_zero() {
+        for (serial, hex) in [
+            (vec![0x01, 0x23], "123"),
+            (vec![0x7f, 0x00], "7f00"),
+            (vec![0x00, 0x9a], "9a"),
+        ] {
+            let mut params = rcgen::CertificateParams::new(vec!["x".to_string()]).unwrap();
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            assert_eq!(serial_hex(cert.der()).as_deref(), Some(hex));
+        }
+    }
 }
