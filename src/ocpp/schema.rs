@@ -170,12 +170,13 @@ struct Node {
     /// Every `enum` in the OCPP schemas lists strings; these are in the
     /// schema's order, for messages.
     options: Option<Vec<String>>,
-    /// The same, sorted by [`Name`] for lookups.
-    sorted_options: Vec<(Name, String)>,
-    /// Sorted by [`Name`].
-    props: Vec<Prop>,
+    /// The same, for lookups.
+    option_names: Names<()>,
+    /// Each property's node and its bit among the required properties (0
+    /// when optional).
+    props: Names<(usize, u64)>,
     required: Vec<String>,
-    /// Every bit of [`Prop::required`] of the required properties, when
+    /// Every required property's bit, when
     /// there are at most 64 (all OCPP schemas): a payload that set them
     /// all needs no search for a missing one.
     all_required: Option<u64>,
@@ -190,20 +191,11 @@ struct Node {
     multiple_of: Option<f64>,
 }
 
-#[derive(Debug)]
-struct Prop {
-    name: Name,
-    text: String,
-    node: usize,
-    /// Its bit among the node's required properties; 0 when optional.
-    required: u64,
-}
-
 /// A name reduced to its length and its first and last eight bytes. For a
 /// name of up to 16 bytes (nearly every OCPP property and enum value) it
 /// is the name itself, so a lookup compares integers where comparing
 /// strings cost a `memcmp` call at every step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Name {
     len: usize,
     head: u64,
@@ -231,24 +223,62 @@ impl Name {
     fn exact(self) -> bool {
         self.len <= 16
     }
+
+    fn hash(self) -> usize {
+        let mixed = (self.head ^ self.tail.rotate_left(32) ^ self.len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 32) as usize
+    }
 }
 
-/// Binary search in entries sorted by (`Name`, text).
-fn lookup<'e, T>(entries: &'e [T], s: &str, get: impl Fn(&T) -> (Name, &str)) -> Option<&'e T> {
-    let key = Name::of(s);
-    entries
-        .binary_search_by(|e| {
-            let (name, text) = get(e);
-            name.cmp(&key).then_with(|| {
-                if key.exact() {
-                    std::cmp::Ordering::Equal
-                } else {
-                    text.cmp(s)
-                }
-            })
-        })
-        .ok()
-        .map(|i| &entries[i])
+/// Values found by name: an open-addressing table at most half full, so
+/// a lookup hashes the name once and compares about one entry (a binary
+/// search compared three to five).
+#[derive(Debug)]
+struct Names<T> {
+    entries: Vec<(Name, String, T)>,
+    /// Index + 1 into `entries`, 0 for an empty slot; a power of two long.
+    slots: Vec<u32>,
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names::new(Vec::new())
+    }
+}
+
+impl<T> Names<T> {
+    fn new(list: Vec<(String, T)>) -> Names<T> {
+        let entries: Vec<(Name, String, T)> = list.into_iter().map(|(s, v)| (Name::of(&s), s, v)).collect();
+        let mask = (entries.len() * 2).next_power_of_two().max(2) - 1;
+        let mut slots = vec![0u32; mask + 1];
+        for (i, (name, _, _)) in entries.iter().enumerate() {
+            let mut at = name.hash() & mask;
+            while slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = i as u32 + 1;
+        }
+        Names { entries, slots }
+    }
+
+    fn get(&self, s: &str) -> Option<&T> {
+        let key = Name::of(s);
+        let mask = self.slots.len() - 1;
+        let mut at = key.hash() & mask;
+        // Half the slots at least are empty: the probe ends.
+        loop {
+            let slot = *self.slots.get(at)? as usize;
+            let (name, text, value) = self.entries.get(slot.checked_sub(1)?)?;
+            if *name == key && (key.exact() || text == s) {
+                return Some(value);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|(_, _, v)| v)
+    }
 }
 
 /// The nodes of one message schema; node 0 is the root.
@@ -332,29 +362,24 @@ impl Schema {
             ..Node::default()
         };
         if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            let mut list = Vec::new();
             for (k, sub) in props {
                 let node = self.node(root, sub, depth + 1);
                 let required = match n.required.iter().position(|r| r == k) {
                     Some(i) if i < 64 => 1 << i,
                     _ => 0,
                 };
-                n.props.push(Prop {
-                    name: Name::of(k),
-                    text: k.clone(),
-                    node,
-                    required,
-                });
+                list.push((k.clone(), (node, required)));
             }
-            n.props.sort_by(|a, b| (a.name, &a.text).cmp(&(b.name, &b.text)));
+            n.props = Names::new(list);
         }
-        let bits: u64 = n.props.iter().map(|p| p.required).fold(0, |a, b| a | b);
+        let bits: u64 = n.props.values().map(|(_, bit)| bit).fold(0, |a, b| a | b);
         n.all_required = (bits.count_ones() as usize == n.required.len()).then_some(bits);
         if let Some(items) = s.get("items") {
             n.items = Some(self.node(root, items, depth + 1));
         }
         if let Some(options) = &n.options {
-            n.sorted_options = options.iter().map(|o| (Name::of(o), o.clone())).collect();
-            n.sorted_options.sort();
+            n.option_names = Names::new(options.iter().map(|o| (o.clone(), ())).collect());
         }
         self.nodes[id] = n;
         id
@@ -379,7 +404,7 @@ impl Schema {
         }
         if let Some(options) = &n.options {
             let listed = match val {
-                Json::Str(s) => lookup(&n.sorted_options, s, |(name, text)| (*name, text)).is_some(),
+                Json::Str(s) => n.option_names.get(s).is_some(),
                 _ => false,
             };
             if !listed {
@@ -409,11 +434,11 @@ impl Schema {
         // A missing property is reported before anything else wrong here.
         let mut present = 0u64;
         for (key, value) in map {
-            let wrong = match lookup(&n.props, key, |p| (p.name, &p.text)) {
-                Some(prop) => {
-                    present |= prop.required;
+            let wrong = match n.props.get(key) {
+                Some(&(node, required)) => {
+                    present |= required;
                     path.push(Seg::Key(key.as_ref()));
-                    let r = self.check(prop.node, value, path);
+                    let r = self.check(node, value, path);
                     path.pop();
                     r.err()
                 }
