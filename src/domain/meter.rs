@@ -41,6 +41,8 @@ pub fn normalise(t: DateTime<Utc>, s: RawSample, index: impl Fn() -> String) -> 
     let (unit, scale) = base_unit(unit_in);
     let value_milli = if s.value_is_signed {
         0
+    } else if let Some(m) = plain_milli(&s.value, s.multiplier, scale) {
+        m
     } else {
         let v = parse_number(&s.value).ok_or_else(|| SampleError {
             field: format!("{}.value", index()),
@@ -163,6 +165,37 @@ labels!(
     "",
 );
 
+/// `value` × 10^`multiplier` × `scale` in thousandths, for the values
+/// nearly every meter sends (an integer with at most three decimals, no
+/// multiplier), without the decimal arithmetic of the general path, which
+/// cost more than the rest of a sampled value. `None`: take that path.
+fn plain_milli(value: &str, multiplier: i32, scale: i64) -> Option<i64> {
+    if multiplier != 0 {
+        return None;
+    }
+    let v = value.trim();
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() || int.len() > 15 || frac.len() > 3 {
+        return None;
+    }
+    let mut milli: i64 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        milli = milli * 10 + i64::from(b - b'0');
+    }
+    for _ in frac.len()..3 {
+        milli *= 10;
+    }
+    let milli = milli.checked_mul(scale)?;
+    Some(if negative { -milli } else { milli })
+}
+
 fn parse_number(s: &str) -> Option<Decimal> {
     let s = s.trim();
     Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok())
@@ -240,6 +273,58 @@ mod tests {
             value_is_signed: false,
             signed: None,
         }
+    }
+
+    /// The general path, for comparison with the plain one.
+    fn decimal_milli(value: &str, multiplier: i32, scale: i64) -> Option<i64> {
+        let factor = pow10(multiplier)?.checked_mul(Decimal::from(scale * 1000))?;
+        parse_number(value)?.checked_mul(factor)?.round().try_into().ok()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_values_take_the_short_path_to_the_same_result(
+            int in 0u64..1_000_000_000_000_000,
+            frac in proptest::option::of("[0-9]{0,3}"),
+            negative: bool,
+            kilo: bool,
+        ) {
+            let text = format!("{}{int}{}", if negative { "-" } else { "" }, frac.map(|f| format!(".{f}")).unwrap_or_default());
+            let scale = if kilo { 1000 } else { 1 };
+            let plain = plain_milli(&text, 0, scale);
+            proptest::prop_assert!(plain.is_some() || int >= 1_000_000_000_000_000 / 1000 && kilo, "{text}");
+            if let Some(m) = plain {
+                proptest::prop_assert_eq!(Some(m), decimal_milli(&text, 0, scale), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_the_general_way() {
+        for text in [
+            "1.2345",
+            "1e3",
+            "+5",
+            "",
+            ".5",
+            "5.",
+            "1,5",
+            "--1",
+            " 7 ",
+            "12345678901234567",
+        ] {
+            let plain = plain_milli(text, 0, 1);
+            assert!(
+                plain.is_none() || plain == decimal_milli(text, 0, 1),
+                "{text:?}: {plain:?}"
+            );
+        }
+        assert_eq!(plain_milli(" 7 ", 0, 1), Some(7000));
+        assert_eq!(plain_milli("5.", 0, 1), Some(5000));
+        assert_eq!(plain_milli("16.1", 0, 1), Some(16_100));
+        assert_eq!(plain_milli("-0.5", 0, 1000), Some(-500_000));
+        assert_eq!(plain_milli("15", 3, 1), None, "a multiplier goes the general way");
+        assert_eq!(plain_milli("1.2345", 0, 1), None);
     }
 
     #[test]
