@@ -372,4 +372,12 @@ mod tests {
         assert!(Json::parse("{\"a\":").is_err());
         assert!(Json::parse("[1,]").is_err());
     }
+
+    #[test]
+    fn a_deeply_nested_frame_is_refused_rather_than_overflowing_the_stack() {
+        // A charger's 2 MB of '[' must cost it an error, not the server its
+        // process; a parser without a depth limit aborts here.
+        let text = "[".repeat(200_000);
+        assert!(Json::parse(&text).is_err());
+    }
 }

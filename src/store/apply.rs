@@ -274,6 +274,8 @@ pub(super) struct Ctx<'t> {
     samples: Lazy<'t, (u64, u64), &'static [u8]>,
     frames: Table<'t, u64, &'static [u8]>,
     frames_head: Table<'t, &'static str, u64>,
+    /// This transaction's journal rows, written to `frames` in blocks.
+    block: super::journal::Block,
     events: Lazy<'t, u64, &'static [u8]>,
     tariffs: Lazy<'t, &'static str, &'static [u8]>,
     assignments: Lazy<'t, u64, &'static [u8]>,
@@ -321,6 +323,7 @@ impl<'t> Ctx<'t> {
             samples: Lazy::new(w, SAMPLES),
             frames: w.open_table(FRAMES)?,
             frames_head: w.open_table(FRAMES_HEAD)?,
+            block: Default::default(),
             events: Lazy::new(w, EVENTS),
             tariffs: Lazy::new(w, TARIFFS),
             assignments: Lazy::new(w, TARIFF_ASSIGNMENTS),
@@ -339,6 +342,7 @@ impl<'t> Ctx<'t> {
     }
 
     pub fn finish(mut self) -> Result<()> {
+        self.block.flush(&mut self.frames)?;
         self.meta.insert("next_seq", self.next_seq)?;
         for charger in std::mem::take(&mut self.moved_heads) {
             if let Some(head) = self.cache.heads.get(&charger) {
@@ -363,7 +367,7 @@ impl<'t> Ctx<'t> {
             frame,
         };
         let head = self.head(charger)?;
-        super::journal::append(&mut self.frames, head, &entry)?;
+        self.block.push(&mut self.frames, head, &entry)?;
         self.move_head(&entry);
         Ok(entry)
     }
@@ -399,7 +403,7 @@ impl<'t> Ctx<'t> {
             frame: answer,
         };
         let head = self.head(charger)?;
-        super::journal::append_pair(&mut self.frames, head, &call, &answer)?;
+        self.block.push_pair(&mut self.frames, head, &call, &answer)?;
         self.move_head(&call);
         Ok((call, answer))
     }
