@@ -251,6 +251,28 @@ struct Handled {
     followups: Vec<CallRequest>,
 }
 
+/// A frame as read, owning its parts (the tree it came from is gone).
+// Built and taken apart once per frame on the stack; boxing the large
+// variant would add an allocation to every CALL.
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    Call {
+        id: String,
+        action: String,
+        decoded: Result<Inbound, super::Rejection>,
+    },
+    Result {
+        id: String,
+        payload: serde_json::Value,
+    },
+    Error {
+        id: String,
+        code: String,
+        description: String,
+    },
+    Bad(frame::FrameError),
+}
+
 async fn handle_text(
     text: &str,
     charger: &str,
@@ -274,19 +296,33 @@ async fn handle_text(
             ..Default::default()
         };
     }
-    let (id, action, payload) = match frame::split(text) {
-        Ok(RawFrame::Call { id, action, payload }) => (id, action, payload),
-        Ok(RawFrame::Result { id, payload }) => {
+    // Parsing, validation and decoding happen in this thread's arena, with
+    // no await in between; what leaves it owns its data.
+    let read = super::json::with_arena(|bump| match frame::split(text, bump) {
+        Ok(RawFrame::Call { id, action, payload }) => {
+            let decoded = super::decode_call(proto, &action, &payload, now);
+            Read::Call { id, action, decoded }
+        }
+        Ok(RawFrame::Result { id, payload }) => Read::Result {
+            id,
+            payload: payload.to_value(),
+        },
+        Ok(RawFrame::Error {
+            id, code, description, ..
+        }) => Read::Error { id, code, description },
+        Err(e) => Read::Bad(e),
+    });
+    let (id, action, decoded) = match read {
+        Read::Call { id, action, decoded } => (id, action, decoded),
+        Read::Result { id, payload } => {
             shared
                 .store
                 .record_frame(charger, Direction::In, text.to_string(), now)
                 .await;
-            complete(pending, &id, proto, Ok(payload.to_value()));
+            complete(pending, &id, proto, Ok(payload));
             return Handled::default();
         }
-        Ok(RawFrame::Error {
-            id, code, description, ..
-        }) => {
+        Read::Error { id, code, description } => {
             shared
                 .store
                 .record_frame(charger, Direction::In, text.to_string(), now)
@@ -294,7 +330,7 @@ async fn handle_text(
             complete(pending, &id, proto, Err(CallError::Remote { code, description }));
             return Handled::default();
         }
-        Err(e) => {
+        Read::Bad(e) => {
             shared
                 .store
                 .record_frame(charger, Direction::In, text.to_string(), now)
@@ -305,7 +341,7 @@ async fn handle_text(
             };
         }
     };
-    let mut inbound = match super::decode_call(proto, &action, &payload, now) {
+    let mut inbound = match decoded {
         Ok(i) => i,
         Err(rej) => {
             shared

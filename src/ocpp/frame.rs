@@ -3,6 +3,7 @@
 
 use super::json::{Json, Num};
 use crate::domain::Protocol;
+use bumpalo::Bump;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,12 +59,13 @@ pub enum RawFrame<'a> {
     },
 }
 
-pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
-    let tree = Json::parse(text).map_err(|e| FrameError::Malformed {
+/// Parse `text` into `bump` (see [`super::json::with_arena`]).
+pub fn split<'a>(text: &'a str, bump: &'a Bump) -> Result<RawFrame<'a>, FrameError> {
+    let tree = Json::parse(text, bump).map_err(|e| FrameError::Malformed {
         id: sniff_id(text),
         reason: format!("invalid JSON: {e}"),
     })?;
-    let Json::Arr(mut items) = tree else {
+    let Json::Arr(items) = tree else {
         return Err(FrameError::Malformed {
             id: None,
             reason: "not a JSON array".into(),
@@ -97,7 +99,7 @@ pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
             Ok(RawFrame::Call {
                 id: msg_id,
                 action,
-                payload: items.swap_remove(3),
+                payload: items[3],
             })
         }
         3 => {
@@ -106,7 +108,7 @@ pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
             }
             Ok(RawFrame::Result {
                 id: msg_id,
-                payload: items.swap_remove(2),
+                payload: items[2],
             })
         }
         4 => {
@@ -117,7 +119,7 @@ pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
                 id: msg_id,
                 code: string(2).unwrap_or_else(|| "GenericError".into()),
                 description: string(3).unwrap_or_default(),
-                details: (items.len() == 5).then(|| items.swap_remove(4)),
+                details: (items.len() == 5).then(|| items[4]),
             })
         }
         other => Err(FrameError::UnknownType { id, type_id: other }),
@@ -126,7 +128,8 @@ pub fn split(text: &str) -> Result<RawFrame<'_>, FrameError> {
 
 /// [`split`], with the payload as an owned `Value`.
 pub fn parse(text: &str) -> Result<Frame, FrameError> {
-    Ok(match split(text)? {
+    let bump = Bump::new();
+    Ok(match split(text, &bump)? {
         RawFrame::Call { id, action, payload } => Frame::Call {
             id,
             action,

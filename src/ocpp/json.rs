@@ -1,24 +1,27 @@
-//! A JSON tree that borrows its strings from the frame's text, for schema
-//! validation of inbound messages. `serde_json::Value` allocates every key
-//! and string and keeps objects in B-trees: building and dropping that tree
-//! cost more than everything else the connection does with a MeterValues.
+//! A JSON tree that borrows its strings from the frame's text and lives in
+//! an arena, for schema validation and typed decoding of inbound messages.
+//! `serde_json::Value` allocates every key and string and keeps objects in
+//! B-trees; a tree of `Vec`s still made an allocation per object and array
+//! and a walk to free them. Here every node is plain data in a [`Bump`]:
+//! building a tree is bumping a pointer, and dropping it is nothing (the
+//! arena is reset for the next frame).
 
-use serde::Deserialize;
+use bumpalo::Bump;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Json<'a> {
     Null,
     Bool(bool),
     Num(Num),
-    Str(Cow<'a, str>),
-    Arr(Vec<Json<'a>>),
+    Str(&'a str),
+    Arr(&'a [Json<'a>]),
     /// In the order written; OCPP objects have a handful of keys, so a
     /// linear scan beats a map.
-    Obj(Vec<(Cow<'a, str>, Json<'a>)>),
+    Obj(&'a [(&'a str, Json<'a>)]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,15 +51,43 @@ impl fmt::Display for Num {
     }
 }
 
+/// An arena past this size after a frame is dropped rather than reset, so
+/// one huge frame does not pin its memory in a worker thread for good.
+const ARENA_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    static ARENA: RefCell<Bump> = RefCell::new(Bump::new());
+}
+
+/// Runs `f` with this thread's arena, emptied first. `f` cannot await, so
+/// no tree outlives the call or moves to another thread with its task.
+pub fn with_arena<R>(f: impl FnOnce(&Bump) -> R) -> R {
+    ARENA.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bump) => {
+            bump.reset();
+            let out = f(&bump);
+            if bump.allocated_bytes() > ARENA_KEEP {
+                *bump = Bump::new();
+            }
+            out
+        }
+        // Only reachable if `f` itself asked for the arena.
+        Err(_) => f(&Bump::new()),
+    })
+}
+
 impl<'a> Json<'a> {
-    /// Parse `text`, borrowing every string that has no escapes.
-    pub fn parse(text: &'a str) -> serde_json::Result<Json<'a>> {
-        serde_json::from_str(text)
+    /// Parse `text` into `bump`, borrowing every string that has no escapes.
+    pub fn parse(text: &'a str, bump: &'a Bump) -> serde_json::Result<Json<'a>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let tree = Node(bump).deserialize(&mut de)?;
+        de.end()?;
+        Ok(tree)
     }
 
     /// A view of an owned value (outbound calls and charger answers, which
     /// are few), so one validator serves both.
-    pub fn from_value(v: &'a Value) -> Json<'a> {
+    pub fn from_value(v: &'a Value, bump: &'a Bump) -> Json<'a> {
         match v {
             Value::Null => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
@@ -67,13 +98,13 @@ impl<'a> Json<'a> {
             } else {
                 Num::F(n.as_f64().unwrap_or(f64::NAN))
             }),
-            Value::String(s) => Json::Str(Cow::Borrowed(s)),
-            Value::Array(items) => Json::Arr(items.iter().map(Json::from_value).collect()),
-            Value::Object(map) => Json::Obj(
-                map.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
-                    .collect(),
-            ),
+            Value::String(s) => Json::Str(s),
+            Value::Array(items) => {
+                Json::Arr(bump.alloc_slice_fill_iter(items.iter().map(|v| Json::from_value(v, bump))))
+            }
+            Value::Object(map) => {
+                Json::Obj(bump.alloc_slice_fill_iter(map.iter().map(|(k, v)| (k.as_str(), Json::from_value(v, bump)))))
+            }
         }
     }
 
@@ -94,6 +125,8 @@ impl<'a> Json<'a> {
     }
 }
 
+use serde::Deserialize;
+
 /// Short, for error messages: strings quoted as JSON, containers by type.
 impl fmt::Display for Json<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,15 +140,19 @@ impl fmt::Display for Json<'_> {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(JsonVisitor)
+/// Builds one node (and its children) in the arena.
+#[derive(Clone, Copy)]
+struct Node<'a>(&'a Bump);
+
+impl<'de> DeserializeSeed<'de> for Node<'de> {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
+impl<'de> Visitor<'de> for Node<'de> {
     type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -143,64 +180,55 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Borrowed(s)))
+        Ok(Json::Str(s))
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Owned(s.to_string())))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Json<'de>, E> {
-        Ok(Json::Str(Cow::Owned(s)))
+        Ok(Json::Str(self.0.alloc_str(s)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-        while let Some(item) = seq.next_element()? {
+        let mut items = bumpalo::collections::Vec::with_capacity_in(seq.size_hint().unwrap_or(8), self.0);
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
-        Ok(Json::Arr(items))
+        Ok(Json::Arr(items.into_bump_slice()))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            entries.push((key, map.next_value()?));
+        let mut entries = bumpalo::collections::Vec::with_capacity_in(map.size_hint().unwrap_or(8), self.0);
+        while let Some(key) = map.next_key_seed(Key(self.0))? {
+            entries.push((key, map.next_value_seed(self)?));
         }
-        Ok(Json::Obj(entries))
+        Ok(Json::Obj(entries.into_bump_slice()))
     }
 }
 
-/// `Cow<str>`'s own `Deserialize` always copies; keys borrow through this.
-struct KeySeed;
+/// An object key: borrowed from the text, or copied into the arena when it
+/// had escapes.
+struct Key<'a>(&'a Bump);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de> DeserializeSeed<'de> for Key<'de> {
+    type Value = &'de str;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(KeyVisitor)
+        d.deserialize_str(self)
     }
 }
 
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Cow<'de, str>;
+impl<'de> Visitor<'de> for Key<'de> {
+    type Value = &'de str;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(s))
+        Ok(s)
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(s.to_string()))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(s))
+        Ok(self.0.alloc_str(s))
     }
 }
 
@@ -280,7 +308,7 @@ impl<'de> SeqAccess<'de> for Items<'de, '_> {
 }
 
 struct Entries<'a, 'j> {
-    iter: std::slice::Iter<'a, (Cow<'j, str>, Json<'j>)>,
+    iter: std::slice::Iter<'a, (&'j str, Json<'j>)>,
     value: Option<&'a Json<'j>>,
 }
 
@@ -316,18 +344,24 @@ mod tests {
     #[test]
     fn borrows_plain_strings_and_copies_escaped_ones() {
         let text = r#"{"a":"plain","b\n":"esc\"aped","c":[1,-2,2.5,true,null]}"#;
-        let Json::Obj(entries) = Json::parse(text).unwrap() else {
+        let bump = Bump::new();
+        let Json::Obj(entries) = Json::parse(text, &bump).unwrap() else {
             panic!("not an object")
         };
-        assert!(matches!(
-            entries[0],
-            (Cow::Borrowed("a"), Json::Str(Cow::Borrowed("plain")))
-        ));
-        assert!(matches!(&entries[1].0, Cow::Owned(k) if k == "b\n"));
-        assert!(matches!(&entries[1].1, Json::Str(Cow::Owned(s)) if s == "esc\"aped"));
+        let within = |s: &str| text.as_bytes().as_ptr_range().contains(&s.as_ptr());
+        let (key, Json::Str(value)) = entries[0] else {
+            panic!("not a string")
+        };
+        assert_eq!((key, value), ("a", "plain"));
+        assert!(within(key) && within(value), "plain strings point into the text");
+        let (key, Json::Str(value)) = entries[1] else {
+            panic!("not a string")
+        };
+        assert_eq!((key, value), ("b\n", "esc\"aped"));
+        assert!(!within(key) && !within(value), "unescaped copies live in the arena");
         assert_eq!(
             entries[2].1,
-            Json::Arr(vec![
+            Json::Arr(&[
                 Json::Num(Num::U(1)),
                 Json::Num(Num::I(-2)),
                 Json::Num(Num::F(2.5)),
@@ -341,7 +375,8 @@ mod tests {
     fn a_value_viewed_equals_its_text_parsed() {
         let v = json!({"x": [1, -3, 0.5, "s", {"y": null}], "z": false});
         let text = v.to_string();
-        assert_eq!(Json::from_value(&v), Json::parse(&text).unwrap());
+        let bump = Bump::new();
+        assert_eq!(Json::from_value(&v, &bump), Json::parse(&text, &bump).unwrap());
     }
 
     #[test]
@@ -361,16 +396,19 @@ mod tests {
             Hard,
         }
         let text = r#"{"name":"a\"b","n":7,"items":[1,2.5,-3],"kind":"Hard","any":{"x":[null]},"extra":1}"#;
-        let from_tree = T::deserialize(&Json::parse(text).unwrap()).unwrap();
+        let bump = Bump::new();
+        let from_tree = T::deserialize(&Json::parse(text, &bump).unwrap()).unwrap();
         assert_eq!(from_tree, serde_json::from_str::<T>(text).unwrap());
-        let wrong = Json::parse(r#"{"name":5,"items":[],"kind":"Hard","any":1}"#).unwrap();
+        let wrong = Json::parse(r#"{"name":5,"items":[],"kind":"Hard","any":1}"#, &bump).unwrap();
         assert!(T::deserialize(&wrong).is_err());
     }
 
     #[test]
     fn rejects_what_is_not_json() {
-        assert!(Json::parse("{\"a\":").is_err());
-        assert!(Json::parse("[1,]").is_err());
+        let bump = Bump::new();
+        assert!(Json::parse("{\"a\":", &bump).is_err());
+        assert!(Json::parse("[1,]", &bump).is_err());
+        assert!(Json::parse("[1] [2]", &bump).is_err(), "trailing data");
     }
 
     #[test]
@@ -378,6 +416,21 @@ mod tests {
         // A charger's 2 MB of '[' must cost it an error, not the server its
         // process; a parser without a depth limit aborts here.
         let text = "[".repeat(200_000);
-        assert!(Json::parse(&text).is_err());
+        assert!(Json::parse(&text, &Bump::new()).is_err());
+    }
+
+    #[test]
+    fn the_arena_is_emptied_for_each_frame_and_dropped_after_a_huge_one() {
+        let small = r#"[2,"1","Heartbeat",{}]"#;
+        let used = |text: &str| with_arena(|b| Json::parse(text, b).map(|_| b.allocated_bytes()).unwrap());
+        let first = used(small);
+        let steady = used(small);
+        assert!(steady <= first);
+        for _ in 0..1000 {
+            assert_eq!(used(small), steady, "reset, not grown");
+        }
+        let huge = format!("[{}]", vec!["[1,2,3]"; 50_000].join(","));
+        assert!(used(&huge) > ARENA_KEEP);
+        assert!(ARENA.with(|a| a.borrow().allocated_bytes()) <= ARENA_KEEP);
     }
 }

@@ -214,7 +214,7 @@ fn samples<'a, S>(
     field: &str,
     to_raw: impl Fn(S) -> crate::domain::meter::RawSample<'a>,
 ) -> Result<Vec<crate::domain::Sample>, Rejection> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(values.iter().map(|mv| mv.sampled_value.len()).sum());
     for (i, mv) in values.into_iter().enumerate() {
         let t = parse_time(mv.timestamp)
             .ok_or_else(|| Rejection::property(&format!("{field}[{i}].timestamp"), "is not an RFC 3339 date-time"))?;
@@ -341,7 +341,7 @@ mod tests {
     fn decode_classifies_unknown_and_unsupported_actions() {
         let now = Utc::now();
         let code = |proto, action, text| {
-            decode_call(proto, action, &Json::parse(text).unwrap(), now)
+            decode_call(proto, action, &Json::parse(text, &bumpalo::Bump::new()).unwrap(), now)
                 .unwrap_err()
                 .code
         };
@@ -360,13 +360,19 @@ mod tests {
             decode_call(
                 Protocol::V201,
                 "GetCertificateStatus",
-                &Json::parse(status).unwrap(),
+                &Json::parse(status, &bumpalo::Bump::new()).unwrap(),
                 now
             ),
             Ok(Inbound::CertificateStatus { .. })
         ));
         let mv = json!({"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "abc"}]}]});
-        let e = decode_call(Protocol::V16, "MeterValues", &Json::from_value(&mv), now).unwrap_err();
+        let e = decode_call(
+            Protocol::V16,
+            "MeterValues",
+            &Json::from_value(&mv, &bumpalo::Bump::new()),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::PropertyConstraintViolation);
         assert!(
             e.description.contains("meterValue[0].sampledValue[0].value"),

@@ -99,7 +99,7 @@ pub fn knows(proto: Protocol, action: &str) -> bool {
 
 /// Check a payload; the first violation found is returned.
 pub fn validate(proto: Protocol, action: &str, part: Part, payload: &Value) -> Result<(), Violation> {
-    validate_json(proto, action, part, &Json::from_value(payload))
+    validate_json(proto, action, part, &Json::from_value(payload, &bumpalo::Bump::new()))
 }
 
 /// [`validate`] on a payload parsed with [`Json::parse`] (the inbound path).
@@ -428,7 +428,7 @@ impl Schema {
     fn check_object<'v>(
         &self,
         n: &Node,
-        map: &'v [(std::borrow::Cow<'v, str>, Json<'v>)],
+        map: &'v [(&'v str, Json<'v>)],
         path: &mut Vec<Seg<'v>>,
     ) -> Result<(), Violation> {
         // A missing property is reported before anything else wrong here.
@@ -437,7 +437,7 @@ impl Schema {
             let wrong = match n.props.get(key) {
                 Some(&(node, required)) => {
                     present |= required;
-                    path.push(Seg::Key(key.as_ref()));
+                    path.push(Seg::Key(key));
                     let r = self.check(node, value, path);
                     path.pop();
                     r.err()
@@ -511,7 +511,7 @@ fn resolve<'s>(root: &'s Value, schema: &'s Value) -> &'s Value {
     s
 }
 
-fn missing(n: &Node, map: &[(std::borrow::Cow<str>, Json)], path: &[Seg]) -> Result<(), Violation> {
+fn missing(n: &Node, map: &[(&str, Json)], path: &[Seg]) -> Result<(), Violation> {
     for r in &n.required {
         if !map.iter().any(|(k, _)| k == r) {
             return Err(v(
@@ -665,7 +665,7 @@ mod tests {
                 Protocol::V16,
                 "BootNotification",
                 Part::Request,
-                &Json::parse(text).unwrap(),
+                &Json::parse(text, &bumpalo::Bump::new()).unwrap(),
             )
             .unwrap_err()
         };

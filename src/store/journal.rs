@@ -202,20 +202,23 @@ impl Block {
         self.close_row(call.seq)
     }
 
-    /// Writes the gathered rows as one block, if there are any.
+    /// Writes the gathered rows as one block, if there are any, straight
+    /// into the page redb reserves for it.
     pub fn flush(&mut self, frames: &mut Table<u64, &[u8]>) -> Result<()> {
         let Some(&(first, _)) = self.index.first() else {
             return Ok(());
         };
-        let mut block = Vec::with_capacity(self.len());
-        block.push(BLOCK_VERSION);
-        block.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        let mut slot = frames.insert_reserve(first, self.len())?;
+        let block = slot.as_mut();
+        block[0] = BLOCK_VERSION;
+        block[1..5].copy_from_slice(&(self.index.len() as u32).to_le_bytes());
+        let mut at = 5;
         for (seq, end) in &self.index {
-            block.extend_from_slice(&seq.to_le_bytes());
-            block.extend_from_slice(&end.to_le_bytes());
+            block[at..at + 8].copy_from_slice(&seq.to_le_bytes());
+            block[at + 8..at + BLOCK_ENTRY].copy_from_slice(&end.to_le_bytes());
+            at += BLOCK_ENTRY;
         }
-        block.extend_from_slice(&self.rows);
-        frames.insert(first, block.as_slice())?;
+        block[at..].copy_from_slice(&self.rows);
         self.index.clear();
         self.rows.clear();
         Ok(())
@@ -231,6 +234,8 @@ impl Block {
         if !self.index.is_empty() && self.len() + BLOCK_ENTRY + row > BLOCK_BYTES {
             self.flush(frames)?;
         }
+        // Grown once to a block's size rather than doubled along the way.
+        self.rows.reserve(BLOCK_BYTES.max(row).saturating_sub(self.rows.len()));
         Ok(())
     }
 
