@@ -409,6 +409,40 @@ mod tests {
         assert!(Json::parse("{\"a\":", &bump).is_err());
         assert!(Json::parse("[1,]", &bump).is_err());
         assert!(Json::parse("[1] [2]", &bump).is_err(), "trailing data");
+        for bad in [
+            r#""\ud800""#,
+            "\"\u{1}\"",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "1e",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e999",
+            r#""\x""#,
+            "[1,2",
+            "{\"a\" 1}",
+            "{1:2}",
+            "tru",
+        ] {
+            assert!(Json::parse(bad, &bump).is_err(), "{bad}");
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Json::parse(r#" "\ud83d\ude00" "#, &bump).unwrap(), Json::Str("😀"));
+        assert_eq!(
+            Json::parse(
+                "[18446744073709551615, -9223372036854775808, 18446744073709551616]",
+                &bump
+            )
+            .unwrap(),
+            Json::Arr(&[
+                Json::Num(Num::U(u64::MAX)),
+                Json::Num(Num::I(i64::MIN)),
+                Json::Num(Num::F(18446744073709551616.0))
+            ])
+        );
     }
 
     #[test]
@@ -432,5 +466,60 @@ mod tests {
         let huge = format!("[{}]", vec!["[1,2,3]"; 50_000].join(","));
         assert!(used(&huge) > ARENA_KEEP);
         assert!(ARENA.with(|a| a.borrow().allocated_bytes()) <= ARENA_KEEP);
+    }
+
+    fn same(a: &Json, b: &Json) -> bool {
+        match (a, b) {
+            (Json::Num(x), Json::Num(y)) => {
+                let (x, y) = (x.as_f64(), y.as_f64());
+                // serde_json's default float reading may be a few ulps off
+                // what it wrote (9.306555113353389e-39 reads as ...387e-39),
+                // further for subnormals.
+                x == y || (x - y).abs() <= (4.0 * f64::EPSILON * x.abs().max(y.abs())).max(f64::MIN_POSITIVE)
+            }
+            (Json::Arr(x), Json::Arr(y)) => x.len() == y.len() && x.iter().zip(*y).all(|(a, b)| same(a, b)),
+            // `b` comes from a `serde_json::Value`: keys sorted, the last of
+            // a repeated key kept.
+            (Json::Obj(x), Json::Obj(y)) => {
+                let keys: std::collections::BTreeSet<&str> = x.iter().map(|(k, _)| *k).collect();
+                keys.len() == y.len()
+                    && y.iter()
+                        .all(|(l, b)| x.iter().rev().find(|(k, _)| k == l).is_some_and(|(_, a)| same(a, b)))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "\\PC{0,12}|[\\x00-\\x1f\"\\\\/\\u{1F600}é]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z\"\\\\]{0,5}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        // Whatever serde_json writes reads back as the tree of the value it
+        // wrote: keys, order, escapes and numbers survive the arena.
+        #[test]
+        fn what_serde_json_writes_reads_back_the_same(v in any_json(), pretty in proptest::prelude::any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let bump = Bump::new();
+            let parsed = Json::parse(&text, &bump).unwrap();
+            proptest::prop_assert!(same(&parsed, &Json::from_value(&v, &bump)), "{text}");
+        }
     }
 }
