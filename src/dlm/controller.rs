@@ -1,6 +1,7 @@
 //! The stateful controller: one [`Controller::step`] per site state, remembering what it sent.
 
 use super::allocate::{DIMS, Demand, FillWork, Net, load_vector, weights};
+use super::meters::{MeterMemo, unmanaged_as_used};
 use super::model::{
     Allocation, ChargerState, CircuitState, DlmError, Limit, LimitState, NodeLoad, PriceSlot, SessionState, Settings,
     SiteState, Supply,
@@ -181,6 +182,8 @@ pub struct Controller {
     /// Circuit ids of the last step, in input order, and which of them were full after it.
     circuit_ids: Vec<String>,
     full: Vec<bool>,
+    /// Each circuit's recent unmanaged-load readings (same order as `circuit_ids`).
+    meters: Vec<MeterMemo>,
     /// Each charger's place in the order of charger ids (last step's chargers, in input order).
     rank: Vec<u32>,
     /// Each charger's circuit position at the last step.
@@ -311,19 +314,14 @@ impl Controller {
         let now = state.time;
         let nc = state.circuits.len();
 
+        // Which nodes (or their ancestors) were full after the last step; circuit memory lined up.
+        let full_path = self.full_paths(state, &idx);
+
         // Capacities (with headroom) and the unmanaged load as used at each node.
         let cap: Vec<[f64; DIMS]> = state.circuits.iter().map(|c| capacity(c, &s)).collect();
         let mut own = vec![[0.0; 3]; nc];
         for (n, c) in state.circuits.iter().enumerate() {
-            own[n] = match (c.unmanaged_current, c.metered) {
-                (Some(u), _) => u,
-                // Meter silent: whatever chargers may not use is assumed to be unmanaged load.
-                (None, true) => {
-                    let safe = c.safe_current.unwrap_or([0.0; 3]);
-                    [0, 1, 2].map(|p| (c.max_current[p] - safe[p]).max(0.0))
-                }
-                (None, false) => [0.0; 3],
-            };
+            own[n] = unmanaged_as_used(c, &mut self.meters[n], now, &s);
         }
         let mut net = Net {
             parent: &idx.parent,
@@ -335,8 +333,6 @@ impl Controller {
             net.add(n, &load_vector(*u), 1.0);
         }
 
-        // Which nodes (or their ancestors) were full after the last step.
-        let full_path = self.full_paths(state, &idx);
         let prices = PricePlan::new(&state.prices, now);
 
         // Per charger: update what we know, classify, build demands.
@@ -538,7 +534,8 @@ impl Controller {
         Ok(out)
     }
 
-    /// Per circuit: whether it or an ancestor was full after the last step (by circuit id).
+    /// Per circuit: whether it or an ancestor was full after the last step (by circuit id). Lines up
+    /// the circuits' memory with this step's circuits.
     fn full_paths(&mut self, state: &SiteState, idx: &tree::Indexed) -> Vec<bool> {
         let same = self.circuit_ids.len() == state.circuits.len()
             && self.circuit_ids.iter().zip(&state.circuits).all(|(a, c)| *a == c.id);
@@ -553,6 +550,17 @@ impl Controller {
                 .circuits
                 .iter()
                 .map(|c| was.get(c.id.as_str()).copied().unwrap_or(false))
+                .collect();
+            let mut meters: HashMap<&str, MeterMemo> = self
+                .circuit_ids
+                .iter()
+                .zip(std::mem::take(&mut self.meters))
+                .map(|(id, m)| (id.as_str(), m))
+                .collect();
+            self.meters = state
+                .circuits
+                .iter()
+                .map(|c| meters.remove(c.id.as_str()).unwrap_or_default())
                 .collect();
             self.circuit_ids = state.circuits.iter().map(|c| c.id.clone()).collect();
         }

@@ -10,6 +10,7 @@
 
 mod allocate;
 mod controller;
+mod meters;
 mod model;
 #[cfg(test)]
 mod tests;

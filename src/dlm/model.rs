@@ -266,6 +266,12 @@ pub struct Settings {
     /// A session that did not say its need weighs the highest ceiling × k / (k + kWh it got), k
     /// this many kWh (`None`: the highest ceiling all along).
     pub untold_share_kwh: Option<f64>,
+    /// A silent meter's node is assumed to carry its recent peak unmanaged load plus
+    /// `silent_margin_fraction` of its `max_current` for this many seconds after its last reading
+    /// (0: at once the whole `max_current` less `safe_current`).
+    pub silent_hold_s: f64,
+    /// See `silent_hold_s`.
+    pub silent_margin_fraction: f64,
 }
 
 impl Default for Settings {
@@ -294,6 +300,8 @@ impl Default for Settings {
             default_priority: 0,
             default_departure_s: None,
             untold_share_kwh: Some(5.0),
+            silent_hold_s: 600.0,
+            silent_margin_fraction: 0.1,
         }
     }
 }
@@ -319,6 +327,8 @@ impl Settings {
             ("park_retry_s", self.park_retry_s),
             ("urgent_laxity_s", self.urgent_laxity_s),
             ("price_time_margin", self.price_time_margin),
+            ("silent_hold_s", self.silent_hold_s),
+            ("silent_margin_fraction", self.silent_margin_fraction),
         ];
         for (name, v) in non_negative {
             if !v.is_finite() || v < 0.0 {

@@ -752,6 +752,60 @@ fn silent_meter_falls_back_to_the_safe_current() {
 }
 
 #[test]
+fn a_silent_meter_is_trusted_at_its_recent_peak_plus_a_margin_for_the_hold() {
+    let mut board = circuit("board", None, 100.0);
+    board.metered = true;
+    let a = charger("A", "board", 3, 63.0, sess("a", [0.0; 3]));
+    let b = charger("B", "board", 3, 63.0, sess("b", [0.0; 3]));
+    // The cars draw nothing in this test: never park them.
+    let settings = Settings {
+        reclaim_after_s: 1e6,
+        ..quick()
+    };
+    let mut ctl = Controller::new(settings.clone());
+    let mut step = |t: i64, unmanaged: Option<[f64; 3]>| {
+        board.unmanaged_current = unmanaged;
+        ctl.step(&site(t, vec![board.clone()], vec![a.clone(), b.clone()]))
+            .unwrap()
+    };
+    let total = |out: &Allocation| cur(out, "A") + cur(out, "B");
+    step(0, Some([40.0, 30.0, 30.0]));
+    let out = step(60, Some([20.0, 20.0, 20.0]));
+    assert_eq!(total(&out), 77.0);
+    // Silent: the peak of the last readings (40 A on L1) + 10 % of 100 A: 97 − 50 = 47 A on L1.
+    let out = step(65, None);
+    assert_eq!(total(&out), 47.0);
+    assert_eq!(out.nodes[0].allocated[0], 97.0);
+    let out = step(60 + 600, None);
+    assert_eq!(total(&out), 47.0);
+    // After the hold: the whole limit is assumed used.
+    let out = step(60 + 601, None);
+    assert!(out.limits.iter().all(|l| l.current == 0.0));
+    // Half an hour later the 40 A are no longer the recent peak; export may stop at once and
+    // counts as 0: 97 − 10.
+    step(2500, Some([-40.0; 3]));
+    let out = step(2505, None);
+    assert_eq!(total(&out), 87.0);
+    // Without a hold, everything pauses at once, as with a controller that never heard the meter.
+    let mut ctl = Controller::new(Settings {
+        silent_hold_s: 0.0,
+        ..settings
+    });
+    board.unmanaged_current = Some([0.0; 3]);
+    ctl.step(&site(0, vec![board.clone()], vec![a.clone(), b.clone()]))
+        .unwrap();
+    board.unmanaged_current = None;
+    let out = ctl
+        .step(&site(5, vec![board.clone()], vec![a.clone(), b.clone()]))
+        .unwrap();
+    assert!(out.limits.iter().all(|l| l.current == 0.0));
+    let out = Controller::new(quick())
+        .step(&site(0, vec![board], vec![a, b]))
+        .unwrap();
+    assert!(out.limits.iter().all(|l| l.current == 0.0));
+}
+
+#[test]
 fn offline_charger_with_a_session_has_its_fallback_reserved() {
     let root = circuit("grid", None, 32.0);
     let mut a = charger("A", "grid", 3, 32.0, sess("a", [10.0; 3]));
