@@ -18,8 +18,8 @@ pub enum MeterCmd {
         /// `total`: the meter sees the whole circuit, chargers included; `unmanaged`: only the rest.
         #[arg(long, value_enum, default_value_t = MeasuresArg::Total)]
         measures: MeasuresArg,
-        /// A reading older than this means the meter is silent: its recent peak + 10 % of the circuit's
-        /// limit is then assumed for 10 minutes, then the safe capacity applies.
+        /// A reading older than this means the meter is silent: the circuit's safe capacity then
+        /// applies, or without one its recent peak + 10 % of its limit for 10 minutes, then all of it.
         #[arg(long, default_value_t = 30, value_name = "SECONDS")]
         timeout: u32,
         /// For `ocpp`: the charger or OCPP meter device whose EVSE-0 / connector-0 values to use.

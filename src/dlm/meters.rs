@@ -47,10 +47,11 @@ impl MeterMemo {
 /// The unmanaged load per phase the optimiser counts at node `c`, remembering its readings in
 /// `memo`.
 ///
-/// While the meter speaks, its reading. While it is silent: the whole `max_current` less
-/// `safe_current` (0 when none is configured), which is safe whatever the unmanaged load does; but
-/// for `silent_hold_s` after its last reading, no more than the recent peak (export counts as 0:
-/// it can stop at once) plus `silent_margin_fraction` of `max_current`. That estimate assumes the
+/// While the meter speaks, its reading. While it is silent: the whole `max_current` less the
+/// operator's `safe_current` when one is configured; without one, the whole `max_current`, which
+/// is safe whatever the unmanaged load does, but for `silent_hold_s` after its last reading no
+/// more than the recent peak (export counts as 0: it can stop at once) plus
+/// `silent_margin_fraction` of `max_current`. That estimate assumes the
 /// unmanaged load does not rise further above its recent peak during the hold; every car under
 /// the node stopping on a short meter gap is what it avoids.
 pub(super) fn unmanaged_as_used(c: &CircuitState, memo: &mut MeterMemo, now: DateTime<Utc>, s: &Settings) -> [f64; 3] {
@@ -61,9 +62,13 @@ pub(super) fn unmanaged_as_used(c: &CircuitState, memo: &mut MeterMemo, now: Dat
             }
             u
         }
-        (None, true) => {
+        // An operator's own safe capacity is the fallback as configured.
+        (None, true) if c.safe_current.is_some() => {
             let safe = c.safe_current.unwrap_or([0.0; 3]);
-            let worst = [0, 1, 2].map(|p| (c.max_current[p] - safe[p]).max(0.0));
+            [0, 1, 2].map(|p| (c.max_current[p] - safe[p]).max(0.0))
+        }
+        (None, true) => {
+            let worst = c.max_current;
             match memo.last_at {
                 Some(last) if (now - last).num_milliseconds() as f64 <= s.silent_hold_s * 1000.0 => {
                     let peak = memo.recent_peak(last);

@@ -266,9 +266,9 @@ pub struct Settings {
     /// A session that did not say its need weighs the highest ceiling × k / (k + kWh it got), k
     /// this many kWh (`None`: the highest ceiling all along).
     pub untold_share_kwh: Option<f64>,
-    /// A silent meter's node is assumed to carry its recent peak unmanaged load plus
-    /// `silent_margin_fraction` of its `max_current` for this many seconds after its last reading
-    /// (0: at once the whole `max_current` less `safe_current`).
+    /// A silent meter's node without `safe_current` is assumed to carry its recent peak unmanaged
+    /// load plus `silent_margin_fraction` of its `max_current` for this many seconds after its
+    /// last reading (0: at once its whole `max_current`).
     pub silent_hold_s: f64,
     /// See `silent_hold_s`.
     pub silent_margin_fraction: f64,

@@ -789,7 +789,7 @@ fn a_silent_meter_is_trusted_at_its_recent_peak_plus_a_margin_for_the_hold() {
     // Without a hold, everything pauses at once, as with a controller that never heard the meter.
     let mut ctl = Controller::new(Settings {
         silent_hold_s: 0.0,
-        ..settings
+        ..settings.clone()
     });
     board.unmanaged_current = Some([0.0; 3]);
     ctl.step(&site(0, vec![board.clone()], vec![a.clone(), b.clone()]))
@@ -800,9 +800,18 @@ fn a_silent_meter_is_trusted_at_its_recent_peak_plus_a_margin_for_the_hold() {
         .unwrap();
     assert!(out.limits.iter().all(|l| l.current == 0.0));
     let out = Controller::new(quick())
-        .step(&site(0, vec![board], vec![a, b]))
+        .step(&site(0, vec![board.clone()], vec![a.clone(), b.clone()]))
         .unwrap();
     assert!(out.limits.iter().all(|l| l.current == 0.0));
+    // An operator's safe capacity is taken as configured, even where the estimate would allow more.
+    board.safe_current = Some([20.0; 3]);
+    let mut ctl = Controller::new(settings);
+    board.unmanaged_current = Some([0.0; 3]);
+    ctl.step(&site(0, vec![board.clone()], vec![a.clone(), b.clone()]))
+        .unwrap();
+    board.unmanaged_current = None;
+    let out = ctl.step(&site(5, vec![board], vec![a, b])).unwrap();
+    assert!(total(&out) > 0.0 && total(&out) <= 20.0, "{}", total(&out));
 }
 
 #[test]
