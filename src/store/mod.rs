@@ -105,11 +105,21 @@ impl Store {
     pub fn circuit_chargers(&self) -> Result<Vec<Charger>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(CHARGERS)?;
+        // Load management rereads this every few seconds; most chargers of
+        // a big fleet may be in no circuit, so a row is read whole only
+        // when its `circuit` is set.
+        #[derive(serde::Deserialize)]
+        struct InCircuit<'a> {
+            #[serde(borrow)]
+            circuit: Option<std::borrow::Cow<'a, str>>,
+        }
         let mut out = Vec::new();
         for e in t.iter()? {
-            let c: Charger = decode("chargers", e?.1.value())?;
-            if c.circuit.is_some() {
-                out.push(c);
+            let row = e?.1;
+            let probe: InCircuit =
+                serde_json::from_slice(row.value()).map_err(|err| StoreError::Corrupt { table: "chargers", err })?;
+            if probe.circuit.is_some() {
+                out.push(decode("chargers", row.value())?);
             }
         }
         Ok(out)
@@ -304,5 +314,42 @@ mod tests {
         w.commit().unwrap();
         let got: Vec<i64> = store.samples(7).unwrap().iter().map(|s| s.value_milli).collect();
         assert_eq!(got, [1, 2, 3]);
+    }
+
+    #[test]
+    fn only_chargers_in_a_circuit_are_read_for_load_management() {
+        use crate::domain::{Charger, Registration};
+        use crate::store::tables::CHARGERS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("v.redb")).unwrap();
+        let now = "2026-11-24T10:00:00Z".parse().unwrap();
+        let w = store.db().begin_write().unwrap();
+        {
+            let mut t = w.open_table(CHARGERS).unwrap();
+            for (id, circuit) in [
+                ("A", None),
+                ("B", Some("board \"east\"")),
+                ("C", Some("main")),
+                ("D", None),
+            ] {
+                let mut c = Charger::new(id, Registration::Accepted, now);
+                c.circuit = circuit.map(str::to_string);
+                t.insert(id, encode(&c).as_slice()).unwrap();
+            }
+        }
+        w.commit().unwrap();
+        let got: Vec<(String, Option<String>)> = store
+            .circuit_chargers()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.id, c.circuit))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("B".into(), Some("board \"east\"".into())),
+                ("C".into(), Some("main".into()))
+            ]
+        );
     }
 }
