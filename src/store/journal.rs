@@ -169,7 +169,7 @@ pub(super) fn append(frames: &mut Table<u64, &[u8]>, prev: u64, entry: &JournalE
 /// `[3][count: u32 LE][count × (seq: u64 LE, end: u32 LE)][rows]`, keyed
 /// by the first row's number. A row ends at its `end` offset into the
 /// rows and starts where the previous one ended; each is a version 1 or 2
-/// row as [`encode`] and [`encode_pair`] write it. Rows come in rising
+/// row as [`encode`] and `encode_pair_into` write it. Rows come in rising
 /// order and a block is written before the next one starts, so blocks
 /// never overlap and a row is found in the block with the greatest key at
 /// or below its number.
