@@ -173,16 +173,23 @@ async fn oversized_frames_are_refused_without_dropping_the_charger() {
     assert!(cp.call("Heartbeat", json!({})).await.is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_charger_that_keeps_talking_outlives_the_idle_timeout() {
+/// A booted 1.6 charger on a server that pings every second and drops a
+/// connection silent for two.
+async fn booted_with_short_idle_timeout(id: &str) -> (TestServer, Cp) {
     let srv = TestServer::start_with(|c| {
         c.ping_interval_s = 1;
         c.idle_timeout_s = 2;
     })
     .await;
-    accepted_charger(&srv, "TALKS").await;
-    let mut cp = srv.cp("TALKS", "ocpp1.6").await;
+    accepted_charger(&srv, id).await;
+    let mut cp = srv.cp(id, "ocpp1.6").await;
     cp.boot16().await;
+    (srv, cp)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_charger_that_keeps_talking_outlives_the_idle_timeout() {
+    let (srv, mut cp) = booted_with_short_idle_timeout("TALKS").await;
     // Twice the timeout, a frame every 0.6 s: the first deadline passes with
     // the connection busy and must be moved on, not acted on.
     for _ in 0..7 {
@@ -195,14 +202,7 @@ async fn a_charger_that_keeps_talking_outlives_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_socket_does_not_look_online() {
-    let srv = TestServer::start_with(|c| {
-        c.ping_interval_s = 1;
-        c.idle_timeout_s = 2;
-    })
-    .await;
-    accepted_charger(&srv, "DEAD").await;
-    let mut cp = srv.cp("DEAD", "ocpp1.6").await;
-    cp.boot16().await;
+    let (srv, cp) = booted_with_short_idle_timeout("DEAD").await;
     let before = srv.cli_json(&["charger", "show", "DEAD"]).await;
     assert_eq!(before["connected"], true);
     // Stop reading: our pings go unanswered, like a charger whose link died.

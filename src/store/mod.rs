@@ -109,15 +109,13 @@ impl Store {
         // a big fleet may be in no circuit, so a row is read whole only
         // when its `circuit` is set.
         #[derive(serde::Deserialize)]
-        struct InCircuit<'a> {
-            #[serde(borrow)]
-            circuit: Option<std::borrow::Cow<'a, str>>,
+        struct InCircuit {
+            circuit: Option<String>,
         }
         let mut out = Vec::new();
         for e in t.iter()? {
             let row = e?.1;
-            let probe: InCircuit =
-                serde_json::from_slice(row.value()).map_err(|err| StoreError::Corrupt { table: "chargers", err })?;
+            let probe: InCircuit = decode("chargers", row.value())?;
             if probe.circuit.is_some() {
                 out.push(decode("chargers", row.value())?);
             }
